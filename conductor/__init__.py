@@ -1,0 +1,1 @@
+"""Conductor: run Atomiton Blueprints on Celery workers."""

@@ -1,0 +1,64 @@
+"""The Blueprint model: the Atomiton flow format as typed, frozen data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Editor fields (position, ports, metadata...) are accepted and kept: extra="allow".
+_KEEP_UI_FIELDS = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+class Edge(BaseModel):
+    """A connection from one node's output to another node's input port."""
+
+    model_config = _KEEP_UI_FIELDS
+
+    id: str | None = None
+    source: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    sourceHandle: str | None = None
+    targetHandle: str | None = None
+
+
+class Variable(BaseModel):
+    """A declared execution input with its default."""
+
+    model_config = _KEEP_UI_FIELDS
+
+    type: str = "string"
+    defaultValue: Any = None
+    description: str | None = None
+
+
+class BlueprintNode(BaseModel):
+    """One node of a Blueprint; a node of type `group` holds its own nodes and edges."""
+
+    model_config = _KEEP_UI_FIELDS
+
+    id: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    name: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = None
+    nodes: list[BlueprintNode] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+
+
+class Blueprint(BlueprintNode):
+    """A whole Blueprint file: a group with a name, variables and settings."""
+
+    name: str = Field(min_length=1)  # required at the top level
+    type: str = "group"
+    version: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    def timeout_ms(self) -> int | None:
+        """The whole-execution timeout from `settings.runtime.timeout`, if set."""
+        runtime = self.settings.get("runtime")
+        value = runtime.get("timeout") if isinstance(runtime, dict) else None
+        return value if isinstance(value, int) and value > 0 else None

@@ -1,0 +1,240 @@
+"""The `conductor` command line (CONTRACT section 4)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+
+from conductor.dispatch import Dispatcher
+from conductor.embedded import EmbeddedError, embedded
+from conductor.loader import load_blueprint_file
+from conductor.problems import InvalidBlueprint
+from conductor.settings import Settings
+from conductor.validation import ensure_valid
+from conductor.waiting import wait_for_result
+from nodes.registry import default_registry
+from workers.app import create_app
+from workers.config import DEFAULT_QUEUE
+from workers.tasks import make_stores, register_tasks
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Conductor runs Atomiton Blueprints on Celery workers over Redis.
+
+    Without CONDUCTOR_REDIS_URL, `conductor run` starts a private Redis and worker for the run.
+    """
+
+
+@main.command()
+@click.argument("blueprint", type=click.Path(path_type=Path))
+@click.option(
+    "--input",
+    "input_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An execution input; VALUE is parsed as JSON when it can be (repeatable).",
+)
+@click.option("--inputs", "inputs_json", metavar="JSON", help="Execution inputs as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the result object, as JSON.")
+@click.option("--detach", is_flag=True, help="Submit, print the execution id, do not wait.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Stop waiting after this many seconds; the execution then fails with TIMEOUT.",
+)
+def run(
+    *,
+    blueprint: Path,
+    input_pairs: tuple[str, ...],
+    inputs_json: str | None,
+    as_json: bool,
+    detach: bool,
+    timeout_s: float | None,
+) -> None:
+    """Run a Blueprint file and print its result (exit 0 success, 1 failed, 2 invalid)."""
+    settings = Settings.from_env()
+    inputs = parse_inputs(input_pairs, inputs_json)
+    registry = default_registry()
+    model = _load_valid(blueprint, registry)
+    if settings.redis_url is None:
+        if detach:
+            raise click.UsageError("--detach needs CONDUCTOR_REDIS_URL (the embedded Redis stops)")
+        try:
+            with embedded(settings) as private:
+                result = _submit(
+                    private,
+                    model=model,
+                    inputs=inputs,
+                    registry=registry,
+                    detach=detach,
+                    timeout_s=timeout_s,
+                )
+        except EmbeddedError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        result = _submit(
+            settings,
+            model=model,
+            inputs=inputs,
+            registry=registry,
+            detach=detach,
+            timeout_s=timeout_s,
+        )
+    if result.get("status") in ("queued", "running") and "success" not in result:
+        click.echo(json.dumps(result) if as_json else result["id"])
+        return
+    _print_result(result, as_json)
+    sys.exit(0 if result["success"] else EXIT_FAILED)
+
+
+def _load_valid(path: Path, registry: Any) -> Any:
+    try:
+        model = load_blueprint_file(path)
+        ensure_valid(model, registry)
+    except InvalidBlueprint as exc:
+        _print_problems(path, exc)
+        sys.exit(EXIT_INVALID)
+    return model
+
+
+def _submit(
+    settings: Settings,
+    *,
+    model: Any,
+    inputs: dict[str, Any],
+    registry: Any,
+    detach: bool,
+    timeout_s: float | None,
+) -> dict[str, Any]:
+    app = create_app(settings)
+    stores = make_stores(settings)
+    plan = Dispatcher(app, stores, registry).submit(model, inputs)
+    if detach:
+        return {"id": plan.execution_id, "status": "queued"}
+    if not sys.stderr.isatty() or True:
+        click.echo(
+            f"running {model.name!r} ({len(plan.nodes)} nodes) as {plan.execution_id}", err=True
+        )
+    client = redis.Redis.from_url(str(settings.redis_url))
+    if timeout_s is None and plan.timeout_ms:
+        timeout_s = plan.timeout_ms / 1000 + 5
+    return wait_for_result(client, stores, plan.execution_id, timeout_s)
+
+
+def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:
+    """`--inputs` JSON first, then each `--input k=v` (v as JSON when it parses, else text)."""
+    inputs: dict[str, Any] = {}
+    if inputs_json:
+        try:
+            parsed = json.loads(inputs_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--inputs") from None
+        if not isinstance(parsed, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--inputs")
+        inputs.update(parsed)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--input")
+        inputs[key] = _value(value)
+    return inputs
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _print_problems(path: Path, exc: InvalidBlueprint) -> None:
+    click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if result["success"]:
+        click.echo(f"succeeded in {result['duration_ms']} ms", err=True)
+    else:
+        error = result.get("error") or {}
+        where = f" at node {error['nodeId']}" if error.get("nodeId") else ""
+        click.echo(
+            f"{result['status']}{where}: [{error.get('code')}] {error.get('message')}", err=True
+        )
+    click.echo(json.dumps(result["data"], indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("blueprint", type=click.Path(path_type=Path))
+def validate(blueprint: Path) -> None:
+    """Check a Blueprint file: exit 0, or 2 listing every problem with its path."""
+    _load_valid(blueprint, default_registry())
+    click.echo(f"{blueprint}: valid")
+
+
+@main.command()
+@click.option(
+    "-Q",
+    "--queues",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    help="Comma-separated queues to consume.",
+)
+@click.option(
+    "-c", "--concurrency", type=int, default=None, help="Worker processes (default: CPUs)."
+)
+@click.option("-n", "--hostname", default=None, help="Worker name, e.g. io@%h.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel: str) -> None:
+    """Run a Celery worker for node tasks (needs CONDUCTOR_REDIS_URL)."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
+    app = create_app(settings)
+    register_tasks(app, make_stores(settings), default_registry())
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
+
+
+@main.command()
+@click.argument("node_type", required=False)
+def nodes(node_type: str | None) -> None:
+    """List node types with the JSON Schema of their parameters, or show one."""
+    registry = default_registry()
+    if node_type:
+        if node_type not in registry:
+            raise click.BadParameter(f"unknown node type; known: {', '.join(registry.names())}")
+        kind = registry.get(node_type)
+        click.echo(
+            json.dumps(
+                {
+                    "type": kind.type_name,
+                    "version": kind.version,
+                    "description": kind.description,
+                    "parameters": kind.json_schema(),
+                },
+                indent=2,
+            )
+        )
+        return
+    for kind in registry:
+        click.echo(f"{kind.type_name:<14} {kind.description}")

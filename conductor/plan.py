@@ -1,0 +1,75 @@
+"""The execution plan: a Blueprint flattened into runnable nodes (pure data).
+
+Nested groups are flattened: a child of group `g` gets the key `g/child`, its entry children take
+the group's incoming wires, and the group itself becomes a node that runs after its sink
+children and collects their outputs. Workers read these records from Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_PORT = "default"
+KEY_SEPARATOR = "/"
+
+
+class Wire(BaseModel):
+    """One incoming edge: which node's output, which key of it, onto which input port."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    source_handle: str | None = None
+    port: str = DEFAULT_PORT
+
+
+class PlannedNode(BaseModel):
+    """A node ready to run: its type, raw parameters and incoming wires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    id: str
+    type: str
+    name: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    wires: list[Wire] = Field(default_factory=list)
+    collects: list[str] = Field(default_factory=list)
+    queue: str | None = None
+
+    @property
+    def depends_on(self) -> list[str]:
+        """Keys of the nodes this one waits for, in wire order, without repeats."""
+        return list(dict.fromkeys(wire.source for wire in self.wires))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the node runs (a disabled node is skipped and passes its input through)."""
+        return self.parameters.get("enabled", True) is not False
+
+    def timeout_ms(self) -> int:
+        """The node's `timeout` parameter, or the default of 30 s."""
+        value = self.parameters.get("timeout", 30_000)
+        return value if isinstance(value, int) and value > 0 else 30_000
+
+
+class ExecutionPlan(BaseModel):
+    """Everything needed to run and re-run one execution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    execution_id: str
+    blueprint_id: str
+    blueprint_name: str
+    blueprint_version: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    timeout_ms: int | None = None
+    nodes: dict[str, PlannedNode]
+    sinks: list[str]
+
+    def dependencies(self) -> dict[str, list[str]]:
+        """Each node key mapped to the keys it waits for."""
+        return {key: node.depends_on for key, node in self.nodes.items()}

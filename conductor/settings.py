@@ -1,0 +1,70 @@
+"""Settings: read once from the environment (CONTRACT section 5), passed everywhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodes.base import MAX_TIMEOUT_MS
+
+# Celery's hard time limit for a node is its `timeout` plus this margin.
+HARD_LIMIT_MARGIN_S = 10
+
+
+class Settings(BaseModel):
+    """Conductor's configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str | None = None
+    history_url: str
+    blueprints_dir: Path
+    files_root: Path
+    blob_dir: Path
+    api_token: str | None = None
+    allow_shell: bool = False
+    flower_basic_auth: str | None = None
+    state_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    visibility_timeout_s: int = Field(default=2 * 3600, ge=1)
+    blob_threshold_bytes: int = Field(default=256 * 1024, ge=1024)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `CONDUCTOR_*` variables, with defaults in the user data dir."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("CONDUCTOR_DATA_DIR") or user_data_path("conductor"))
+
+        def get(name: str) -> str | None:
+            return env.get(f"CONDUCTOR_{name}") or None
+
+        return cls(
+            redis_url=get("REDIS_URL"),
+            history_url=get("HISTORY_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}",
+            blueprints_dir=Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
+            files_root=Path(get("FILES_ROOT") or data_dir / "files"),
+            blob_dir=Path(get("BLOB_DIR") or data_dir / "blobs"),
+            api_token=get("API_TOKEN"),
+            allow_shell=(get("ALLOW_SHELL") or "").lower() in {"1", "true", "yes", "on"},
+            flower_basic_auth=get("FLOWER_BASIC_AUTH"),
+            **{
+                field: int(value)
+                for field, value in {
+                    "state_ttl_s": get("STATE_TTL_S"),
+                    "visibility_timeout_s": get("VISIBILITY_TIMEOUT_S"),
+                    "blob_threshold_bytes": get("BLOB_THRESHOLD_BYTES"),
+                }.items()
+                if value
+            },
+        )
+
+    def with_redis(self, redis_url: str) -> Settings:
+        """A copy that points at another Redis."""
+        return self.model_copy(update={"redis_url": redis_url})
+
+    def max_time_limit_s(self) -> int:
+        """The longest hard time limit any node task can get."""
+        return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S

@@ -1,0 +1,123 @@
+"""Blueprint validation: every problem, each with its path, before anything is queued."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from conductor.blueprint import Blueprint, BlueprintNode, Edge
+from conductor.graph import find_cycle
+from conductor.plan import KEY_SEPARATOR
+from conductor.problems import ErrorCode, InvalidBlueprint, Problem, join_path
+from nodes.registry import NodeRegistry
+from nodes.templates import has_template
+
+GROUP_TYPE = "group"
+
+
+def validate(blueprint: Blueprint, registry: NodeRegistry) -> list[Problem]:
+    """All problems with the Blueprint, nested groups included; empty means valid."""
+    return _validate_group(blueprint.nodes, blueprint.edges, registry, ())
+
+
+def ensure_valid(blueprint: Blueprint, registry: NodeRegistry) -> None:
+    """Raise InvalidBlueprint with every problem, if there is any."""
+    problems = validate(blueprint, registry)
+    if problems:
+        raise InvalidBlueprint(problems)
+
+
+def _validate_group(
+    nodes: Sequence[BlueprintNode],
+    edges: Sequence[Edge],
+    registry: NodeRegistry,
+    at: tuple[str | int, ...],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    first_index: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        node_at = (*at, "nodes", index)
+        if node.id in first_index:
+            problems.append(
+                _problem(
+                    (*node_at, "id"),
+                    f"duplicate id {node.id!r} (first used at "
+                    f"{join_path(*at, 'nodes', first_index[node.id])})",
+                )
+            )
+        else:
+            first_index[node.id] = index
+        if KEY_SEPARATOR in node.id:
+            problems.append(_problem((*node_at, "id"), f"ids may not contain {KEY_SEPARATOR!r}"))
+        problems += _validate_node(node, registry, node_at)
+    problems += _validate_edges(edges, set(first_index), at)
+    cycle = find_cycle(first_index, [(edge.source, edge.target) for edge in edges])
+    if cycle:
+        problems.append(
+            Problem(
+                path=join_path(*at, "edges"),
+                code=ErrorCode.CIRCULAR_DEPENDENCY,
+                message="cycle " + " -> ".join(cycle),
+            )
+        )
+    return problems
+
+
+def _validate_node(
+    node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
+) -> list[Problem]:
+    if node.type not in registry:
+        known = ", ".join(registry.names())
+        return [
+            Problem(
+                path=join_path(*at, "type"),
+                code=ErrorCode.NODE_TYPE_NOT_FOUND,
+                message=f"unknown node type {node.type!r}; known types: {known}",
+            )
+        ]
+    problems = _validate_parameters(node, registry, at)
+    if node.type == GROUP_TYPE:
+        problems += _validate_group(node.nodes, node.edges, registry, at)
+    elif node.nodes or node.edges:
+        problems.append(_problem((*at, "nodes"), "only nodes of type 'group' may hold nodes"))
+    return problems
+
+
+def _validate_parameters(
+    node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
+) -> list[Problem]:
+    model = registry.get(node.type).parameters_model
+    # A template is only known at run time: check the other parameters now, the rest then.
+    static = {key: value for key, value in node.parameters.items() if not has_template(value)}
+    try:
+        model.model_validate(static)
+    except ValidationError as exc:
+        return [
+            Problem(
+                path=join_path(*at, "parameters", *err["loc"]),
+                code=ErrorCode.INVALID_PARAMETERS,
+                message=err["msg"],
+            )
+            for err in exc.errors()
+            if not (err["type"] == "missing" and err["loc"] and err["loc"][0] in node.parameters)
+        ]
+    return []
+
+
+def _validate_edges(
+    edges: Sequence[Edge], ids: set[str], at: tuple[str | int, ...]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, edge in enumerate(edges):
+        for end in ("source", "target"):
+            node_id = getattr(edge, end)
+            if node_id not in ids:
+                problems.append(
+                    _problem((*at, "edges", index, end), f"no node {node_id!r} in this group")
+                )
+    return problems
+
+
+def _problem(at: tuple[str | int, ...], message: str) -> Problem:
+    return Problem(path=join_path(*at), code=ErrorCode.VALIDATION_FAILED, message=message)

@@ -1,0 +1,1 @@
+"""Node base class, registry and built-in node types."""

@@ -1,0 +1,65 @@
+"""The node base class: typed parameters, a context, and a run method."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TIMEOUT_MS = 3_600_000  # one hour; the broker's visibility timeout is set above it
+
+
+class NodeParameters(BaseModel):
+    """Base parameters every node accepts (Atomiton's): enabled, timeout (ms), retries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    timeout: int = Field(default=30_000, ge=1, le=MAX_TIMEOUT_MS, description="Time limit in ms")
+    retries: int = Field(default=1, ge=0, le=10, description="Extra attempts after a failure")
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a running node may see: its input ports, the execution's variables, its deadline."""
+
+    execution_id: str
+    node_id: str
+    inputs: Mapping[str, Any]
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    deadline: float = field(default_factory=lambda: time.monotonic() + 30.0)
+    data: Any = None  # the main input (`$input`); see workers.run_node.gather_inputs
+
+    def get_input(self, name: str, default: Any = None) -> Any:
+        """The value on input port `name`, or `default`."""
+        return self.inputs.get(name, default)
+
+    def remaining_s(self) -> float:
+        """Seconds left before the node's timeout."""
+        return max(0.0, self.deadline - time.monotonic())
+
+
+P = TypeVar("P", bound=NodeParameters)
+
+
+class Node(ABC, Generic[P]):
+    """A node type. Subclasses set `type_name`, `parameters_model` and implement `run`."""
+
+    type_name: ClassVar[str]
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = ""
+    parameters_model: ClassVar[type[NodeParameters]] = NodeParameters
+
+    @abstractmethod
+    def run(self, params: P, context: NodeContext) -> Mapping[str, Any]:
+        """Do the node's work; return a mapping with a `result` key."""
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of this type's parameters."""
+        return cls.parameters_model.model_json_schema()

@@ -1,0 +1,89 @@
+"""Templates in string parameters: `{{$input.message}}`, `{{$now}}`, `{{$vars.x}}`.
+
+The sandbox is the grammar itself: an expression is a root name followed by mapping keys and
+list indexes over plain JSON data. There is no attribute access, call or operator to abuse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from nodes.errors import InvalidParameters
+
+_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_EXPRESSION = re.compile(r"\$(?P<root>[A-Za-z_]\w*)(?P<rest>(?:\.[\w-]+|\[\d+\])*)$")
+_STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
+
+
+def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
+    """Render every template inside strings of `value` (recursing into mappings and lists)."""
+    if isinstance(value, str):
+        return render_string(value, scope)
+    if isinstance(value, dict):
+        return {key: render_value(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, scope) for item in value]
+    return value
+
+
+def render_string(text: str, scope: Mapping[str, Any]) -> Any:
+    """A string that is one template keeps the value's type; otherwise values are inserted."""
+    if "{{" not in text:
+        return text
+    whole = _TEMPLATE.fullmatch(text)
+    if whole:
+        return evaluate(whole.group(1), scope)
+    return _TEMPLATE.sub(lambda m: _as_text(evaluate(m.group(1), scope)), text)
+
+
+def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
+    """Look up `$root.key[0].key` in `scope`; `$now` is the current UTC time."""
+    match = _EXPRESSION.match(expression)
+    if not match:
+        raise InvalidParameters(f"template {{{{{expression}}}}} is not of the form $name.key[0]")
+    root = match.group("root")
+    if root == "now":
+        value: Any = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif root in scope:
+        value = scope[root]
+    else:
+        known = ", ".join(f"${name}" for name in ["now", *sorted(scope)])
+        raise InvalidParameters(f"template {{{{{expression}}}}}: unknown ${root}; use {known}")
+    for key, index in _STEP.findall(match.group("rest")):
+        value = _step(value, key, index)
+    return value
+
+
+def _step(value: Any, key: str, index: str) -> Any:
+    if index and isinstance(value, list):
+        position = int(index)
+        return value[position] if position < len(value) else None
+    if key and isinstance(value, list) and key.isdigit():
+        position = int(key)
+        return value[position] if position < len(value) else None
+    if key and isinstance(value, dict):
+        return value.get(key)
+    return None
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def has_template(value: Any) -> bool:
+    """Whether a parameter value holds a template anywhere inside it."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, dict):
+        return any(has_template(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_template(item) for item in value)
+    return False

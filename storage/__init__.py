@@ -1,0 +1,1 @@
+"""Storage: Blueprint store, execution state, blobs and Redis keys."""

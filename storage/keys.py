@@ -1,0 +1,55 @@
+"""Every Redis key and channel name Conductor uses, in one place.
+
+Per-execution keys share the hash tag `{<execution id>}` so a Lua script may touch them all.
+"""
+
+from __future__ import annotations
+
+PREFIX = "conductor"
+
+
+def meta(execution_id: str) -> str:
+    """Hash: status, timings, inputs, variables, totals and the event sequence."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:meta"
+
+
+def plan(execution_id: str) -> str:
+    """Hash: node key -> planned node (JSON)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:plan"
+
+
+def nodes(execution_id: str) -> str:
+    """Hash: `<node key>:<field>` -> node run state (status, attempts, timings, error)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:nodes"
+
+
+def outputs(execution_id: str) -> str:
+    """Hash: node key -> node output (JSON, or a blob reference)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:outputs"
+
+
+def done(execution_id: str) -> str:
+    """Set: keys of nodes that succeeded or were skipped."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:done"
+
+
+def result(execution_id: str) -> str:
+    """String: the execution's final result object (JSON); written once."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:result"
+
+
+def events_channel(execution_id: str) -> str:
+    """Pub/sub channel of an execution's live events (the contract's name)."""
+    return f"{PREFIX}:events:{execution_id}"
+
+
+def execution_keys(execution_id: str) -> list[str]:
+    """All keys one execution owns (for expiry and clean-up)."""
+    return [
+        meta(execution_id),
+        plan(execution_id),
+        nodes(execution_id),
+        outputs(execution_id),
+        done(execution_id),
+        result(execution_id),
+    ]

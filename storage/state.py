@@ -1,0 +1,261 @@
+"""Execution state while it runs: the plan, node states and outputs, the final result.
+
+`StateStore` is the interface; `RedisStateStore` (storage/redis_state.py) is the real one and
+`MemoryStateStore` here its in-memory twin. Outputs are opaque JSON strings (see blobs.pack).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from conductor.plan import ExecutionPlan
+
+
+class ExecutionStatus(StrEnum):
+    """Execution states (CONTRACT section 8)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether no node may start any more."""
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
+
+
+class NodeStatus(StrEnum):
+    """Node states (CONTRACT section 8)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED})
+
+
+@dataclass(frozen=True)
+class NodeLoad:
+    """What a node task needs, read in one round trip."""
+
+    spec: str
+    execution_status: ExecutionStatus
+    node_status: NodeStatus
+    attempt: int
+    total: int
+    deadline_ms: int | None
+    inputs: dict[str, Any]
+    variables: dict[str, Any]
+    upstream: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node's run state."""
+
+    key: str
+    status: NodeStatus = NodeStatus.PENDING
+    attempts: int = 0
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    worker: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An execution as stored: meta fields, node records and the sinks' outputs."""
+
+    meta: dict[str, str]
+    nodes: dict[str, NodeRecord]
+    sink_outputs: dict[str, str] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    """Where an execution's state lives while it runs."""
+
+    def create(self, plan: ExecutionPlan) -> None:
+        """Store a new execution (status queued) with its plan, atomically."""
+
+    def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
+        """Read a node's spec and upstream outputs; mark it running unless it is finished or
+        the execution is over. None when the execution or node is unknown (expired)."""
+
+    def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
+        """Store a node's output and final status; return how many nodes are finished."""
+
+    def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+        """Record a node's failure."""
+
+    def retry_later(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+        """Record a failed attempt that will be retried."""
+
+    def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
+        """Set the final status and result once; False if the execution was already over."""
+
+    def result(self, execution_id: str) -> str | None:
+        """The final result (JSON), if the execution is over."""
+
+    def snapshot(self, execution_id: str, sinks: list[str]) -> Snapshot:
+        """The execution's meta, every node record and the given sinks' outputs."""
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
+    """The meta hash of a new execution."""
+    return {
+        "status": ExecutionStatus.QUEUED.value,
+        "blueprint_id": plan.blueprint_id,
+        "blueprint_name": plan.blueprint_name,
+        "blueprint_version": plan.blueprint_version or "",
+        "inputs": json.dumps(plan.inputs),
+        "variables": json.dumps(plan.variables),
+        "sinks": json.dumps(plan.sinks),
+        "total": str(len(plan.nodes)),
+        "created_ms": str(now_ms()),
+        "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
+    }
+
+
+def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
+    """A NodeRecord from the `<key>:<field>` entries of the nodes hash."""
+
+    def number(name: str) -> int | None:
+        value = fields.get(f"{key}:{name}")
+        return int(value) if value else None
+
+    error = fields.get(f"{key}:error")
+    return NodeRecord(
+        key=key,
+        status=NodeStatus(fields.get(f"{key}:status", NodeStatus.PENDING.value)),
+        attempts=number("attempts") or 0,
+        started_ms=number("started_ms"),
+        finished_ms=number("finished_ms"),
+        worker=fields.get(f"{key}:worker"),
+        error=json.loads(error) if error else None,
+    )
+
+
+class MemoryStateStore:
+    """The in-memory twin of RedisStateStore (same semantics, no Redis)."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, dict[str, str]] = {}
+        self.plans: dict[str, dict[str, str]] = {}
+        self.nodes: dict[str, dict[str, str]] = {}
+        self.outputs: dict[str, dict[str, str]] = {}
+        self.done: dict[str, set[str]] = {}
+        self.results: dict[str, str] = {}
+
+    def create(self, plan: ExecutionPlan) -> None:
+        """Store the plan."""
+        execution_id = plan.execution_id
+        self.meta[execution_id] = meta_fields(plan)
+        self.plans[execution_id] = {k: n.model_dump_json() for k, n in plan.nodes.items()}
+        self.nodes[execution_id], self.outputs[execution_id] = {}, {}
+        self.done[execution_id] = set()
+
+    def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
+        """Read and mark running, as the Redis script does."""
+        spec = self.plans.get(execution_id, {}).get(key)
+        if spec is None:
+            return None
+        meta, nodes = self.meta[execution_id], self.nodes[execution_id]
+        status = ExecutionStatus(meta["status"])
+        node_status = NodeStatus(nodes.get(f"{key}:status", NodeStatus.PENDING.value))
+        attempt = int(nodes.get(f"{key}:attempts", "0"))
+        if (
+            not status.is_terminal
+            and status != ExecutionStatus.PAUSED
+            and node_status not in FINISHED_NODE
+        ):
+            attempt += 1
+            nodes.update(
+                {
+                    f"{key}:attempts": str(attempt),
+                    f"{key}:status": "running",
+                    f"{key}:started_ms": str(now_ms()),
+                    f"{key}:worker": worker,
+                }
+            )
+            if status == ExecutionStatus.QUEUED:
+                meta.update(status="running", started_ms=str(now_ms()))
+        sources = [wire["source"] for wire in json.loads(spec)["wires"]]
+        outputs = self.outputs[execution_id]
+        return NodeLoad(
+            spec=spec,
+            execution_status=status,
+            node_status=node_status,
+            attempt=attempt,
+            total=int(meta["total"]),
+            deadline_ms=int(meta["deadline_ms"]) if meta["deadline_ms"] else None,
+            inputs=json.loads(meta["inputs"]),
+            variables=json.loads(meta["variables"]),
+            upstream={source: outputs[source] for source in sources if source in outputs},
+        )
+
+    def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
+        """Store the output."""
+        self.outputs[execution_id][key] = output
+        self.nodes[execution_id].update(
+            {f"{key}:status": status.value, f"{key}:finished_ms": str(now_ms())}
+        )
+        self.done[execution_id].add(key)
+        return len(self.done[execution_id])
+
+    def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+        """Record the failure."""
+        self.nodes[execution_id].update(
+            {
+                f"{key}:status": "failed",
+                f"{key}:finished_ms": str(now_ms()),
+                f"{key}:error": json.dumps(error),
+            }
+        )
+
+    def retry_later(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+        """Record the failed attempt."""
+        self.nodes[execution_id].update(
+            {f"{key}:status": "pending", f"{key}:error": json.dumps(error)}
+        )
+
+    def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
+        """First caller wins."""
+        if execution_id in self.results:
+            return False
+        self.results[execution_id] = result
+        self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))
+        return True
+
+    def result(self, execution_id: str) -> str | None:
+        """The stored result."""
+        return self.results.get(execution_id)
+
+    def snapshot(self, execution_id: str, sinks: list[str]) -> Snapshot:
+        """Everything about one execution."""
+        fields = self.nodes[execution_id]
+        keys = list(self.plans[execution_id])
+        outputs = self.outputs[execution_id]
+        return Snapshot(
+            meta=dict(self.meta[execution_id]),
+            nodes={key: node_record(key, fields) for key in keys},
+            sink_outputs={key: outputs[key] for key in sinks if key in outputs},
+        )

@@ -1,0 +1,1 @@
+"""The Celery app, its settings and the node task."""

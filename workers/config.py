@@ -1,0 +1,54 @@
+"""Celery settings: JSON only, late acks, requeue on worker loss, prefetch 1, events on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conductor.settings import Settings
+from workers.result_backend import BACKEND_PATH
+
+DEFAULT_QUEUE = "conductor"
+
+
+class UnsafeSettings(ValueError):
+    """A combination of settings that would lose or duplicate work."""
+
+
+def broker_url(redis_url: str) -> str:
+    """kombu's spelling of a Redis URL (`unix://` becomes `redis+socket://`)."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for Conductor's app."""
+    if settings.redis_url is None:
+        raise UnsafeSettings("CONDUCTOR_REDIS_URL is not set")
+    if settings.visibility_timeout_s <= settings.max_time_limit_s():
+        raise UnsafeSettings(
+            f"CONDUCTOR_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must be above the "
+            f"longest node time limit ({settings.max_time_limit_s()} s), or Redis would hand "
+            "running nodes to a second worker"
+        )
+    url = broker_url(settings.redis_url)
+    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    return {
+        "broker_url": url,
+        "result_backend": f"{BACKEND_PATH}+{url}",
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "result_expires": settings.state_ttl_s,
+        "task_default_queue": DEFAULT_QUEUE,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
