@@ -176,7 +176,11 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
         click.echo(
             f"{result['status']}{where}: [{error.get('code')}] {error.get('message')}", err=True
         )
-    click.echo(json.dumps(result["data"], indent=2, ensure_ascii=False))
+    results = {
+        node: output.get("result") if isinstance(output, dict) else output
+        for node, output in result["data"].items()
+    }
+    click.echo(json.dumps(results, indent=2, ensure_ascii=False))
 
 
 @main.command()

@@ -134,10 +134,16 @@ class WorkerProcess:
         if self.queues:
             command += ["-Q", ",".join(self.queues)]
         env = {**os.environ, **self.env, "CONDUCTOR_REDIS_URL": self.redis_url}
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=output, start_new_session=True
-        )
+        if self.log_path is None:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            return self
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, start_new_session=True
+            )
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from storage import keys
+from storage.blobs import unpack
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
@@ -48,7 +49,7 @@ def wait_for_result(
             _next_terminal_event(pubsub, min(remaining or 5.0, 5.0))
     finally:
         pubsub.close()
-    result: dict[str, Any] = json.loads(text)
+    result: dict[str, Any] = unpack(text, stores.blobs)
     return result
 
 

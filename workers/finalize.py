@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from storage.blobs import unpack
+from storage.blobs import pack, unpack
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
 from workers.stores import Stores
 
@@ -16,9 +16,11 @@ def finalize(
     status: ExecutionStatus,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    """Store the final result and publish the terminal event; False if it was already over."""
+    """Store the final result (a large one as a blob) and publish the terminal event; False if
+    the execution was already over."""
+    result = build_result(execution_id, stores, status, error)
     return stores.state.finish(
-        execution_id, status, json.dumps(build_result(execution_id, stores, status, error))
+        execution_id, status, pack(result, stores.blobs, stores.blob_threshold_bytes)
     )
 
 

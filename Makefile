@@ -1,0 +1,35 @@
+# Two commands from a fresh clone: `make demo` and `make test` (both set up .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP) ## Run the demo Blueprint on a private Redis and a real worker process
+	$(BIN)/conductor run examples/hello.yaml --input name=Newcomer
+
+test: $(STAMP) lint typecheck ## Lint, type-check and run every test
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) ## Only the tests that need no Redis or worker
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) ## Conductor vs bare Celery on the same Redis and worker
+	$(BIN)/python -m benchmarks.canvas_overhead
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

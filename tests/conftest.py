@@ -1,0 +1,67 @@
+"""Shared fixtures: a private Redis per session, and a real worker process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conductor.embedded import RedisServer, WorkerProcess
+from conductor.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server on a free port (never a shared instance)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CONDUCTOR_DATA_DIR shared by the tests and the worker (blobs, files)."""
+    return tmp_path_factory.mktemp("conductor-data")
+
+
+@pytest.fixture(scope="session")
+def worker_env(data_dir: Path) -> dict[str, str]:
+    """Environment for worker processes and CLI runs."""
+    return {"CONDUCTOR_DATA_DIR": str(data_dir)}
+
+
+@pytest.fixture(scope="session")
+def worker(
+    redis_server: RedisServer, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """`conductor worker` as a separate process on the session's Redis."""
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    process = WorkerProcess(
+        redis_server.url, concurrency=2, env=worker_env, name="e2e@%h", log_path=log
+    ).start()
+    yield process
+    process.stop()
+    if os.environ.get("CONDUCTOR_SHOW_WORKER_LOG"):
+        print(log.read_text())
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, data_dir: Path) -> Settings:
+    """Client settings pointing at the session's Redis."""
+    return Settings.from_env(
+        {"CONDUCTOR_REDIS_URL": redis_server.url, "CONDUCTOR_DATA_DIR": str(data_dir)}
+    )
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's Redis."""
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()

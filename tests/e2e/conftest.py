@@ -1,0 +1,37 @@
+"""End-to-end helpers: submit Blueprints to the session's worker and wait for results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from conductor.dispatch import Dispatcher
+from conductor.embedded import WorkerProcess
+from conductor.loader import load_blueprint_text
+from conductor.settings import Settings
+from conductor.waiting import wait_for_result
+from nodes.registry import default_registry
+from workers.app import create_app
+from workers.tasks import make_stores
+
+RunBlueprint = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def run_blueprint(settings: Settings, worker: WorkerProcess) -> RunBlueprint:
+    """Submit Blueprint text to the real worker and return the result object."""
+    app = create_app(settings)
+    stores = make_stores(settings)
+    dispatcher = Dispatcher(app, stores, default_registry())
+    client = redis.Redis.from_url(str(settings.redis_url))
+
+    def run(
+        text: str, inputs: dict[str, Any] | None = None, timeout_s: float = 30
+    ) -> dict[str, Any]:
+        plan = dispatcher.submit(load_blueprint_text(text), inputs or {})
+        return wait_for_result(client, stores, plan.execution_id, timeout_s)
+
+    return run
