@@ -211,7 +211,9 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
     app = create_app(settings)
     register_tasks(app, make_stores(settings), default_registry())
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E"]
+    # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
+    # and mingle makes every worker wait a second at start-up.
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E", "--without-mingle"]
     if concurrency:
         argv += ["-c", str(concurrency)]
     if hostname:

@@ -181,5 +181,9 @@ def _stop(process: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> N
 @contextmanager
 def embedded(settings: Settings, concurrency: int = 2) -> Iterator[Settings]:
     """A private Redis and worker for the duration of the block; yields settings using them."""
-    with RedisServer() as server, WorkerProcess(server.url, concurrency=concurrency):
-        yield settings.with_redis(server.url)
+    with RedisServer() as server:
+        private = WorkerProcess(server.url, concurrency=concurrency).start()
+        try:
+            yield settings.with_redis(server.url)
+        finally:
+            private.kill()  # nothing to keep: the Redis it works for goes away with it
