@@ -117,7 +117,9 @@ def parse_document(text: str, *, json_only: bool = False) -> Any:
         data = json.loads(text) if json_only else _parse_yaml(text)
     except _Rejected as exc:
         raise _problem(str(exc)) from None
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:  # the parsers recurse per level: far past our limit in any case
+        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise _problem(f"not valid {'JSON' if json_only else 'YAML'}: {exc}") from None
     if _depth(data) > MAX_DEPTH:
         raise _problem(f"nesting is deeper than {MAX_DEPTH} levels")

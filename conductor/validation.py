@@ -14,6 +14,7 @@ from nodes.registry import NodeRegistry
 from nodes.templates import has_template
 
 GROUP_TYPE = "group"
+BASE_PARAMETERS = ("enabled", "timeout", "retries")
 
 
 def validate(blueprint: Blueprint, registry: NodeRegistry) -> list[Problem]:
@@ -88,6 +89,17 @@ def _validate_parameters(
     node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
 ) -> list[Problem]:
     model = registry.get(node.type).parameters_model
+    templated_base = [
+        Problem(
+            path=join_path(*at, "parameters", name),
+            code=ErrorCode.INVALID_PARAMETERS,
+            message="must be a literal value: the dispatcher needs it before the node runs",
+        )
+        for name in BASE_PARAMETERS
+        if has_template(node.parameters.get(name))
+    ]
+    if templated_base:
+        return templated_base
     # A template is only known at run time: check the other parameters now, the rest then.
     static = {key: value for key, value in node.parameters.items() if not has_template(value)}
     try:

@@ -22,7 +22,8 @@ class GroupParameters(NodeParameters):
 
 class GroupNode(Node[GroupParameters]):
     """Output: the one sink child's output; with several sink children, `result` maps each
-    child id to its result and each child's whole output sits under its id too."""
+    child id to its result and each child's whole output sits under its id too (a child
+    called `result` is found in the `result` map only)."""
 
     type_name = "group"
     description = "A nested Blueprint whose children run inside the same execution"
@@ -37,4 +38,4 @@ class GroupNode(Node[GroupParameters]):
             child: out.get("result") if isinstance(out, dict) else out
             for child, out in children.items()
         }
-        return {"result": results, **children}
+        return {**children, "result": results}

@@ -34,9 +34,9 @@ def render_string(text: str, scope: Mapping[str, Any]) -> Any:
     """A string that is one template keeps the value's type; otherwise values are inserted."""
     if "{{" not in text:
         return text
-    whole = _TEMPLATE.fullmatch(text)
-    if whole:
-        return evaluate(whole.group(1), scope)
+    found = list(_TEMPLATE.finditer(text))
+    if len(found) == 1 and found[0].span() == (0, len(text)):
+        return evaluate(found[0].group(1), scope)
     return _TEMPLATE.sub(lambda m: _as_text(evaluate(m.group(1), scope)), text)
 
 
