@@ -40,6 +40,15 @@ class Dispatcher:
         self.dispatch(plan)
         return plan
 
+    def redispatch(self, execution_id: str) -> frozenset[str]:
+        """Send again every node of a stored execution that has not finished (for resume and
+        retry); returns the keys sent. Raises KeyError for an unknown execution."""
+        stored = self.stores.state.stored_plan(execution_id)
+        if stored is None:
+            raise KeyError(f"no execution {execution_id!r} (unknown or expired)")
+        self.dispatch(stored.plan, stored.done)
+        return frozenset(stored.plan.nodes) - stored.done
+
     def dispatch(self, plan: ExecutionPlan, done: frozenset[str] = frozenset()) -> None:
         """Send the canvas of every node not yet `done`; with none left, end the execution."""
         canvas = build_canvas(self.app, plan, done)

@@ -15,9 +15,11 @@ from storage.state import (
     NodeLoad,
     NodeStatus,
     Snapshot,
+    StoredPlan,
     meta_fields,
     node_record,
     now_ms,
+    plan_from_fields,
 )
 
 DEFAULT_TTL_S = 7 * 24 * 3600
@@ -196,6 +198,22 @@ class RedisStateStore:
             nodes={_text(k): node_record(_text(k), fields) for k in replies[1]},
             sink_outputs={sink: _text(out) for sink, out in zip(sinks, outs, strict=True) if out},
         )
+
+    def stored_plan(self, execution_id: str) -> StoredPlan | None:
+        """Meta, plan and finished set in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.meta(execution_id))
+        pipe.hgetall(keys.plan(execution_id))
+        pipe.smembers(keys.done(execution_id))
+        meta, specs, done = pipe.execute()
+        if not meta or not specs:
+            return None
+        plan = plan_from_fields(
+            execution_id,
+            {_text(k): _text(v) for k, v in meta.items()},
+            {_text(k): _text(v) for k, v in specs.items()},
+        )
+        return StoredPlan(plan, frozenset(_text(key) for key in done))
 
 
 def _text(value: Any) -> str:

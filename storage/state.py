@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from conductor.plan import ExecutionPlan
+from conductor.plan import ExecutionPlan, PlannedNode
 
 
 class ExecutionStatus(StrEnum):
@@ -112,6 +112,33 @@ class StateStore(Protocol):
 
     def snapshot(self, execution_id: str, sinks: list[str]) -> Snapshot:
         """The execution's meta, every node record and the given sinks' outputs."""
+
+    def stored_plan(self, execution_id: str) -> StoredPlan | None:
+        """The plan as stored, with the keys of the nodes already finished; None if unknown."""
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A plan read back from the store, and which of its nodes are finished."""
+
+    plan: ExecutionPlan
+    done: frozenset[str]
+
+
+def plan_from_fields(
+    execution_id: str, meta: dict[str, str], specs: dict[str, str]
+) -> ExecutionPlan:
+    """Rebuild an ExecutionPlan from the meta hash and the plan hash."""
+    return ExecutionPlan(
+        execution_id=execution_id,
+        blueprint_id=meta["blueprint_id"],
+        blueprint_name=meta["blueprint_name"],
+        blueprint_version=meta.get("blueprint_version") or None,
+        inputs=json.loads(meta["inputs"]),
+        variables=json.loads(meta["variables"]),
+        nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
+        sinks=json.loads(meta["sinks"]),
+    )
 
 
 def now_ms() -> int:
@@ -259,3 +286,10 @@ class MemoryStateStore:
             nodes={key: node_record(key, fields) for key in keys},
             sink_outputs={key: outputs[key] for key in sinks if key in outputs},
         )
+
+    def stored_plan(self, execution_id: str) -> StoredPlan | None:
+        """The plan and the finished nodes."""
+        if execution_id not in self.plans:
+            return None
+        plan = plan_from_fields(execution_id, self.meta[execution_id], self.plans[execution_id])
+        return StoredPlan(plan, frozenset(self.done[execution_id]))

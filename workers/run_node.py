@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from conductor.plan import PlannedNode
 from nodes.base import NodeContext
-from nodes.errors import InvalidParameters, NodeError
+from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
 from storage.blobs import pack, unpack
@@ -134,7 +134,10 @@ def execute(
     registry: NodeRegistry,
 ) -> Mapping[str, Any]:
     """Render parameters, apply input overrides, validate, and run the node with its timeout."""
-    node_type = registry.get(spec.type)
+    try:
+        node_type = registry.get(spec.type)
+    except UnknownNodeType as exc:  # this worker lacks the plugin; a retry may land elsewhere
+        raise NodeError(str(exc), code="NODE_TYPE_NOT_FOUND") from None
     timeout_ms = spec.timeout_ms()
     deadline = time.monotonic() + timeout_ms / 1000
     scope = {
