@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -18,6 +19,17 @@ from types import TracebackType
 import redis
 
 from conductor.settings import Settings
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None)  # loaded in the parent: the child only makes one call
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the parent dies (Linux), so a killed
+    `conductor run` or test session leaves no private Redis or worker behind."""
+    prctl = getattr(_LIBC, "prctl", None)
+    if prctl is not None:  # elsewhere the context managers still stop the children
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class EmbeddedError(RuntimeError):
@@ -70,7 +82,11 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  (one prctl call, no locks)
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
@@ -137,13 +153,14 @@ class WorkerProcess:
         if self.log_path is None:
             self.process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509  (one prctl call, no locks)
             )  # fmt: skip
             return self
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=log, start_new_session=True
-            )
+                command, env=env, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  (one prctl call, no locks)
+            )  # fmt: skip
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
