@@ -20,7 +20,7 @@ from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from workers.app import create_app
 from workers.config import DEFAULT_QUEUE
-from workers.tasks import make_stores, register_tasks
+from workers.tasks import make_stores, node_environment, register_tasks
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -210,7 +210,7 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
     app = create_app(settings)
-    register_tasks(app, make_stores(settings), default_registry())
+    register_tasks(app, make_stores(settings), default_registry(), node_environment(settings))
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E", "--without-mingle"]

@@ -6,6 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,14 @@ class NodeParameters(BaseModel):
 
 
 @dataclass(frozen=True)
+class NodeEnvironment:
+    """What the worker's configuration allows nodes: the files root, the shell."""
+
+    files_root: Path = field(default_factory=lambda: Path.cwd() / "files")
+    allow_shell: bool = False
+
+
+@dataclass(frozen=True)
 class NodeContext:
     """What a running node may see: its input ports, the execution's variables, its deadline."""
 
@@ -34,6 +43,7 @@ class NodeContext:
     attempt: int = 1
     deadline: float = field(default_factory=lambda: time.monotonic() + 30.0)
     data: Any = None  # the main input (`$input`); see workers.run_node.gather_inputs
+    environment: NodeEnvironment = field(default_factory=NodeEnvironment)
 
     def get_input(self, name: str, default: Any = None) -> Any:
         """The value on input port `name`, or `default`."""

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from conductor.plan import PlannedNode
-from nodes.base import NodeContext
+from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
@@ -52,7 +52,9 @@ def run_node(
     node_key: str,
     stores: Stores,
     registry: NodeRegistry,
+    *,
     worker: str = "local",
+    environment: NodeEnvironment | None = None,
 ) -> NodeRun:
     """Load the node and its inputs, run it, store its output or error, end the execution
     when this was the last node or a final failure."""
@@ -61,7 +63,8 @@ def run_node(
         return NodeRun(Outcome.IGNORED)
     if load.execution_status.is_terminal or load.execution_status is ExecutionStatus.PAUSED:
         return NodeRun(Outcome.IGNORED, load.attempt)
-    attempt = _Attempt(execution_id, PlannedNode.model_validate_json(load.spec), load, stores)
+    spec = PlannedNode.model_validate_json(load.spec)
+    attempt = _Attempt(execution_id, spec, load, stores, environment or NodeEnvironment())
     return attempt.run(registry)
 
 
@@ -73,6 +76,7 @@ class _Attempt:
     spec: PlannedNode
     load: NodeLoad
     stores: Stores
+    environment: NodeEnvironment
 
     def run(self, registry: NodeRegistry) -> NodeRun:
         retries = _retries(self.spec)
@@ -92,6 +96,7 @@ class _Attempt:
                 data=data,
                 load=self.load,
                 registry=registry,
+                environment=self.environment,
             )
         except NodeError as exc:
             if exc.retryable and self.load.attempt <= retries:
@@ -132,6 +137,7 @@ def execute(
     data: Any,
     load: NodeLoad,
     registry: NodeRegistry,
+    environment: NodeEnvironment,
 ) -> Mapping[str, Any]:
     """Render parameters, apply input overrides, validate, and run the node with its timeout."""
     try:
@@ -161,6 +167,7 @@ def execute(
         attempt=load.attempt,
         deadline=deadline,
         data=data,
+        environment=environment,
     )
     try:
         output = node_type().run(params, context)

@@ -9,6 +9,7 @@ import redis
 from celery import Celery, Task
 
 from conductor.settings import Settings
+from nodes.base import NodeEnvironment
 from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore
 from storage.redis_state import RedisStateStore
@@ -34,14 +35,26 @@ def make_stores(settings: Settings) -> Stores:
     )
 
 
-def register_tasks(app: Celery, stores: Stores, registry: NodeRegistry) -> None:
+def node_environment(settings: Settings) -> NodeEnvironment:
+    """What nodes on this worker may touch."""
+    return NodeEnvironment(files_root=settings.files_root, allow_shell=settings.allow_shell)
+
+
+def register_tasks(
+    app: Celery,
+    stores: Stores,
+    registry: NodeRegistry,
+    environment: NodeEnvironment | None = None,
+) -> None:
     """Add Conductor's tasks to `app`."""
 
     @app.task(name=NODE_TASK, bind=True, ignore_result=True, max_retries=None)
     def node(self: Task[Any, Any], execution_id: str, node_key: str, node_type: str = "") -> str:
         """Run one node; a retryable failure comes back as a Celery retry with backoff."""
         worker = self.request.hostname or "worker"
-        run = run_node(execution_id, node_key, stores, registry, worker=worker)
+        run = run_node(
+            execution_id, node_key, stores, registry, worker=worker, environment=environment
+        )
         if run.outcome is Outcome.RETRY:
             log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
             raise self.retry(countdown=run.retry_in_s)
