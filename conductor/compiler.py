@@ -6,8 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conductor.blueprint import Blueprint, BlueprintNode, Edge
-from conductor.plan import DEFAULT_PORT, KEY_SEPARATOR, ExecutionPlan, PlannedNode, Wire
-from conductor.validation import GROUP_TYPE
+from conductor.plan import (
+    DEFAULT_PORT,
+    ITEM_SOURCE,
+    KEY_SEPARATOR,
+    ExecutionPlan,
+    PlannedNode,
+    Wire,
+)
+from conductor.validation import GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE
 
 
 def compile_plan(
@@ -17,7 +24,7 @@ def compile_plan(
     variables = {name: var.defaultValue for name, var in blueprint.variables.items()}
     merged = {**variables, **inputs}
     nodes: dict[str, PlannedNode] = {}
-    sinks = _flatten(blueprint.nodes, blueprint.edges, "", [], nodes)
+    sinks = _flatten(blueprint.nodes, blueprint.edges, "", [], nodes, settle=False)
     return ExecutionPlan(
         execution_id=execution_id,
         blueprint_id=blueprint.id,
@@ -37,6 +44,8 @@ def _flatten(
     prefix: str,
     entry_wires: list[Wire],
     out: dict[str, PlannedNode],
+    *,
+    settle: bool,
 ) -> list[str]:
     """Add a group's children to `out`; return the keys of its sinks."""
     incoming: dict[str, list[Wire]] = {child.id: [] for child in children}
@@ -49,23 +58,36 @@ def _flatten(
             )
         )
     for child in children:
-        _add_node(child, prefix + child.id, incoming[child.id] or entry_wires, out)
+        _add_node(child, prefix + child.id, incoming[child.id] or entry_wires, out, settle=settle)
     has_outgoing = {edge.source for edge in edges}
     return [prefix + child.id for child in children if child.id not in has_outgoing]
 
 
 def _add_node(
-    node: BlueprintNode, key: str, wires: list[Wire], out: dict[str, PlannedNode]
+    node: BlueprintNode,
+    key: str,
+    wires: list[Wire],
+    out: dict[str, PlannedNode],
+    *,
+    settle: bool,
 ) -> None:
     parameters = dict(node.parameters)
-    is_group = node.type == GROUP_TYPE
-    if is_group and not node.nodes:
-        parameters["enabled"] = False  # an empty group has nothing to run: it passes through
-    expand = is_group and parameters.get("enabled", True) is not False
+    nests = node.type in (GROUP_TYPE, PARALLEL_TYPE)
+    if nests and not node.nodes:
+        parameters["enabled"] = False  # nothing to run: it passes its input through
+    enabled = parameters.get("enabled", True) is not False
     collects: list[str] = []
-    if expand:
-        collects = _flatten(node.nodes, node.edges, key + KEY_SEPARATOR, wires, out)
+    body: dict[str, PlannedNode] = {}
+    body_sinks: list[str] = []
+    if nests and enabled:
+        children_settle = settle or (node.type == PARALLEL_TYPE and _parallel_settles(parameters))
+        prefix = key + KEY_SEPARATOR
+        collects = _flatten(node.nodes, node.edges, prefix, wires, out, settle=children_settle)
         wires = [Wire(source=sink, port=sink.rsplit(KEY_SEPARATOR, 1)[-1]) for sink in collects]
+    elif node.type == LOOP_TYPE and node.nodes:
+        entry = [Wire(source=ITEM_SOURCE)]
+        body_settle = settle or _loop_continues_on_error(parameters)
+        body_sinks = _flatten(node.nodes, node.edges, "", entry, body, settle=body_settle)
     out[key] = PlannedNode(
         key=key,
         id=node.id,
@@ -75,4 +97,20 @@ def _add_node(
         wires=wires,
         collects=collects,
         queue=node.queue,
+        settle=settle,
+        body=list(body.values()),
+        body_sinks=body_sinks,
     )
+
+
+def _parallel_settles(parameters: dict[str, Any]) -> bool:
+    """Children's failures settle unless the strategy is `all` or `failFast` is on."""
+    strategy = parameters.get("strategy", "allSettled")
+    return strategy != "all" and parameters.get("failFast", False) is not True
+
+
+def _loop_continues_on_error(parameters: dict[str, Any]) -> bool:
+    """Atomiton's `continueOnError` (default true), or its inverse `breakOnError`."""
+    if "continueOnError" in parameters:
+        return parameters["continueOnError"] is not False
+    return parameters.get("breakOnError", False) is not True

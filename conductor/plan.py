@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_PORT = "default"
 KEY_SEPARATOR = "/"
+ITEM_MARK = "#"
+ITEM_SOURCE = "$item"  # in a loop body template: the item the body runs for
 
 
 class Wire(BaseModel):
@@ -38,6 +40,10 @@ class PlannedNode(BaseModel):
     wires: list[Wire] = Field(default_factory=list)
     collects: list[str] = Field(default_factory=list)
     queue: str | None = None
+    settle: bool = False  # a failure becomes this node's output instead of failing the run
+    body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
+    body_sinks: list[str] = Field(default_factory=list)
+    expanded: bool = False  # a loop whose items were dispatched: its next run collects
 
     @property
     def depends_on(self) -> list[str]:
@@ -73,3 +79,30 @@ class ExecutionPlan(BaseModel):
     def dependencies(self) -> dict[str, list[str]]:
         """Each node key mapped to the keys it waits for."""
         return {key: node.depends_on for key, node in self.nodes.items()}
+
+
+def item_key(loop_key: str, index: int) -> str:
+    """The key of a loop's item `index` (its virtual output holds the item)."""
+    return f"{loop_key}{ITEM_MARK}{index}"
+
+
+def instantiate_item(loop: PlannedNode, index: int) -> list[PlannedNode]:
+    """The loop body's nodes for one item: keys under `<loop>#<index>/`, entry wires from the
+    item's virtual output."""
+    source = item_key(loop.key, index)
+    prefix = source + KEY_SEPARATOR
+
+    def place(wire: Wire) -> Wire:
+        moved = source if wire.source == ITEM_SOURCE else prefix + wire.source
+        return wire.model_copy(update={"source": moved})
+
+    return [
+        node.model_copy(
+            update={
+                "key": prefix + node.key,
+                "wires": [place(wire) for wire in node.wires],
+                "collects": [prefix + key for key in node.collects],
+            }
+        )
+        for node in loop.body
+    ]

@@ -14,6 +14,9 @@ from nodes.registry import NodeRegistry
 from nodes.templates import has_template
 
 GROUP_TYPE = "group"
+LOOP_TYPE = "loop"
+PARALLEL_TYPE = "parallel"
+CONTAINER_TYPES = frozenset({GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE})
 BASE_PARAMETERS = ("enabled", "timeout", "retries")
 
 
@@ -78,10 +81,11 @@ def _validate_node(
             )
         ]
     problems = _validate_parameters(node, registry, at)
-    if node.type == GROUP_TYPE:
+    if node.type in CONTAINER_TYPES:
         problems += _validate_group(node.nodes, node.edges, registry, at)
     elif node.nodes or node.edges:
-        problems.append(_problem((*at, "nodes"), "only nodes of type 'group' may hold nodes"))
+        kinds = ", ".join(sorted(CONTAINER_TYPES))
+        problems.append(_problem((*at, "nodes"), f"only nodes of type {kinds} may hold nodes"))
     return problems
 
 

@@ -44,6 +44,7 @@ class NodeContext:
     deadline: float = field(default_factory=lambda: time.monotonic() + 30.0)
     data: Any = None  # the main input (`$input`); see workers.run_node.gather_inputs
     environment: NodeEnvironment = field(default_factory=NodeEnvironment)
+    finished_ms: Mapping[str, int] = field(default_factory=dict)  # when each port's source ended
 
     def get_input(self, name: str, default: Any = None) -> Any:
         """The value on input port `name`, or `default`."""
@@ -73,3 +74,39 @@ class Node(ABC, Generic[P]):
     def json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of this type's parameters."""
         return cls.parameters_model.model_json_schema()
+
+
+SETTLED_ERROR = "$error"
+
+
+def settled_failure(error: Mapping[str, Any]) -> dict[str, Any]:
+    """The output of a node whose failure was settled (inside allSettled or a loop item)."""
+    return {"result": None, SETTLED_ERROR: dict(error)}
+
+
+def settled_error(output: Any) -> dict[str, Any] | None:
+    """The error of a settled failure, or None for any other output."""
+    if isinstance(output, dict) and isinstance(output.get(SETTLED_ERROR), dict):
+        return dict(output[SETTLED_ERROR])
+    return None
+
+
+class ExpandingNode(Node[P]):
+    """A node that runs its body once per item: `items` says what to run it for, `collect`
+    builds the output from the items' outcomes (each a sink output, or a settled failure)."""
+
+    @abstractmethod
+    def items(self, params: P, context: NodeContext) -> list[Any]:
+        """The items to run the body for."""
+
+    @abstractmethod
+    def collect(self, params: P, context: NodeContext, outcomes: list[Any]) -> Mapping[str, Any]:
+        """The node's output from every item's outcome, in item order."""
+
+    def lanes(self, params: P) -> int:
+        """How many items may run at once."""
+        return 1
+
+    def run(self, params: P, context: NodeContext) -> Mapping[str, Any]:
+        """Without a body, each item is its own outcome."""
+        return self.collect(params, context, self.items(params, context))

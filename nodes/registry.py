@@ -10,7 +10,14 @@ from nodes.base import Node
 from nodes.delay import DelayNode
 from nodes.edit_fields import EditFieldsNode
 from nodes.errors import DuplicateNodeType, UnknownNodeType
+from nodes.file_system import FileSystemNode
 from nodes.group import GroupNode
+from nodes.http_request import HttpRequestNode
+from nodes.image import ImageNode
+from nodes.loop import LoopNode
+from nodes.parallel import ParallelNode
+from nodes.shell_command import ShellCommandNode
+from nodes.spreadsheet import SpreadsheetNode
 from nodes.transform import TransformNode
 
 ENTRY_POINT_GROUP = "conductor.nodes"
@@ -62,7 +69,19 @@ def _where(node_type: NodeType) -> str:
 
 def builtin_node_types() -> list[NodeType]:
     """The node types that ship with Conductor."""
-    return [DelayNode, EditFieldsNode, GroupNode, TransformNode]
+    return [
+        DelayNode,
+        EditFieldsNode,
+        FileSystemNode,
+        GroupNode,
+        HttpRequestNode,
+        ImageNode,
+        LoopNode,
+        ParallelNode,
+        ShellCommandNode,
+        SpreadsheetNode,
+        TransformNode,
+    ]
 
 
 def plugin_node_types() -> list[NodeType]:

@@ -12,6 +12,7 @@ from conductor.plan import ExecutionPlan
 from storage import keys
 from storage.state import (
     ExecutionStatus,
+    Expansion,
     NodeLoad,
     NodeStatus,
     Snapshot,
@@ -35,7 +36,8 @@ local node = redis.call('HMGET', KEYS[3], k .. 'status', k .. 'attempts')
 local node_status = node[1] or 'pending'
 local attempt = tonumber(node[2] or '0')
 local live = status == 'queued' or status == 'running'
-if live and node_status ~= 'succeeded' and node_status ~= 'skipped' then
+local finished = node_status == 'succeeded' or node_status == 'skipped' or node_status == 'failed'
+if live and not finished then
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
   redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[2],
              k .. 'worker', ARGV[3])
@@ -49,7 +51,11 @@ local upstream = {}
 if #sources > 0 then upstream = redis.call('HMGET', KEYS[4], unpack(sources)) end
 local pairs_out = {}
 for i, source in ipairs(sources) do
-  if upstream[i] then table.insert(pairs_out, source); table.insert(pairs_out, upstream[i]) end
+  if upstream[i] then
+    local ended = redis.call('HGET', KEYS[3], source .. ':finished_ms') or '0'
+    table.insert(pairs_out, source); table.insert(pairs_out, upstream[i])
+    table.insert(pairs_out, ended)
+  end
 end
 return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], pairs_out}
 """
@@ -112,7 +118,8 @@ class RedisStateStore:
             deadline_ms=int(deadline) if deadline else None,
             inputs=json.loads(inputs),
             variables=json.loads(variables),
-            upstream={_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)},
+            upstream={_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 3)},
+            upstream_finished_ms={_text(flat[i]): int(flat[i + 2]) for i in range(0, len(flat), 3)},
         )
 
     def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
@@ -128,6 +135,20 @@ class RedisStateStore:
         for name in (keys.outputs, keys.nodes, keys.done):
             pipe.expire(name(execution_id), self.ttl_s)
         return int(pipe.execute()[3])
+
+    def expand(self, execution_id: str, expansion: Expansion) -> None:
+        """One transaction: the items' node specs and virtual outputs, the loop's new spec,
+        and the larger node total."""
+        specs: dict[Any, Any] = {node.key: node.model_dump_json() for node in expansion.nodes}
+        specs[expansion.loop.key] = expansion.loop.model_dump_json()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(keys.plan(execution_id), mapping=specs)
+        if expansion.item_outputs:
+            items: dict[Any, Any] = dict(expansion.item_outputs)
+            pipe.hset(keys.outputs(execution_id), mapping=items)
+        pipe.hincrby(keys.meta(execution_id), "total", len(expansion.nodes))
+        pipe.expire(keys.outputs(execution_id), self.ttl_s)
+        pipe.execute()
 
     def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
         """Record the node's failure."""

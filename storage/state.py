@@ -45,7 +45,9 @@ class NodeStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED})
+# A node in one of these states does not run again (a failed node here is a settled one: an
+# unsettled failure ends the execution).
+FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,17 @@ class NodeLoad:
     inputs: dict[str, Any]
     variables: dict[str, Any]
     upstream: dict[str, str]
+    upstream_finished_ms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A loop's items made into nodes: their specs, the items' virtual outputs (JSON), and
+    the loop's spec now marked expanded."""
+
+    loop: PlannedNode
+    nodes: list[PlannedNode]
+    item_outputs: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,9 @@ class StateStore(Protocol):
 
     def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
         """Store a node's output and final status; return how many nodes are finished."""
+
+    def expand(self, execution_id: str, expansion: Expansion) -> None:
+        """Add a loop's item nodes to the execution, atomically."""
 
     def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
         """Record a node's failure."""
@@ -237,7 +253,21 @@ class MemoryStateStore:
             inputs=json.loads(meta["inputs"]),
             variables=json.loads(meta["variables"]),
             upstream={source: outputs[source] for source in sources if source in outputs},
+            upstream_finished_ms={
+                source: int(nodes.get(f"{source}:finished_ms", "0"))
+                for source in sources
+                if source in outputs
+            },
         )
+
+    def expand(self, execution_id: str, expansion: Expansion) -> None:
+        """Add the item nodes."""
+        plans = self.plans[execution_id]
+        plans.update({node.key: node.model_dump_json() for node in expansion.nodes})
+        plans[expansion.loop.key] = expansion.loop.model_dump_json()
+        self.outputs[execution_id].update(expansion.item_outputs)
+        meta = self.meta[execution_id]
+        meta["total"] = str(int(meta["total"]) + len(expansion.nodes))
 
     def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
         """Store the output."""

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import redis
 from celery import Celery, Task
+from celery.canvas import Signature
 
 from conductor.settings import Settings
-from nodes.base import NodeEnvironment
+from nodes.base import NodeEnvironment, settled_failure
 from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore
 from storage.redis_state import RedisStateStore
-from storage.state import ExecutionStatus, NodeStatus
+from storage.state import FINISHED_NODE, ExecutionStatus, NodeStatus
+from workers.expansion import ItemsToRun
 from workers.finalize import finalize
 from workers.run_node import Outcome, run_node
+from workers.signatures import (
+    COLLECT_PHASE,
+    NODE_CRASHED_TASK,
+    NODE_TASK,
+    lanes_canvas,
+    levels_canvas,
+    node_signature,
+)
 from workers.stores import Stores
-
-NODE_TASK = "conductor.node"
-NODE_CRASHED_TASK = "conductor.node_crashed"
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +57,60 @@ def register_tasks(
     """Add Conductor's tasks to `app`."""
 
     @app.task(name=NODE_TASK, bind=True, ignore_result=True, max_retries=None)
-    def node(self: Task[Any, Any], execution_id: str, node_key: str, node_type: str = "") -> str:
-        """Run one node; a retryable failure comes back as a Celery retry with backoff."""
+    def node(
+        self: Task[Any, Any],
+        execution_id: str,
+        node_key: str,
+        node_type: str = "",
+        phase: str | None = None,
+    ) -> str:
+        """Run one node; a retryable failure comes back as a Celery retry with backoff, and a
+        loop replaces itself with its items' canvas followed by its collecting run."""
         worker = self.request.hostname or "worker"
         run = run_node(
-            execution_id, node_key, stores, registry, worker=worker, environment=environment
+            execution_id,
+            node_key,
+            stores,
+            registry,
+            worker=worker,
+            environment=environment,
+            phase=phase,
         )
         if run.outcome is Outcome.RETRY:
             log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
             raise self.retry(countdown=run.retry_in_s)
+        if run.outcome is Outcome.EXPANDED and run.items is not None:
+            # Each item node and the collecting run carry their own errbacks; the loop's
+            # would otherwise be linked to every task of the replacement.
+            self.request.errbacks = []
+            raise self.replace(items_canvas(app, execution_id, run.items))
         return run.outcome.value
 
     @app.task(name=NODE_CRASHED_TASK, ignore_result=True)
     def node_crashed(execution_id: str, node_key: str) -> None:
         """Errback of a node task that crashed (hard time limit, worker bug): fail the node."""
+        record = stores.state.snapshot(execution_id, []).nodes.get(node_key)
+        if record is None or record.status in FINISHED_NODE:
+            return
         error = {
             "code": "TIMEOUT",
             "message": "the node task was killed (hard time limit or crash)",
             "nodeId": node_key,
         }
-        snapshot = stores.state.snapshot(execution_id, [])
-        record = snapshot.nodes.get(node_key)
-        if record is None or record.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
-            return
+        stored = stores.state.stored_plan(execution_id)
+        spec = stored.plan.nodes.get(node_key) if stored else None
         stores.state.fail(execution_id, node_key, error)
-        finalize(execution_id, stores, ExecutionStatus.FAILED, error)
+        if stored is None or spec is None or not spec.settle:
+            finalize(execution_id, stores, ExecutionStatus.FAILED, error)
+            return
+        output = json.dumps(settled_failure(error))
+        finished = stores.state.complete(execution_id, node_key, output, NodeStatus.FAILED)
+        if finished >= len(stored.plan.nodes):
+            finalize(execution_id, stores, ExecutionStatus.SUCCEEDED)
+
+
+def items_canvas(app: Celery, execution_id: str, items: ItemsToRun) -> Signature[Any]:
+    """A loop's items on their lanes, then the loop's collecting run."""
+    parts = [levels_canvas(app, execution_id, nodes) for nodes in items.items]
+    collect = node_signature(app, execution_id, items.loop, phase=COLLECT_PHASE)
+    return lanes_canvas(app, [part for part in parts if part is not None], items.lanes, collect)

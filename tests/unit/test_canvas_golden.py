@@ -18,13 +18,14 @@ from celery import Celery
 from celery.canvas import Signature, chain, group
 
 from conductor.blueprint import Blueprint
-from conductor.canvas import SOFT_LIMIT_MARGIN_S, build_canvas
+from conductor.canvas import build_canvas
+from workers.signatures import SOFT_LIMIT_MARGIN_S
 from conductor.compiler import compile_plan
 from conductor.plan import ExecutionPlan
 from conductor.settings import HARD_LIMIT_MARGIN_S
 from tests.unit.blueprints import blueprint, chain_edges, edge, node
 from tests.unit.blueprints import group as group_node
-from workers.tasks import NODE_CRASHED_TASK, NODE_TASK
+from workers.signatures import NODE_CRASHED_TASK, NODE_TASK
 
 GOLDEN_DIR = Path(__file__).parents[1] / "golden"
 EXECUTION_ID = "exec-canvas"

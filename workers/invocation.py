@@ -1,0 +1,129 @@
+"""Preparing a node call: its input ports, rendered and validated parameters, its context."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from conductor.plan import PlannedNode
+from nodes.base import Node, NodeContext, NodeEnvironment, NodeParameters
+from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
+from nodes.registry import NodeRegistry
+from nodes.templates import render_value
+from storage.blobs import BlobStore, unpack
+from storage.state import NodeLoad
+
+_BASE = frozenset({"enabled", "timeout", "retries"})
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A node instance with its validated parameters and context, ready to call."""
+
+    node: Node[Any]
+    params: NodeParameters
+    context: NodeContext
+
+    def call(self, method: Callable[[], Any]) -> Any:
+        """Call `method`; anything but a NodeError becomes one (never crash the worker)."""
+        try:
+            return method()
+        except NodeError:
+            raise
+        except Exception as exc:  # a node's own bug or a time limit
+            late = time.monotonic() >= self.context.deadline
+            code = "TIMEOUT" if late else "EXECUTION_FAILED"
+            raise NodeError(f"{type(exc).__name__}: {exc}", code=code) from exc
+
+    def run(self) -> Mapping[str, Any]:
+        """The node's output, checked to be a mapping with `result`."""
+        output = self.call(lambda: self.node.run(self.params, self.context))
+        if not isinstance(output, Mapping) or "result" not in output:
+            message = f"node type {self.node.type_name!r} returned no mapping with a 'result' key"
+            raise NodeError(message, retryable=False)
+        return output
+
+
+def prepare(
+    execution_id: str,
+    spec: PlannedNode,
+    *,
+    load: NodeLoad,
+    registry: NodeRegistry,
+    environment: NodeEnvironment,
+    inputs: tuple[dict[str, Any], Any],
+) -> Invocation:
+    """Render parameters, apply input overrides (an input port named like a parameter wins),
+    validate, and build the context with the node's deadline."""
+    try:
+        node_type = registry.get(spec.type)
+    except UnknownNodeType as exc:  # this worker lacks the plugin; a retry may land elsewhere
+        raise NodeError(str(exc), code="NODE_TYPE_NOT_FOUND") from None
+    ports, data = inputs
+    scope = {
+        "input": data,
+        "inputs": ports,
+        "vars": load.variables,
+        "execution": {"id": execution_id},
+    }
+    raw = render_value(spec.parameters, scope)
+    fields = node_type.parameters_model.model_fields
+    overrides = {name: ports[name] for name in ports if name in fields and name not in _BASE}
+    try:
+        params = node_type.parameters_model.model_validate({**raw, **overrides})
+    except ValidationError as exc:
+        raise InvalidParameters(_describe(exc)) from None
+    context = NodeContext(
+        execution_id=execution_id,
+        node_id=spec.id,
+        inputs=ports,
+        variables=load.variables,
+        attempt=load.attempt,
+        deadline=time.monotonic() + spec.timeout_ms() / 1000,
+        data=data,
+        environment=environment,
+        finished_ms={
+            wire.port: load.upstream_finished_ms.get(wire.source, 0) for wire in spec.wires
+        },
+    )
+    return Invocation(node_type(), params, context)
+
+
+def gather_inputs(
+    spec: PlannedNode, load: NodeLoad, blobs: BlobStore
+) -> tuple[dict[str, Any], Any]:
+    """Input ports from the wires, and the node's main input (`$input`).
+
+    An edge delivers the source's output, or its `sourceHandle` key when it has one. Several
+    edges into one port deliver a list, in edge order. In `$input`, a whole node output stands
+    for its `result`. A node with no wires receives the execution's inputs.
+    """
+    if not spec.wires:
+        return dict(load.inputs), dict(load.inputs)
+    outputs = {source: unpack(text, blobs) for source, text in load.upstream.items()}
+    ports: dict[str, list[Any]] = {}
+    mains: dict[str, list[Any]] = {}
+    for wire in spec.wires:
+        output = outputs.get(wire.source)
+        handle = wire.source_handle
+        if isinstance(output, dict) and handle is not None and handle in output:
+            value = main = output[handle]
+        else:
+            value = output
+            main = output["result"] if isinstance(output, dict) and "result" in output else output
+        ports.setdefault(wire.port, []).append(value)
+        mains.setdefault(wire.port, []).append(main)
+    flat_ports = {port: vals[0] if len(vals) == 1 else vals for port, vals in ports.items()}
+    flat_mains = {port: vals[0] if len(vals) == 1 else vals for port, vals in mains.items()}
+    data = next(iter(flat_mains.values())) if len(flat_mains) == 1 else flat_mains
+    return flat_ports, data
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"parameters.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
+    )
