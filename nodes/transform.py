@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.errors import NodeError
 from nodes.javascript import JavaScriptSandbox
 
 Operation = Literal[
@@ -50,8 +51,24 @@ _PROGRAMS: dict[str, str] = {
 }
 
 
+DataType = Literal["array", "object", "string", "number", "boolean", "any"]
+_JS_TYPES: dict[str, type | tuple[type, ...]] = {
+    "array": list,
+    "object": dict,
+    "string": str,
+    "number": (int, float),
+    "boolean": bool,
+}
+
+
 class TransformParameters(NodeParameters):
-    """Parameters of `transform`."""
+    """Parameters of `transform`.
+
+    Atomiton's flows also write a function *body* as `expression` or `code` (for example
+    `return data.filter(row => row.active === 'true');`): it runs with the whole input bound to
+    `data` (or the name in `inputParams`) and replaces `operation`. `inputType`, `outputType`
+    and `returnType` are checked, not ignored.
+    """
 
     operation: Operation = "map"
     transformFunction: str = Field(default=IDENTITY, min_length=1)
@@ -65,6 +82,21 @@ class TransformParameters(NodeParameters):
     skip: int = Field(default=0, ge=0)
     start: int = 0
     end: int | None = None
+    expression: str | None = Field(default=None, min_length=1)
+    code: str | None = Field(default=None, min_length=1)
+    inputParams: str = Field(default="data", pattern=r"^[A-Za-z_$][\w$]*$")
+    inputType: DataType = "any"
+    outputType: DataType = "any"
+    returnType: DataType = "any"
+    async_: bool = Field(default=False, alias="async")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> TransformParameters:
+        if self.expression and self.code:
+            raise ValueError("give either expression or code, not both")
+        if self.async_:
+            raise ValueError("async functions are not supported: return the value directly")
+        return self
 
 
 class TransformNode(Node[TransformParameters]):
@@ -77,6 +109,24 @@ class TransformNode(Node[TransformParameters]):
     parameters_model = TransformParameters
 
     def run(self, params: TransformParameters, context: NodeContext) -> Mapping[str, Any]:
+        _check_type("input", context.data, params.inputType)
+        body = params.expression or params.code
+        if body is not None:
+            return self._run_body(params, context, body)
+        return self._run_operation(params, context)
+
+    def _run_body(
+        self, params: TransformParameters, context: NodeContext, body: str
+    ) -> Mapping[str, Any]:
+        program = f"return (function({params.inputParams}) {{\n{body}\n}})(data);"
+        out = JavaScriptSandbox(time_limit_s=context.remaining_s()).run({}, program, context.data)
+        for role in ("outputType", "returnType"):
+            _check_type(role, out, getattr(params, role))
+        return _output(out, context.data, "code")
+
+    def _run_operation(
+        self, params: TransformParameters, context: NodeContext
+    ) -> Mapping[str, Any]:
         data = context.data
         single = not isinstance(data, list)
         items = [data] if single else data
@@ -101,11 +151,28 @@ class TransformNode(Node[TransformParameters]):
         out = sandbox.run({"fn": source}, program, {"items": items, "opts": options})
         if single and params.operation == "map" and isinstance(out, list) and len(out) == 1:
             out = out[0]
-        return {
-            "result": out,
-            "data": out,
-            "inputCount": len(items),
-            "outputCount": len(out) if isinstance(out, list | dict) else 1,
-            "operation": params.operation,
-            "success": True,
-        }
+        _check_type("outputType", out, params.outputType)
+        return _output(out, items, params.operation)
+
+
+def _output(out: Any, given: Any, operation: str) -> dict[str, Any]:
+    return {
+        "result": out,
+        "data": out,
+        "inputCount": len(given) if isinstance(given, list | dict) else 1,
+        "outputCount": len(out) if isinstance(out, list | dict) else 1,
+        "operation": operation,
+        "success": True,
+    }
+
+
+def _check_type(role: str, value: Any, expected: str) -> None:
+    wanted = _JS_TYPES.get(expected)
+    if wanted is None or (
+        isinstance(value, wanted) and not (expected == "number" and isinstance(value, bool))
+    ):
+        return
+    raise NodeError(
+        f"{role} is {type(value).__name__}, but the transform declares {expected}",
+        retryable=False,
+    )

@@ -1,0 +1,1 @@
+"""An example Conductor node plugin (see docs/nodes.md)."""
