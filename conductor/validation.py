@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
 from conductor.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.graph import find_cycle
@@ -116,9 +116,26 @@ def _validate_parameters(
                 message=err["msg"],
             )
             for err in exc.errors()
-            if not (err["type"] == "missing" and err["loc"] and err["loc"][0] in node.parameters)
+            if not (err["type"] == "missing" and _given_as_template(model, err["loc"], node))
         ]
     return []
+
+
+def _given_as_template(
+    model: type[BaseModel], loc: tuple[int | str, ...], node: BlueprintNode
+) -> bool:
+    """A missing field that the Blueprint does give, under its name or an alias, as a
+    template (checked once the template is rendered, before the node runs)."""
+    if not loc or not isinstance(loc[0], str):
+        return False
+    field = model.model_fields.get(loc[0])
+    names = {loc[0]}
+    alias = field.validation_alias if field else None
+    if isinstance(alias, str):
+        names.add(alias)
+    elif isinstance(alias, AliasChoices):
+        names |= {choice for choice in alias.choices if isinstance(choice, str)}
+    return any(name in node.parameters for name in names)
 
 
 def _validate_edges(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conductor.loader import load_blueprint_file
+from conductor.loader import load_blueprint_file, load_blueprint_text
 from conductor.problems import ErrorCode, InvalidBlueprint, Problem
 from conductor.validation import ensure_valid, validate
 from nodes.registry import NodeRegistry
@@ -222,9 +222,19 @@ def test_other_parameters_are_still_checked_next_to_a_template(registry: NodeReg
     assert problem.path == "nodes[0].parameters.timeout"
 
 
-def test_hello_world_fixture_built_in_nodes_are_valid(registry: NodeRegistry) -> None:
-    hello = load_blueprint_file(FLOWS_DIR / "hello-world.flow.yaml")
-    problems = validate(hello, registry)
-    # edit-fields and transform are built in; only types not (yet) registered may be flagged.
-    assert all(p.code is ErrorCode.NODE_TYPE_NOT_FOUND for p in problems), problems
-    assert not [p for p in problems if p.path.startswith(("nodes[0]", "nodes[1]", "edges"))]
+@pytest.mark.parametrize("flow", ["hello-world", "data-transform", "image-processor"])
+def test_the_real_atomiton_flows_are_valid(registry: NodeRegistry, flow: str) -> None:
+    assert validate(load_blueprint_file(FLOWS_DIR / f"{flow}.flow.yaml"), registry) == []
+
+
+def test_a_required_parameter_given_as_a_templated_alias_is_left_to_run_time(
+    registry: NodeRegistry,
+) -> None:
+    model = load_blueprint_text(
+        "id: x\nname: X\nvariables: {p: {defaultValue: a.csv}}\nnodes:\n"
+        '  - {id: s, type: spreadsheet, parameters: {filePath: "{{$vars.p}}"}}\n'
+        "  - {id: f, type: file-system, parameters: {operation: read}}\n"
+    )
+    (problem,) = validate(model, registry)
+    assert problem.path == "nodes[1].parameters.path"
+    assert problem.message == "Field required"
