@@ -1,4 +1,5 @@
-"""Paths confined to the files root: no `..`, no absolute paths outside it, no symlinks out."""
+"""Paths confined to the files root: no `..` out of it, no absolute paths outside it, no
+symlinks out of it."""
 
 from __future__ import annotations
 
@@ -16,21 +17,16 @@ class OutsideFilesRoot(NodeError):
 
 def resolve_in_root(root: Path, path: str) -> Path:
     """`path` (relative to `root`, or absolute under it) resolved with symlinks followed;
-    anything that ends up outside `root` is refused."""
+    anything that ends up outside `root` is refused. Messages never show the host's root."""
     if not path or "\x00" in path:
         raise OutsideFilesRoot(f"invalid path {path!r}")
     base = root.resolve()
-    candidate = Path(path)
-    if candidate.is_absolute():
-        try:
-            candidate = candidate.resolve().relative_to(base)
-        except ValueError:
-            # Atomiton flows write root-relative paths such as /data/x.csv: read them under root.
-            candidate = Path(*candidate.parts[1:])
-    resolved = (base / candidate).resolve()
-    if resolved != base and base not in resolved.parents:
-        raise OutsideFilesRoot(
-            f"path {path!r} is outside the files root {base} (set CONDUCTOR_FILES_ROOT to "
-            "allow another folder)"
-        )
-    return resolved
+    try:
+        resolved = (base / path).resolve()  # an absolute `path` replaces `base` here
+    except (OSError, RuntimeError):
+        raise OutsideFilesRoot(f"cannot resolve {path!r} (a symlink loop?)") from None
+    if resolved == base or base in resolved.parents:
+        return resolved
+    relative = path.lstrip("/")
+    hint = f"; write it relative to the files root, e.g. {relative!r}" if relative != path else ""
+    raise OutsideFilesRoot(f"path {path!r} is outside the files root (CONDUCTOR_FILES_ROOT){hint}")

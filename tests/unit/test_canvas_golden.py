@@ -19,13 +19,12 @@ from celery.canvas import Signature, chain, group
 
 from conductor.blueprint import Blueprint
 from conductor.canvas import build_canvas
-from workers.signatures import SOFT_LIMIT_MARGIN_S
 from conductor.compiler import compile_plan
 from conductor.plan import ExecutionPlan
 from conductor.settings import HARD_LIMIT_MARGIN_S
 from tests.unit.blueprints import blueprint, chain_edges, edge, node
 from tests.unit.blueprints import group as group_node
-from workers.signatures import NODE_CRASHED_TASK, NODE_TASK
+from workers.signatures import NODE_CRASHED_TASK, NODE_TASK, SOFT_LIMIT_MARGIN_S
 
 GOLDEN_DIR = Path(__file__).parents[1] / "golden"
 EXECUTION_ID = "exec-canvas"
