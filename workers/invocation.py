@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 
 from conductor.plan import PlannedNode
 from nodes.base import Node, NodeContext, NodeEnvironment, NodeParameters
@@ -71,8 +71,14 @@ def prepare(
         "execution": {"id": execution_id},
     }
     raw = render_value(spec.parameters, scope)
-    fields = node_type.parameters_model.model_fields
-    overrides = {name: ports[name] for name in ports if name in fields and name not in _BASE}
+    # Only ports fed by edges override parameters: a source node's "ports" are the execution's
+    # inputs, and a caller must not be able to replace, say, a shell command's `command`.
+    overrides = _overrides(node_type.parameters_model, ports) if spec.wires else {}
+    for field in node_type.parameters_model.model_fields:
+        spellings = _spellings(node_type.parameters_model, field)
+        if spellings[0] in overrides:
+            for name in spellings:
+                raw.pop(name, None)
     try:
         params = node_type.parameters_model.model_validate({**raw, **overrides})
     except ValidationError as exc:
@@ -121,6 +127,27 @@ def gather_inputs(
     flat_mains = {port: vals[0] if len(vals) == 1 else vals for port, vals in mains.items()}
     data = next(iter(flat_mains.values())) if len(flat_mains) == 1 else flat_mains
     return flat_ports, data
+
+
+def _spellings(model: type[NodeParameters], field: str) -> list[str]:
+    """The names a field accepts as input: its aliases (the first one validates) or itself."""
+    alias = model.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return [alias, field]
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)] + [field]
+    return [field]
+
+
+def _overrides(model: type[NodeParameters], ports: Mapping[str, Any]) -> dict[str, Any]:
+    """Ports named like a parameter (or one of its aliases), keyed by a name that validates."""
+    found: dict[str, Any] = {}
+    for field in model.model_fields:
+        spellings = _spellings(model, field)
+        given = next((name for name in spellings if name in ports), None)
+        if field not in _BASE and given is not None:
+            found[spellings[0]] = ports[given]
+    return found
 
 
 def _describe(exc: ValidationError) -> str:

@@ -13,7 +13,7 @@ name: Loop
 nodes:
   - id: each
     type: loop
-    parameters: {concurrency: CONCURRENCY}
+    parameters: {concurrency: CONCURRENCY, iterateOver: items}
     nodes:
       - {id: wait, type: delay, parameters: {ms: 300}}
       - {id: double, type: transform, parameters: {transformFunction: "item => item * 2"}}
@@ -84,6 +84,7 @@ name: Errs
 nodes:
   - id: each
     type: loop
+    parameters: {iterateOver: items}
     nodes:
       - {id: check, type: transform, parameters: {transformFunction: "x => { if (x < 0) throw new Error('negative ' + x); return x }"}}
       - {id: after, type: transform, parameters: {transformFunction: "x => x + 1"}}
@@ -109,7 +110,7 @@ name: Breaks
 nodes:
   - id: each
     type: loop
-    parameters: {breakOnError: true}
+    parameters: {breakOnError: true, iterateOver: items}
     nodes: [{id: check, type: transform, parameters: {transformFunction: "x => { throw new Error('no ' + x) }", retries: 0}}]
 """,
         {"items": [7]},

@@ -357,11 +357,11 @@ def test_templates_see_upstream_results(registry: NodeRegistry) -> None:
     assert execution.output("use")["result"] == {"text": "say hello", "n": 4}
 
 
-def test_an_input_named_like_a_parameter_overrides_it(registry: NodeRegistry) -> None:
+def test_execution_inputs_never_override_parameters(registry: NodeRegistry) -> None:
     model = blueprint([node("set", "edit-fields", values={"from": "parameter"}, keepOnlySet=True)])
     execution = Execution(registry, model, {"values": {"from": "input"}})
     execution.run_all()
-    assert execution.output("set")["result"] == {"from": "input"}
+    assert execution.output("set")["result"] == {"from": "parameter"}
 
 
 def test_a_port_named_like_a_parameter_overrides_it(registry: NodeRegistry) -> None:

@@ -1,0 +1,386 @@
+"""`image`: resize, crop, overlay, filter and convert images inside the files root (Pillow).
+
+One operation per node, then Atomiton's optional filters (`blur`, `sharpen`, `grayscale`), then
+the output format. As in Atomiton, `width`/`height` on an operation other than `resize` and `crop`
+resize the image first. Only the first frame of an animated image is processed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+from pydantic import AliasChoices, Field
+
+from nodes.base import Node, NodeContext, NodeParameters
+from nodes.errors import NodeError
+from nodes.files import resolve_in_root
+
+# Pillow's own default: about 0.25 GiB for a 24-bit image. Larger inputs are refused as
+# decompression bombs, and no operation may produce a larger image.
+MAX_PIXELS = 89_478_485
+MAX_SIDE = 65_535
+
+Operation = Literal[
+    "resize", "crop", "overlay", "watermark", "composite", "blend", "merge", "blur", "sharpen",
+    "grayscale", "convert",
+]  # fmt: skip
+Position = Literal[
+    "center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left",
+    "bottom-right",
+]  # fmt: skip
+Fit = Literal["cover", "contain", "fill", "inside", "outside"]
+Format = Literal["jpeg", "jpg", "png", "webp", "gif"]
+BlendMode = Literal[
+    "over", "normal", "multiply", "screen", "overlay", "darken", "lighten", "difference", "add",
+    "soft-light", "hard-light",
+]  # fmt: skip
+
+OVERLAYS = frozenset({"overlay", "watermark", "composite", "blend", "merge"})
+PILLOW_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
+# Where `position` puts things, as fractions of the free space (x, y).
+ANCHORS: dict[str, tuple[float, float]] = {
+    "center": (0.5, 0.5), "top": (0.5, 0.0), "bottom": (0.5, 1.0), "left": (0.0, 0.5),
+    "right": (1.0, 0.5), "top-left": (0.0, 0.0), "top-right": (1.0, 0.0),
+    "bottom-left": (0.0, 1.0), "bottom-right": (1.0, 1.0),
+}  # fmt: skip
+BLENDS = {
+    "multiply": ImageChops.multiply, "screen": ImageChops.screen, "overlay": ImageChops.overlay,
+    "darken": ImageChops.darker, "lighten": ImageChops.lighter,
+    "difference": ImageChops.difference, "add": ImageChops.add,
+    "soft-light": ImageChops.soft_light, "hard-light": ImageChops.hard_light,
+}  # fmt: skip
+
+
+class ImageParameters(NodeParameters):
+    """Parameters of `image` (Atomiton's names, plus those its image-processor flow uses)."""
+
+    operation: Operation = Field(
+        default="overlay", description="watermark = overlay; composite/blend overlay when given one"
+    )
+    path: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("path", "inputPath"),
+        description="Input image under the files root (alias inputPath); default: the input",
+    )
+    images: list[str] = Field(
+        default_factory=list, description="Atomiton's image list: the first is the base image"
+    )
+    outputPath: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("outputPath", "output"),
+        description="Output file or folder under the files root (alias output)",
+    )
+    format: Format | None = Field(
+        default=None, description="Output format; default: from outputPath, else the input's"
+    )
+    quality: int = Field(default=90, ge=1, le=100, description="JPEG and WebP quality")
+    width: int | None = Field(default=None, ge=1, le=MAX_SIDE)
+    height: int | None = Field(default=None, ge=1, le=MAX_SIDE)
+    maintainAspectRatio: bool = Field(
+        default=True, description="Without `fit`: true fits inside width x height, false stretches"
+    )
+    fit: Fit | None = Field(default=None, description="How resize fills width x height")
+    x: int | None = Field(default=None, ge=0, description="Crop left, or overlay left")
+    y: int | None = Field(default=None, ge=0, description="Crop top, or overlay top")
+    overlayPath: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("overlayPath", "watermarkPath"),
+        description="Overlay image under the files root (alias watermarkPath)",
+    )
+    position: Position = Field(default="center", description="Overlay place; resize gravity")
+    opacity: float = Field(default=1.0, ge=0, le=1, description="Overlay opacity")
+    scale: float | None = Field(
+        default=None, gt=0, le=1, description="Overlay width as a fraction of the image's width"
+    )
+    margin: int = Field(default=0, ge=0, le=MAX_SIDE, description="Overlay distance from edges")
+    blendMode: BlendMode = "over"
+    radius: float = Field(default=2.0, ge=0, le=100, description="Blur radius for operation blur")
+    blur: float | None = Field(default=None, ge=0, le=100, description="Gaussian blur afterwards")
+    sharpen: bool = Field(default=False, description="Sharpen afterwards")
+    grayscale: bool = Field(default=False, description="Convert to grayscale afterwards")
+
+
+class ImageNode(Node[ImageParameters]):
+    """Process one image from the files root and write the result there."""
+
+    type_name = "image"
+    description = "Resize, crop, composite, filter and convert images"
+    parameters_model = ImageParameters
+
+    def run(self, params: ImageParameters, context: NodeContext) -> Mapping[str, Any]:
+        root = context.environment.files_root
+        source_name = _source_path(params, context)
+        source = resolve_in_root(root, source_name)
+        image = open_image(source)
+        out_format = _output_format(params, image.format)
+        processed = _finish(_operate(_workable(image), params, context, root), params)
+        target = _target_path(root, params, source, out_format)
+        _save(processed, target, out_format, params.quality)
+        metadata = _metadata(target)
+        relative = target.relative_to(root.resolve()).as_posix()
+        return {
+            "result": relative,
+            "path": relative,
+            "imagePath": relative,
+            **{key: metadata[key] for key in ("width", "height", "format", "size")},
+            "success": True,
+            "metadata": metadata,
+        }
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    """What was written, read back from the file: Atomiton's width, height, format, size."""
+    with Image.open(path) as written:
+        return {
+            "width": written.width,
+            "height": written.height,
+            "format": (written.format or "").lower(),
+            "size": path.stat().st_size,
+            "mode": written.mode,
+        }
+
+
+def open_image(path: Path) -> Image.Image:
+    """The image at `path`, loaded, refusing decompression bombs before decoding them."""
+    if not path.is_file():
+        raise NodeError(f"image {path.name!r} not found", retryable=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                _check_pixels(image.width, image.height, path.name)
+                image.load()
+                return image
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise NodeError(f"image {path.name!r} refused: {exc}", retryable=False) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise NodeError(f"cannot read image {path.name!r}: {exc}", retryable=False) from None
+
+
+def _workable(image: Image.Image) -> Image.Image:
+    """L, LA, RGB or RGBA: the modes every filter and blend works on (not P, 1, CMYK, I)."""
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    transparent = "A" in image.getbands() or "transparency" in image.info
+    return image.convert("RGBA" if transparent else "RGB")
+
+
+def _check_pixels(width: int, height: int, what: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise NodeError(
+            f"image {what!r} has {width}x{height} pixels, over the limit of {MAX_PIXELS} "
+            "(a decompression bomb?)",
+            retryable=False,
+        )
+
+
+def _path_of(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("path"), str):
+        return str(value["path"])
+    return None
+
+
+def _source_path(params: ImageParameters, context: NodeContext) -> str:
+    """`path`, else Atomiton's `baseImage` port, else the first of `images`, else the input
+    when it is a path or a mapping with `path` (the output of another file node)."""
+    found = params.path or _path_of(context.get_input("baseImage"))
+    found = found or (_path_of(params.images[0]) if params.images else None)
+    found = found or _path_of(context.data)
+    if found is None:
+        raise NodeError(
+            "no input image: set `path` (or inputPath), or wire a file path into the node",
+            retryable=False,
+        )
+    return found
+
+
+def _overlay_paths(params: ImageParameters, context: NodeContext) -> list[str]:
+    if params.operation == "merge":
+        return params.images[1:]
+    found = params.overlayPath or _path_of(context.get_input("overlayImage"))
+    if found is None and params.operation in {"overlay", "watermark"}:
+        raise NodeError(
+            f"operation {params.operation!r} needs an overlay image: set overlayPath "
+            "(or watermarkPath)",
+            retryable=False,
+        )
+    return [found] if found else []
+
+
+def _operate(
+    image: Image.Image, params: ImageParameters, context: NodeContext, root: Path
+) -> Image.Image:
+    op = params.operation
+    if op == "resize":
+        return _resize(image, params)
+    if op == "crop":
+        return _crop(image, params)
+    if params.width or params.height:  # Atomiton resizes first for every other operation
+        image = _resize(image, params)
+    if op in OVERLAYS:
+        for name in _overlay_paths(params, context):
+            image = _overlay(image, open_image(resolve_in_root(root, name)), params)
+        return image
+    return _FILTERS[op](image, params)
+
+
+def _blur(image: Image.Image, params: ImageParameters) -> Image.Image:
+    radius = params.blur if params.blur is not None else params.radius
+    return image.filter(ImageFilter.GaussianBlur(radius))
+
+
+_FILTERS: dict[str, Callable[[Image.Image, ImageParameters], Image.Image]] = {
+    "blur": _blur,
+    "sharpen": lambda image, _: image.filter(ImageFilter.SHARPEN),
+    "grayscale": lambda image, _: _grayscale(image),
+    "convert": lambda image, _: image,  # only the output format changes
+}
+
+
+def _finish(image: Image.Image, params: ImageParameters) -> Image.Image:
+    """Atomiton's filters, after the operation (each at most once)."""
+    if params.blur and params.operation != "blur":
+        image = image.filter(ImageFilter.GaussianBlur(params.blur))
+    if params.sharpen and params.operation != "sharpen":
+        image = image.filter(ImageFilter.SHARPEN)
+    if params.grayscale and params.operation != "grayscale":
+        image = _grayscale(image)
+    return image
+
+
+def _resize(image: Image.Image, params: ImageParameters) -> Image.Image:
+    width, height = params.width, params.height
+    if width is None or height is None:  # one side given: keep the aspect ratio
+        ratio = width / image.width if width else (height or image.height) / image.height
+        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+        _check_pixels(*size, "resized")
+        return image.resize(size, Image.Resampling.LANCZOS)
+    _check_pixels(width, height, "resized")
+    fit = params.fit or ("inside" if params.maintainAspectRatio else "fill")
+    centering = ANCHORS[params.position]
+    if fit == "fill":
+        return image.resize((width, height), Image.Resampling.LANCZOS)
+    if fit == "inside":
+        return ImageOps.contain(image, (width, height), Image.Resampling.LANCZOS)
+    if fit == "cover":
+        return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS, centering=centering)
+    if fit == "contain":
+        return ImageOps.pad(
+            image.convert("RGBA"), (width, height), Image.Resampling.LANCZOS, (0, 0, 0, 0),
+            centering,
+        )  # fmt: skip
+    ratio = max(width / image.width, height / image.height)  # outside
+    size = (max(width, round(image.width * ratio)), max(height, round(image.height * ratio)))
+    _check_pixels(*size, "resized")
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _crop(image: Image.Image, params: ImageParameters) -> Image.Image:
+    left, top = params.x or 0, params.y or 0
+    width = params.width or image.width - left
+    height = params.height or image.height - top
+    if width <= 0 or height <= 0 or left + width > image.width or top + height > image.height:
+        raise NodeError(
+            f"crop box x={left} y={top} {width}x{height} is not inside the "
+            f"{image.width}x{image.height} image",
+            retryable=False,
+        )
+    return image.crop((left, top, left + width, top + height))
+
+
+def _overlay(base: Image.Image, overlay: Image.Image, params: ImageParameters) -> Image.Image:
+    """`overlay` on `base` at `position` (or x/y), scaled, faded by `opacity`, blended."""
+    layer = overlay.convert("RGBA")
+    if params.scale is not None:
+        width = max(1, round(base.width * params.scale))
+        height = max(1, round(layer.height * width / layer.width))
+        _check_pixels(width, height, "scaled overlay")
+        layer = layer.resize((width, height), Image.Resampling.LANCZOS)
+    left, top = _place(base.size, layer.size, params)
+    canvas = base.convert("RGBA")
+    box = (left, top, left + layer.width, top + layer.height)
+    under = canvas.crop(box)
+    alpha = layer.getchannel("A").point(lambda value: round(value * params.opacity))
+    blend = BLENDS.get(params.blendMode)
+    colours = blend(under.convert("RGB"), layer.convert("RGB")) if blend else layer.convert("RGB")
+    under.paste(colours, (0, 0), alpha)
+    canvas.paste(under, box[:2])
+    return canvas if base.mode == "RGBA" else canvas.convert(base.mode)
+
+
+def _place(
+    base: tuple[int, int], layer: tuple[int, int], params: ImageParameters
+) -> tuple[int, int]:
+    """Top-left corner of the overlay: x/y when given, else `position` inset by `margin`."""
+    fx, fy = ANCHORS[params.position]
+    free_x = base[0] - layer[0] - 2 * params.margin
+    free_y = base[1] - layer[1] - 2 * params.margin
+    left = params.x if params.x is not None else params.margin + round(fx * free_x)
+    top = params.y if params.y is not None else params.margin + round(fy * free_y)
+    return left, top
+
+
+def _grayscale(image: Image.Image) -> Image.Image:
+    """Mode L, or LA when the image has transparency worth keeping."""
+    if "A" in image.getbands() and image.getchannel("A").getextrema() != (255, 255):
+        return image.convert("LA")
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("LA")
+    return image.convert("L")
+
+
+def _output_format(params: ImageParameters, source_format: str | None) -> str:
+    if params.format is not None:
+        return PILLOW_FORMATS[params.format]
+    if params.outputPath:
+        suffix = Path(params.outputPath).suffix.lower().lstrip(".")
+        if suffix in PILLOW_FORMATS:
+            return PILLOW_FORMATS[suffix]
+    source = "JPEG" if source_format == "MPO" else source_format  # camera JPEGs open as MPO
+    return source if source in SUFFIXES else "PNG"
+
+
+def _target_path(root: Path, params: ImageParameters, source: Path, out_format: str) -> Path:
+    """`outputPath` (a folder gets a file named after the input), else next to the input,
+    with the operation as a suffix: photo.png -> photo-resize.png."""
+    name = f"{source.stem}-{params.operation}{SUFFIXES[out_format]}"
+    if params.outputPath is None:
+        return source.with_name(name)
+    target = resolve_in_root(root, params.outputPath)
+    if target.is_dir() or params.outputPath.endswith(("/", os.sep)):
+        return target / name
+    return target
+
+
+def _save(image: Image.Image, target: Path, out_format: str, quality: int) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves no half image."""
+    if out_format == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        image = _flatten(image)
+    options: dict[str, Any] = {"quality": quality} if out_format in ("JPEG", "WEBP") else {}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # Created like any new file (0o666 less the umask), unlike mkstemp's 0o600.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=out_format, **options)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """JPEG has no alpha: put the image on white."""
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
