@@ -38,6 +38,10 @@ def result(execution_id: str) -> str:
     return f"{PREFIX}:exec:{{{execution_id}}}:result"
 
 
+EVENTS_STREAM = f"{PREFIX}:events"  # every execution's events, for the recorder
+RECORDER_GROUP = "recorder"
+
+
 def events_channel(execution_id: str) -> str:
     """Pub/sub channel of an execution's live events (the contract's name)."""
     return f"{PREFIX}:events:{execution_id}"

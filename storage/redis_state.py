@@ -1,4 +1,9 @@
-"""The Redis StateStore: one script call to load a node, one pipeline to store its output."""
+"""The Redis StateStore: one script call to load a node, one to store its outcome.
+
+Every state change emits its event in the same script: `seq` from the execution's meta hash,
+XADD to the durable stream the recorder reads, PUBLISH for live views. So an outcome's event
+is in Redis before the node task acknowledges its message.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import redis
 
 from conductor.plan import ExecutionPlan
 from storage import keys
+from storage.events import EventType
 from storage.state import (
     ExecutionStatus,
     Expansion,
@@ -21,32 +27,57 @@ from storage.state import (
     node_record,
     now_ms,
     plan_from_fields,
+    queued_event,
+    terminal_event,
 )
 
 DEFAULT_TTL_S = 7 * 24 * 3600
+STREAM_MAXLEN = 1_000_000  # approximate cap; the recorder deletes what it has recorded
 
-# KEYS: meta, plan, nodes, outputs. ARGV: node key, now (ms), worker name.
-_LOAD = """
-local spec = redis.call('HGET', KEYS[2], ARGV[1])
+# emit(meta key, stream key, event table): seq, XADD, PUBLISH. ARGV[1..3] of every script
+# are the events channel, the stream cap and the execution id.
+_EMIT = """
+local function emit(meta_key, stream_key, event)
+  event['seq'] = redis.call('HINCRBY', meta_key, 'seq', 1)
+  event['execution_id'] = ARGV[3]
+  local text = cjson.encode(event)
+  redis.call('XADD', stream_key, 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('PUBLISH', ARGV[1], text)
+end
+local function decode(text) if text == '' then return cjson.null end return cjson.decode(text) end
+"""
+
+# KEYS: meta, plan, nodes, outputs, stream.
+# ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id.
+_LOAD = (
+    _EMIT
+    + """
+local spec = redis.call('HGET', KEYS[2], ARGV[4])
 if not spec then return false end
+local decoded = cjson.decode(spec)
 local meta = redis.call('HMGET', KEYS[1], 'status', 'total', 'deadline_ms', 'inputs', 'variables')
 local status = meta[1]
-local k = ARGV[1] .. ':'
+local k = ARGV[4] .. ':'
 local node = redis.call('HMGET', KEYS[3], k .. 'status', k .. 'attempts')
 local node_status = node[1] or 'pending'
 local attempt = tonumber(node[2] or '0')
 local live = status == 'queued' or status == 'running'
 local finished = node_status == 'succeeded' or node_status == 'skipped' or node_status == 'failed'
 if live and not finished then
+  local ts = tonumber(ARGV[5]) / 1000
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
-  redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[2],
-             k .. 'worker', ARGV[3])
+  redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[5],
+             k .. 'worker', ARGV[6])
   if status == 'queued' then
-    redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[2])
+    redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[5])
+    emit(KEYS[1], KEYS[5], {id=ARGV[8], type='execution.started', node_id=cjson.null, ts=ts,
+                            data={}})
   end
+  emit(KEYS[1], KEYS[5], {id=ARGV[7], type='node.started', node_id=ARGV[4], ts=ts,
+                          data={attempt=attempt, worker=ARGV[6], type=decoded['type']}})
 end
 local sources = {}
-for _, wire in ipairs(cjson.decode(spec)['wires']) do table.insert(sources, wire['source']) end
+for _, wire in ipairs(decoded['wires']) do table.insert(sources, wire['source']) end
 local upstream = {}
 if #sources > 0 then upstream = redis.call('HMGET', KEYS[4], unpack(sources)) end
 local pairs_out = {}
@@ -59,13 +90,59 @@ for i, source in ipairs(sources) do
 end
 return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], pairs_out}
 """
+)
 
-# KEYS: result, meta. ARGV: result, status, now (ms), ttl (s), channel, event without its seq.
+# KEYS: meta, nodes, outputs, done, stream.
+# ARGV: channel, cap, execution id, node key, output, status, now (ms), ttl, event id,
+#       event type, error (JSON or '').
+_COMPLETE = (
+    _EMIT
+    + """
+local k = ARGV[4] .. ':'
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+redis.call('HSET', KEYS[2], k .. 'status', ARGV[6], k .. 'finished_ms', ARGV[7])
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], k .. 'error', ARGV[11]) end
+redis.call('SADD', KEYS[4], ARGV[4])
+local count = redis.call('SCARD', KEYS[4])
+for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
+local started = tonumber(redis.call('HGET', KEYS[2], k .. 'started_ms') or ARGV[7])
+local data = {duration_ms = tonumber(ARGV[7]) - started}
+if ARGV[11] ~= '' then data['error'] = decode(ARGV[11]); data['settled'] = true end
+emit(KEYS[1], KEYS[5], {id=ARGV[9], type=ARGV[10], node_id=ARGV[4],
+                        ts=tonumber(ARGV[7]) / 1000, data=data})
+return count
+"""
+)
+
+# KEYS: meta, nodes, stream. ARGV: channel, cap, execution id, node key, status, now (ms),
+#       ttl, event id, event type, error (JSON), retry in (s, or '').
+_SET_NODE = (
+    _EMIT
+    + """
+local k = ARGV[4] .. ':'
+redis.call('HSET', KEYS[2], k .. 'status', ARGV[5], k .. 'error', ARGV[10])
+if ARGV[5] == 'failed' then redis.call('HSET', KEYS[2], k .. 'finished_ms', ARGV[6]) end
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+local data = {error = decode(ARGV[10])}
+if ARGV[11] ~= '' then
+  data['retry_in_s'] = tonumber(ARGV[11])
+  data['attempt'] = tonumber(redis.call('HGET', KEYS[2], k .. 'attempts') or '0')
+else
+  data['settled'] = false
+end
+emit(KEYS[1], KEYS[3], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
+                        ts=tonumber(ARGV[6]) / 1000, data=data})
+"""
+)
+
+# KEYS: result, meta, stream. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
+#       the event's JSON without its closing seq.
 _FINISH = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[4]) then
-  redis.call('HSET', KEYS[2], 'status', ARGV[2], 'finished_ms', ARGV[3])
-  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-  redis.call('PUBLISH', ARGV[5], ARGV[6] .. seq .. '}')
+if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
+  redis.call('HSET', KEYS[2], 'status', ARGV[5], 'finished_ms', ARGV[6])
+  local text = ARGV[8] .. redis.call('HINCRBY', KEYS[2], 'seq', 1) .. '}'
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('PUBLISH', ARGV[1], text)
   return 1
 end
 return 0
@@ -79,13 +156,19 @@ class RedisStateStore:
         self.client = client
         self.ttl_s = ttl_s
         self._load = client.register_script(_LOAD)
+        self._complete = client.register_script(_COMPLETE)
+        self._set_node = client.register_script(_SET_NODE)
         self._finish = client.register_script(_FINISH)
 
+    def _common(self, execution_id: str) -> list[Any]:
+        return [keys.events_channel(execution_id), STREAM_MAXLEN, execution_id]
+
     def create(self, plan: ExecutionPlan) -> None:
-        """Store meta and plan in one transaction."""
+        """Store meta and plan, and emit execution.queued (seq 1), in one transaction."""
         execution_id = plan.execution_id
+        event = queued_event(plan).model_dump_json()
         pipe = self.client.pipeline(transaction=True)
-        meta: dict[Any, Any] = meta_fields(plan)
+        meta: dict[Any, Any] = {**meta_fields(plan), "seq": 1}
         pipe.hset(keys.meta(execution_id), mapping=meta)
         pipe.hset(
             keys.plan(execution_id),
@@ -93,6 +176,8 @@ class RedisStateStore:
         )
         pipe.expire(keys.meta(execution_id), self.ttl_s)
         pipe.expire(keys.plan(execution_id), self.ttl_s)
+        pipe.xadd(keys.EVENTS_STREAM, {"event": event}, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.publish(keys.events_channel(execution_id), event)
         pipe.execute()
 
     def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
@@ -103,8 +188,9 @@ class RedisStateStore:
                 keys.plan(execution_id),
                 keys.nodes(execution_id),
                 keys.outputs(execution_id),
+                keys.EVENTS_STREAM,
             ],
-            args=[key, now_ms(), worker],
+            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id()],
         )
         if not reply:
             return None
@@ -122,19 +208,38 @@ class RedisStateStore:
             upstream_finished_ms={_text(flat[i]): int(flat[i + 2]) for i in range(0, len(flat), 3)},
         )
 
-    def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
-        """One pipeline: output, status, the finished set and its size."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.outputs(execution_id), key, output)
-        pipe.hset(
-            keys.nodes(execution_id),
-            mapping={f"{key}:status": status.value, f"{key}:finished_ms": now_ms()},
+    def complete(
+        self,
+        execution_id: str,
+        key: str,
+        output: str,
+        status: NodeStatus,
+        error: dict[str, Any] | None = None,
+    ) -> int:
+        """One script: output, status, the finished set and its size, the node's event."""
+        event_type = _OUTCOME_EVENTS[status]
+        return int(
+            self._complete(
+                keys=[
+                    keys.meta(execution_id),
+                    keys.nodes(execution_id),
+                    keys.outputs(execution_id),
+                    keys.done(execution_id),
+                    keys.EVENTS_STREAM,
+                ],
+                args=[
+                    *self._common(execution_id),
+                    key,
+                    output,
+                    status.value,
+                    now_ms(),
+                    self.ttl_s,
+                    _id(),
+                    event_type.value,
+                    json.dumps(error) if error else "",
+                ],
+            )
         )
-        pipe.sadd(keys.done(execution_id), key)
-        pipe.scard(keys.done(execution_id))
-        for name in (keys.outputs, keys.nodes, keys.done):
-            pipe.expire(name(execution_id), self.ttl_s)
-        return int(pipe.execute()[3])
 
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """One transaction: the items' node specs and virtual outputs, the loop's new spec,
@@ -151,48 +256,69 @@ class RedisStateStore:
         pipe.execute()
 
     def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record the node's failure."""
-        self._set_node(
+        """Record the node's failure and emit node.failed."""
+        self._node_event(
             execution_id,
-            {
-                f"{key}:status": "failed",
-                f"{key}:finished_ms": now_ms(),
-                f"{key}:error": json.dumps(error),
-            },
+            key,
+            status=NodeStatus.FAILED,
+            event=EventType.NODE_FAILED,
+            error=error,
+            retry_in_s="",
         )
 
-    def retry_later(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record a failed attempt before its retry."""
+    def retry_later(
+        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
+    ) -> None:
+        """Record a failed attempt before its retry and emit node.retrying."""
+        self._node_event(
+            execution_id,
+            key,
+            status=NodeStatus.PENDING,
+            event=EventType.NODE_RETRYING,
+            error=error,
+            retry_in_s=retry_in_s,
+        )
+
+    def _node_event(
+        self,
+        execution_id: str,
+        key: str,
+        *,
+        status: NodeStatus,
+        event: EventType,
+        error: dict[str, Any],
+        retry_in_s: float | str,
+    ) -> None:
         self._set_node(
-            execution_id, {f"{key}:status": "pending", f"{key}:error": json.dumps(error)}
+            keys=[keys.meta(execution_id), keys.nodes(execution_id), keys.EVENTS_STREAM],
+            args=[
+                *self._common(execution_id),
+                key,
+                status.value,
+                now_ms(),
+                self.ttl_s,
+                _id(),
+                event.value,
+                json.dumps(error),
+                retry_in_s,
+            ],
         )
-
-    def _set_node(self, execution_id: str, fields: dict[Any, Any]) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.nodes(execution_id), mapping=fields)
-        pipe.expire(keys.nodes(execution_id), self.ttl_s)
-        pipe.execute()
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
-        """Set the result once and publish the terminal event; False if already over."""
-        event = {
-            "id": str(uuid.uuid4()),
-            "execution_id": execution_id,
-            "type": f"execution.{status.value}",
-            "node_id": None,
-            "ts": now_ms() / 1000,
-            "data": {"status": status.value},
-        }
-        prefix = json.dumps(event)[:-1] + ', "seq": '
+        """Set the result once and emit the terminal event; False if already over."""
+        event = terminal_event(execution_id, status, result).model_dump(
+            mode="json", exclude={"seq"}
+        )
+        open_event = json.dumps(event, separators=(",", ":"))[:-1] + ',"seq":'
         won = self._finish(
-            keys=[keys.result(execution_id), keys.meta(execution_id)],
+            keys=[keys.result(execution_id), keys.meta(execution_id), keys.EVENTS_STREAM],
             args=[
+                *self._common(execution_id),
                 result,
                 status.value,
                 now_ms(),
                 self.ttl_s,
-                keys.events_channel(execution_id),
-                prefix,
+                open_event,
             ],
         )
         return bool(won)
@@ -235,6 +361,17 @@ class RedisStateStore:
             {_text(k): _text(v) for k, v in specs.items()},
         )
         return StoredPlan(plan, frozenset(_text(key) for key in done))
+
+
+_OUTCOME_EVENTS = {
+    NodeStatus.SUCCEEDED: EventType.NODE_SUCCEEDED,
+    NodeStatus.SKIPPED: EventType.NODE_SKIPPED,
+    NodeStatus.FAILED: EventType.NODE_FAILED,
+}
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
 
 
 def _text(value: Any) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from conductor.plan import ExecutionPlan, PlannedNode
+from storage.events import Event, EventType
 
 
 class ExecutionStatus(StrEnum):
@@ -108,8 +110,16 @@ class StateStore(Protocol):
         """Read a node's spec and upstream outputs; mark it running unless it is finished or
         the execution is over. None when the execution or node is unknown (expired)."""
 
-    def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
-        """Store a node's output and final status; return how many nodes are finished."""
+    def complete(
+        self,
+        execution_id: str,
+        key: str,
+        output: str,
+        status: NodeStatus,
+        error: dict[str, Any] | None = None,
+    ) -> int:
+        """Store a node's output and final status (with the error of a settled failure);
+        return how many nodes are finished."""
 
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """Add a loop's item nodes to the execution, atomically."""
@@ -117,7 +127,9 @@ class StateStore(Protocol):
     def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
         """Record a node's failure."""
 
-    def retry_later(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+    def retry_later(
+        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
+    ) -> None:
         """Record a failed attempt that will be retried."""
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
@@ -154,6 +166,43 @@ def plan_from_fields(
         variables=json.loads(meta["variables"]),
         nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
         sinks=json.loads(meta["sinks"]),
+    )
+
+
+def queued_event(plan: ExecutionPlan) -> Event:
+    """execution.queued, seq 1."""
+    return Event(
+        id=str(uuid.uuid4()),
+        execution_id=plan.execution_id,
+        seq=1,
+        type=EventType.EXECUTION_QUEUED,
+        ts=now_ms() / 1000,
+        data={
+            "blueprint_id": plan.blueprint_id,
+            "blueprint_name": plan.blueprint_name,
+            "blueprint_version": plan.blueprint_version,
+            "inputs": plan.inputs,
+            "nodes": len(plan.nodes),
+        },
+    )
+
+
+def terminal_event(execution_id: str, status: ExecutionStatus, result: str) -> Event:
+    """execution.succeeded|failed|cancelled (its seq is set when it is emitted)."""
+    stored = json.loads(result)
+    summary = stored if isinstance(stored, dict) else {}
+    return Event(
+        id=str(uuid.uuid4()),
+        execution_id=execution_id,
+        seq=1,
+        type=EventType(f"execution.{status.value}"),
+        ts=now_ms() / 1000,
+        data={
+            "status": status.value,
+            "error": summary.get("error"),
+            "duration_ms": summary.get("duration_ms"),
+            "result": stored,
+        },
     )
 
 
@@ -198,7 +247,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
 
 
 class MemoryStateStore:
-    """The in-memory twin of RedisStateStore (same semantics, no Redis)."""
+    """The in-memory twin of RedisStateStore (same semantics and events, no Redis)."""
 
     def __init__(self) -> None:
         self.meta: dict[str, dict[str, str]] = {}
@@ -207,14 +256,32 @@ class MemoryStateStore:
         self.outputs: dict[str, dict[str, str]] = {}
         self.done: dict[str, set[str]] = {}
         self.results: dict[str, str] = {}
+        self.events: dict[str, list[Event]] = {}
+
+    def _emit(
+        self, execution_id: str, kind: EventType, node_id: str | None, data: dict[str, Any]
+    ) -> None:
+        events = self.events[execution_id]
+        events.append(
+            Event(
+                id=str(uuid.uuid4()),
+                execution_id=execution_id,
+                seq=len(events) + 1,
+                type=kind,
+                node_id=node_id,
+                ts=now_ms() / 1000,
+                data=data,
+            )
+        )
 
     def create(self, plan: ExecutionPlan) -> None:
-        """Store the plan."""
+        """Store the plan; emit execution.queued."""
         execution_id = plan.execution_id
         self.meta[execution_id] = meta_fields(plan)
         self.plans[execution_id] = {k: n.model_dump_json() for k, n in plan.nodes.items()}
         self.nodes[execution_id], self.outputs[execution_id] = {}, {}
         self.done[execution_id] = set()
+        self.events[execution_id] = [queued_event(plan)]
 
     def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
         """Read and mark running, as the Redis script does."""
@@ -225,22 +292,9 @@ class MemoryStateStore:
         status = ExecutionStatus(meta["status"])
         node_status = NodeStatus(nodes.get(f"{key}:status", NodeStatus.PENDING.value))
         attempt = int(nodes.get(f"{key}:attempts", "0"))
-        if (
-            not status.is_terminal
-            and status != ExecutionStatus.PAUSED
-            and node_status not in FINISHED_NODE
-        ):
-            attempt += 1
-            nodes.update(
-                {
-                    f"{key}:attempts": str(attempt),
-                    f"{key}:status": "running",
-                    f"{key}:started_ms": str(now_ms()),
-                    f"{key}:worker": worker,
-                }
-            )
-            if status == ExecutionStatus.QUEUED:
-                meta.update(status="running", started_ms=str(now_ms()))
+        live = status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
+        if live and node_status not in FINISHED_NODE:
+            attempt = self._start(execution_id, key, worker, json.loads(spec)["type"])
         sources = [wire["source"] for wire in json.loads(spec)["wires"]]
         outputs = self.outputs[execution_id]
         return NodeLoad(
@@ -260,6 +314,51 @@ class MemoryStateStore:
             },
         )
 
+    def _start(self, execution_id: str, key: str, worker: str, kind: str) -> int:
+        meta, nodes = self.meta[execution_id], self.nodes[execution_id]
+        attempt = int(nodes.get(f"{key}:attempts", "0")) + 1
+        nodes.update(
+            {
+                f"{key}:attempts": str(attempt),
+                f"{key}:status": "running",
+                f"{key}:started_ms": str(now_ms()),
+                f"{key}:worker": worker,
+            }
+        )
+        if meta["status"] == ExecutionStatus.QUEUED:
+            meta.update(status="running", started_ms=str(now_ms()))
+            self._emit(execution_id, EventType.EXECUTION_STARTED, None, {})
+        data = {"attempt": attempt, "worker": worker, "type": kind}
+        self._emit(execution_id, EventType.NODE_STARTED, key, data)
+        return attempt
+
+    def complete(
+        self,
+        execution_id: str,
+        key: str,
+        output: str,
+        status: NodeStatus,
+        error: dict[str, Any] | None = None,
+    ) -> int:
+        """Store the output; emit the node's outcome."""
+        nodes = self.nodes[execution_id]
+        self.outputs[execution_id][key] = output
+        nodes.update({f"{key}:status": status.value, f"{key}:finished_ms": str(now_ms())})
+        data: dict[str, Any] = {
+            "duration_ms": now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
+        }
+        if error:
+            nodes[f"{key}:error"] = json.dumps(error)
+            data.update(error=error, settled=True)
+        kinds = {
+            NodeStatus.SUCCEEDED: EventType.NODE_SUCCEEDED,
+            NodeStatus.SKIPPED: EventType.NODE_SKIPPED,
+            NodeStatus.FAILED: EventType.NODE_FAILED,
+        }
+        self._emit(execution_id, kinds[status], key, data)
+        self.done[execution_id].add(key)
+        return len(self.done[execution_id])
+
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """Add the item nodes."""
         plans = self.plans[execution_id]
@@ -269,17 +368,8 @@ class MemoryStateStore:
         meta = self.meta[execution_id]
         meta["total"] = str(int(meta["total"]) + len(expansion.nodes))
 
-    def complete(self, execution_id: str, key: str, output: str, status: NodeStatus) -> int:
-        """Store the output."""
-        self.outputs[execution_id][key] = output
-        self.nodes[execution_id].update(
-            {f"{key}:status": status.value, f"{key}:finished_ms": str(now_ms())}
-        )
-        self.done[execution_id].add(key)
-        return len(self.done[execution_id])
-
     def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record the failure."""
+        """Record the failure; emit node.failed."""
         self.nodes[execution_id].update(
             {
                 f"{key}:status": "failed",
@@ -287,19 +377,27 @@ class MemoryStateStore:
                 f"{key}:error": json.dumps(error),
             }
         )
+        self._emit(execution_id, EventType.NODE_FAILED, key, {"error": error, "settled": False})
 
-    def retry_later(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record the failed attempt."""
-        self.nodes[execution_id].update(
-            {f"{key}:status": "pending", f"{key}:error": json.dumps(error)}
-        )
+    def retry_later(
+        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
+    ) -> None:
+        """Record the failed attempt; emit node.retrying."""
+        nodes = self.nodes[execution_id]
+        nodes.update({f"{key}:status": "pending", f"{key}:error": json.dumps(error)})
+        attempt = int(nodes.get(f"{key}:attempts", "0"))
+        data = {"error": error, "retry_in_s": retry_in_s, "attempt": attempt}
+        self._emit(execution_id, EventType.NODE_RETRYING, key, data)
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
-        """First caller wins."""
+        """First caller wins; emit the terminal event."""
         if execution_id in self.results:
             return False
         self.results[execution_id] = result
         self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))
+        event = terminal_event(execution_id, status, result)
+        seq = len(self.events[execution_id]) + 1
+        self.events[execution_id].append(event.model_copy(update={"seq": seq}))
         return True
 
     def result(self, execution_id: str) -> str | None:

@@ -91,7 +91,7 @@ class _Attempt:
         ports, data = gather_inputs(self.spec, self.load, self.stores.blobs)
         upstream_error = self._upstream_failure(ports)
         if upstream_error is not None:
-            return self.complete(settled_failure(upstream_error), NodeStatus.FAILED)
+            return self.complete(settled_failure(upstream_error), NodeStatus.FAILED, upstream_error)
         if not self.spec.enabled:
             return self.complete({"result": data}, NodeStatus.SKIPPED)
         return self._invoke(registry, ports, data)
@@ -149,13 +149,20 @@ class _Attempt:
         to_run = items_to_run(expansion, len(items), lanes)
         return NodeRun(Outcome.EXPANDED, self.load.attempt, items=to_run)
 
-    def complete(self, output: Mapping[str, Any], status: NodeStatus) -> NodeRun:
+    def complete(
+        self,
+        output: Mapping[str, Any],
+        status: NodeStatus,
+        error: dict[str, Any] | None = None,
+    ) -> NodeRun:
         """Store the output; the node that finishes the last one ends the execution."""
         try:
             packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
         except (TypeError, ValueError) as exc:
             return self.fail("SERIALIZATION_FAILED", f"the node's output is not JSON: {exc}")
-        finished = self.stores.state.complete(self.execution_id, self.spec.key, packed, status)
+        finished = self.stores.state.complete(
+            self.execution_id, self.spec.key, packed, status, error
+        )
         if finished >= self.load.total:
             finalize(self.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
         return NodeRun(Outcome(status.value), self.load.attempt)
@@ -164,18 +171,19 @@ class _Attempt:
         """Record the failure: settled, it becomes the node's output; otherwise it ends the
         execution as failed."""
         error = {"code": code, "message": message, "nodeId": self.spec.key}
-        self.stores.state.fail(self.execution_id, self.spec.key, error)
         if self.spec.settle:
-            self.complete(settled_failure(error), NodeStatus.FAILED)
+            self.complete(settled_failure(error), NodeStatus.FAILED, error)
         else:
+            self.stores.state.fail(self.execution_id, self.spec.key, error)
             finalize(self.execution_id, self.stores, ExecutionStatus.FAILED, error)
         return NodeRun(Outcome.FAILED, self.load.attempt, error=error)
 
     def retry_later(self, exc: NodeError) -> NodeRun:
         """Record the failed attempt; the caller schedules the retry after the backoff."""
         error = {"code": exc.code, "message": str(exc), "nodeId": self.spec.key}
-        self.stores.state.retry_later(self.execution_id, self.spec.key, error)
-        return NodeRun(Outcome.RETRY, self.load.attempt, backoff_s(self.load.attempt), error)
+        delay_s = backoff_s(self.load.attempt)
+        self.stores.state.retry_later(self.execution_id, self.spec.key, error, delay_s)
+        return NodeRun(Outcome.RETRY, self.load.attempt, delay_s, error)
 
 
 def backoff_s(attempt: int) -> float:

@@ -99,12 +99,12 @@ def register_tasks(
         }
         stored = stores.state.stored_plan(execution_id)
         spec = stored.plan.nodes.get(node_key) if stored else None
-        stores.state.fail(execution_id, node_key, error)
         if stored is None or spec is None or not spec.settle:
+            stores.state.fail(execution_id, node_key, error)
             finalize(execution_id, stores, ExecutionStatus.FAILED, error)
             return
         output = json.dumps(settled_failure(error))
-        finished = stores.state.complete(execution_id, node_key, output, NodeStatus.FAILED)
+        finished = stores.state.complete(execution_id, node_key, output, NodeStatus.FAILED, error)
         if finished >= len(stored.plan.nodes):
             finalize(execution_id, stores, ExecutionStatus.SUCCEEDED)
 
