@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import redis
+from rich.console import Console
 
+from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.embedded import EmbeddedError, embedded
+from conductor.history_commands import history, recorder
 from conductor.loader import load_blueprint_file
 from conductor.problems import InvalidBlueprint
+from conductor.progress import ProgressView
+from conductor.recorder import Recorder
 from conductor.settings import Settings
 from conductor.validation import ensure_valid
-from conductor.waiting import wait_for_result
-from nodes.registry import default_registry
+from conductor.waiting import ExecutionFollower
+from nodes.registry import NodeRegistry, default_registry
+from storage.history import open_history
 from workers.app import create_app
 from workers.config import DEFAULT_QUEUE
 from workers.tasks import make_stores, node_environment, register_tasks
@@ -67,31 +75,20 @@ def run(
     inputs = parse_inputs(input_pairs, inputs_json)
     registry = default_registry()
     model = _load_valid(blueprint, registry)
+    show_progress = not as_json and sys.stderr.isatty()
+    submission = Submission(model, inputs, registry, detach, timeout_s, show_progress)
     if settings.redis_url is None:
         if detach:
             raise click.UsageError("--detach needs CONDUCTOR_REDIS_URL (the embedded Redis stops)")
         try:
             with embedded(settings) as private:
-                result = _submit(
-                    private,
-                    model=model,
-                    inputs=inputs,
-                    registry=registry,
-                    detach=detach,
-                    timeout_s=timeout_s,
-                )
+                result = submission.run(private)
+                record_history(private)
         except EmbeddedError as exc:
             raise click.ClickException(str(exc)) from None
     else:
-        result = _submit(
-            settings,
-            model=model,
-            inputs=inputs,
-            registry=registry,
-            detach=detach,
-            timeout_s=timeout_s,
-        )
-    if result.get("status") in ("queued", "running") and "success" not in result:
+        result = submission.run(settings)
+    if detach:
         click.echo(json.dumps(result) if as_json else result["id"])
         return
     _print_result(result, as_json)
@@ -108,28 +105,44 @@ def _load_valid(path: Path, registry: Any) -> Any:
     return model
 
 
-def _submit(
-    settings: Settings,
-    *,
-    model: Any,
-    inputs: dict[str, Any],
-    registry: Any,
-    detach: bool,
-    timeout_s: float | None,
-) -> dict[str, Any]:
-    app = create_app(settings)
-    stores = make_stores(settings)
-    plan = Dispatcher(app, stores, registry).submit(model, inputs)
-    if detach:
-        return {"id": plan.execution_id, "status": "queued"}
-    if not sys.stderr.isatty() or True:
-        click.echo(
-            f"running {model.name!r} ({len(plan.nodes)} nodes) as {plan.execution_id}", err=True
-        )
-    client = redis.Redis.from_url(str(settings.redis_url))
-    if timeout_s is None and plan.timeout_ms:
-        timeout_s = plan.timeout_ms / 1000 + 5
-    return wait_for_result(client, stores, plan.execution_id, timeout_s)
+@dataclass(frozen=True)
+class Submission:
+    """One `conductor run`: what to submit and how to follow it."""
+
+    model: Blueprint
+    inputs: dict[str, Any]
+    registry: NodeRegistry
+    detach: bool
+    timeout_s: float | None
+    show_progress: bool
+
+    def run(self, settings: Settings) -> dict[str, Any]:
+        """Submit; unless detached, follow the live events to the result."""
+        stores = make_stores(settings)
+        dispatcher = Dispatcher(create_app(settings), stores, self.registry)
+        client = redis.Redis.from_url(str(settings.redis_url))
+        execution_id = str(uuid.uuid4())
+        with ExecutionFollower(client, execution_id) as follower:  # before submitting: miss nothing
+            plan = dispatcher.submit(self.model, self.inputs, execution_id)
+            if self.detach:
+                return {"id": plan.execution_id, "status": "queued"}
+            timeout_s = self.timeout_s
+            if timeout_s is None and plan.timeout_ms:
+                timeout_s = plan.timeout_ms / 1000 + 5
+            if not self.show_progress:
+                return follower.wait(stores, timeout_s)
+            console = Console(stderr=True)
+            with ProgressView(console, self.model.name, len(plan.nodes)) as view:
+                return follower.wait(stores, timeout_s, on_event=view)
+
+
+def record_history(settings: Settings) -> None:
+    """The embedded stack's recorder: move the run's events into the history store."""
+    history = open_history(settings.history_url)
+    try:
+        Recorder(redis.Redis.from_url(str(settings.redis_url)), history).drain()
+    finally:
+        history.close()
 
 
 def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:
@@ -181,6 +194,10 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
         for node, output in result["data"].items()
     }
     click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+main.add_command(recorder)
+main.add_command(history)
 
 
 @main.command()

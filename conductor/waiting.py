@@ -1,24 +1,82 @@
-"""Waiting for an execution's end by listening to its events (no polling)."""
+"""Following an execution's live events until it ends (pub/sub; no polling of Celery)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 import redis
 
 from storage import keys
 from storage.blobs import unpack
+from storage.events import Event
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
 
-TERMINAL_EVENTS = frozenset(f"execution.{s.value}" for s in ExecutionStatus if s.is_terminal)
+# Re-read the result at least this often, in case a terminal event was missed (a dropped
+# subscription); the terminal event itself wakes the follower at once.
+RECHECK_S = 5.0
+
+OnEvent = Callable[[Event], None]
 
 
-class WaitTimeout(TimeoutError):
-    """The execution did not end within the time given."""
+class ExecutionFollower:
+    """A subscription to one execution's events; open it before submitting to miss none."""
+
+    def __init__(self, client: redis.Redis, execution_id: str) -> None:
+        self.execution_id = execution_id
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self.pubsub.subscribe(keys.events_channel(execution_id))
+
+    def wait(
+        self, stores: Stores, timeout_s: float | None = None, on_event: OnEvent | None = None
+    ) -> dict[str, Any]:
+        """Block until the execution ends and return its result object, passing each live
+        event to `on_event`. With `timeout_s`, an execution still running then is ended as
+        failed with TIMEOUT (the first final state wins, so a result that lands at the same
+        moment is kept)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while (text := stores.state.result(self.execution_id)) is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                error = {
+                    "code": "TIMEOUT",
+                    "message": f"no result within {timeout_s} s",
+                    "nodeId": None,
+                }
+                finalize(self.execution_id, stores, ExecutionStatus.FAILED, error)
+                continue
+            self._until_terminal(min(remaining or RECHECK_S, RECHECK_S), on_event)
+        result: dict[str, Any] = unpack(text, stores.blobs)
+        return result
+
+    def _until_terminal(self, wait_s: float, on_event: OnEvent | None) -> None:
+        end = time.monotonic() + wait_s
+        while (left := end - time.monotonic()) > 0:
+            message = self.pubsub.get_message(timeout=left)
+            if not message:
+                continue
+            event = Event.model_validate(json.loads(message["data"]))
+            if on_event is not None:
+                on_event(event)
+            if event.type.is_terminal:
+                return
+
+    def close(self) -> None:
+        """Unsubscribe."""
+        self.pubsub.close()
+
+    def __enter__(self) -> ExecutionFollower:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def wait_for_result(
@@ -27,36 +85,6 @@ def wait_for_result(
     execution_id: str,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Block until the execution ends and return its result object.
-
-    With `timeout_s`, an execution still running then is ended as failed with TIMEOUT (the
-    first final state wins, so a result that lands at the same moment is kept).
-    """
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    pubsub.subscribe(keys.events_channel(execution_id))
-    try:
-        while (text := stores.state.result(execution_id)) is None:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                error = {
-                    "code": "TIMEOUT",
-                    "message": f"no result within {timeout_s} s",
-                    "nodeId": None,
-                }
-                finalize(execution_id, stores, ExecutionStatus.FAILED, error)
-                continue
-            _next_terminal_event(pubsub, min(remaining or 5.0, 5.0))
-    finally:
-        pubsub.close()
-    result: dict[str, Any] = unpack(text, stores.blobs)
-    return result
-
-
-def _next_terminal_event(pubsub: Any, wait_s: float) -> None:
-    """Return at a terminal event, or after `wait_s` (then the caller re-reads the result)."""
-    end = time.monotonic() + wait_s
-    while (left := end - time.monotonic()) > 0:
-        message = pubsub.get_message(timeout=left)
-        if message and json.loads(message["data"]).get("type") in TERMINAL_EVENTS:
-            return
+    """Block until the execution ends and return its result object."""
+    with ExecutionFollower(client, execution_id) as follower:
+        return follower.wait(stores, timeout_s)

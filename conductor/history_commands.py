@@ -1,0 +1,197 @@
+"""`conductor recorder` and `conductor history`: recording events, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+from datetime import UTC, datetime
+
+import click
+import redis
+
+from conductor.recorder import Recorder
+from conductor.settings import Settings
+from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
+from storage.state import ExecutionStatus
+
+TIMELINE_WIDTH = 30
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@click.command()
+def recorder() -> None:
+    """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    history = open_history(settings.history_url)
+    click.echo(f"recording into {settings.history_url}", err=True)
+    try:
+        Recorder(redis.Redis.from_url(settings.redis_url), history).run(stop)
+    finally:
+        history.close()
+
+
+@click.group()
+def history() -> None:
+    """Read the execution-history store (CONDUCTOR_HISTORY_URL)."""
+
+
+def _store() -> HistoryStore:
+    return open_history(Settings.from_env().history_url)
+
+
+@history.command(name="list")
+@click.option("--status", type=click.Choice([s.value for s in ExecutionStatus]))
+@click.option("--blueprint", "blueprint_id", help="Only executions of this Blueprint id.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--cursor", help="The next_cursor of a previous page.")
+@click.option("--json", "as_json", is_flag=True)
+def list_executions(
+    status: str | None, blueprint_id: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """Executions, newest first."""
+    store = _store()
+    try:
+        page = store.list_executions(
+            status=ExecutionStatus(status) if status else None,
+            blueprint_id=blueprint_id,
+            limit=limit,
+            cursor=cursor,
+        )
+    finally:
+        store.close()
+    if as_json:
+        click.echo(page.model_dump_json())
+        return
+    for record in page.items:
+        click.echo(
+            f"{record.id}  {record.status.value:<9}  {_when(record.created_at)}  "
+            f"{_ms_text(record.duration_ms):>9}  {record.blueprint_name or record.blueprint_id}"
+        )
+    if page.next_cursor:
+        click.echo(f"more: conductor history list --cursor {page.next_cursor}", err=True)
+
+
+@history.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(execution_id: str, as_json: bool) -> None:
+    """An execution: its status, result or error, and a timeline of its nodes."""
+    store = _store()
+    try:
+        record = store.execution(execution_id)
+        runs = store.node_runs(execution_id) if record else []
+    finally:
+        store.close()
+    if record is None:
+        raise click.ClickException(f"no execution {execution_id!r} in the history store")
+    if as_json:
+        payload = {
+            **record.model_dump(mode="json"),
+            "nodes": [r.model_dump(mode="json") for r in runs],
+        }
+        click.echo(json.dumps(payload))
+        return
+    for line in describe(record, runs):
+        click.echo(line)
+
+
+@history.command()
+@click.argument("execution_id")
+@click.option("--after", "after_seq", type=int, default=0, help="Only events after this seq.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+def events(execution_id: str, after_seq: int, as_json: bool) -> None:
+    """An execution's events in seq order."""
+    store = _store()
+    try:
+        found = store.events(execution_id, after_seq=after_seq)
+    finally:
+        store.close()
+    for event in found:
+        if as_json:
+            click.echo(event.model_dump_json())
+        else:
+            node = f" {event.node_id}" if event.node_id else ""
+            data = json.dumps(event.data)[:120]
+            click.echo(f"{event.seq:>4}  {_when(event.ts)}  {event.type.value}{node}  {data}")
+
+
+@history.command()
+@click.option("--older-than", "older_than", required=True, help="An age such as 30d, 12h, 90m.")
+def prune(older_than: str) -> None:
+    """Delete executions that finished longer ago than --older-than, with their events."""
+    store = _store()
+    try:
+        removed = store.prune(parse_duration_s(older_than))
+    finally:
+        store.close()
+    click.echo(f"pruned {removed} execution(s)")
+
+
+def parse_duration_s(text: str) -> float:
+    """`30d`, `12h`, `90m`, `45s`, `2w` in seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise click.BadParameter(
+            f"{text!r} is not an age like 30d, 12h, 90m", param_hint="--older-than"
+        )
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def describe(record: ExecutionRecord, runs: list[NodeRunRecord]) -> list[str]:
+    """The human view of `history show`: header, error, and one timeline row per node."""
+    lines = [
+        f"{record.id}  {record.blueprint_name} ({record.blueprint_id}"
+        f"{' ' + record.blueprint_version if record.blueprint_version else ''})",
+        f"status {record.status.value}, created {_when(record.created_at)}, "
+        f"took {_ms_text(record.duration_ms)}",
+    ]
+    if record.error:
+        code, node, message = (record.error.get(k) for k in ("code", "nodeId", "message"))
+        lines.append(f"error [{code}] at {node}: {message}")
+    origin = record.started_at or record.created_at
+    span = max((r.finished_at or r.started_at or origin) - origin for r in runs) if runs else 0
+    lines.append(
+        f"{'node':<28} {'status':<9} {'try':>3} {'start':>8} {'end':>8} {'took':>8}  worker"
+    )
+    for run in runs:
+        lines.append(_row(run, origin, span))
+    return lines
+
+
+def _row(run: NodeRunRecord, origin: float, span: float) -> str:
+    start = None if run.started_at is None else (run.started_at - origin) * 1000
+    end = None if run.finished_at is None else (run.finished_at - origin) * 1000
+    bar = _bar(start, end, span * 1000)
+    return (
+        f"{run.node_id[:28]:<28} {run.status.value:<9} {run.attempts:>3} "
+        f"{_offset(start):>8} {_offset(end):>8} {_ms_text(run.duration_ms):>8}  "
+        f"{run.worker or '-'}  |{bar}|"
+    )
+
+
+def _bar(start_ms: float | None, end_ms: float | None, span_ms: float) -> str:
+    if start_ms is None or span_ms <= 0:
+        return " " * TIMELINE_WIDTH
+    first = int(start_ms / span_ms * (TIMELINE_WIDTH - 1))
+    last = int((end_ms if end_ms is not None else span_ms) / span_ms * (TIMELINE_WIDTH - 1))
+    return " " * first + "█" * max(1, last - first + 1) + " " * (TIMELINE_WIDTH - 1 - last)
+
+
+def _offset(ms: float | None) -> str:
+    return "-" if ms is None else f"+{ms:.0f}ms"
+
+
+def _ms_text(ms: int | None) -> str:
+    return "-" if ms is None else f"{ms} ms"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,150 @@
+"""The recorder: moves events from the Redis Stream into the execution-history store.
+
+It commits a batch before acknowledging it (XACK, then XDEL: the stream keeps only what is not
+recorded yet), so a recorder stopped at any moment loses nothing: unacknowledged entries are
+read again by the next run, and recording is idempotent by event id. Entries that another
+recorder read and never acknowledged are claimed after `claim_idle_ms`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from storage import keys
+from storage.events import Event
+from storage.history import HistoryStore, InvalidEvent, check_event
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+CLAIM_IDLE_MS = 60_000
+RETRY_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class Recorder:
+    """One consumer of the events stream's `recorder` group."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        history: HistoryStore,
+        *,
+        consumer: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
+        self.client = client
+        self.history = history
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.batch_size = batch_size
+        self.claim_idle_ms = claim_idle_ms
+
+    def ensure_group(self) -> None:
+        """Create the consumer group from the stream's start (every event is recorded)."""
+        try:
+            self.client.xgroup_create(
+                keys.EVENTS_STREAM, keys.RECORDER_GROUP, id="0", mkstream=True
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def step(self, block_ms: int | None = 1000) -> int:
+        """Record one batch of new entries; returns how many entries were handled."""
+        reply: Any = self.client.xreadgroup(
+            keys.RECORDER_GROUP,
+            self.consumer,
+            {keys.EVENTS_STREAM: ">"},
+            count=self.batch_size,
+            block=block_ms,
+        )
+        return sum(self._record(entries) for _, entries in reply or [])
+
+    def recover(self) -> int:
+        """Record what this consumer read before and did not acknowledge, then what other
+        consumers left unacknowledged for longer than `claim_idle_ms`."""
+        handled = 0
+        while True:
+            reply: Any = self.client.xreadgroup(
+                keys.RECORDER_GROUP,
+                self.consumer,
+                {keys.EVENTS_STREAM: "0"},
+                count=self.batch_size,
+            )
+            entries = [entry for _, batch in reply or [] for entry in batch if entry[1]]
+            if not entries:
+                break
+            handled += self._record(entries)
+        return handled + self._claim()
+
+    def _claim(self) -> int:
+        handled, start = 0, "0-0"
+        while True:
+            reply: Any = self.client.xautoclaim(
+                keys.EVENTS_STREAM,
+                keys.RECORDER_GROUP,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=start,
+                count=self.batch_size,
+            )
+            start, entries = reply[0], [entry for entry in reply[1] if entry[1]]
+            handled += self._record(entries) if entries else 0
+            if start in (b"0-0", "0-0"):
+                return handled
+
+    def _record(self, entries: list[Any]) -> int:
+        if not entries:
+            return 0
+        events = []
+        for _, fields in entries:
+            try:  # a poison entry would block its batch forever: set it aside, loudly
+                event = Event.model_validate_json(fields[b"event"])
+                check_event(event)
+            except (KeyError, ValidationError, InvalidEvent) as exc:
+                log.error("dropping an event the history store cannot take: %s", exc)
+                continue
+            events.append(event)
+        self.history.record(events)  # commits; only then acknowledge
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)
+        pipe.xdel(keys.EVENTS_STREAM, *ids)
+        pipe.execute()
+        return len(entries)
+
+    def drain(self) -> int:
+        """Record everything in the stream now, and return (for the embedded stack)."""
+        self.ensure_group()
+        handled = self.recover()
+        while (count := self.step(block_ms=None)) > 0:
+            handled += count
+        return handled
+
+    def run(self, stop: threading.Event, block_ms: int = 1000) -> None:
+        """Record until `stop` is set, riding out Redis restarts and connection losses."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.ensure_group()
+                self.recover()
+                last_claim = time.monotonic()
+                while not stop.is_set():
+                    self.step(block_ms)
+                    failures = 0
+                    if time.monotonic() - last_claim > self.claim_idle_ms / 1000:
+                        self._claim()
+                        last_claim = time.monotonic()
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
+                failures += 1
+                log.warning("recorder: %s; retrying in %.1f s", exc, delay)
+                stop.wait(delay)

@@ -1,0 +1,383 @@
+"""Execution history: records derived from events, the rules that derive them, the store.
+
+`HistoryStore` is the interface and `open_history(url)` opens one: storage/sql_history.py
+implements it on SQLite and PostgreSQL, and `open_history("sqlite://")` is the in-memory twin.
+Events may arrive late, twice or out of order: every rule below is a merge that only moves
+forward, so the same set of events gives the same records whatever the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from storage.events import Event, EventType
+from storage.state import ExecutionStatus, NodeStatus
+
+T = TypeVar("T")
+
+
+class HistoryError(Exception):
+    """Something went wrong in the history store."""
+
+
+class InvalidEvent(HistoryError):
+    """An event whose data cannot be recorded; the whole batch is refused."""
+
+    def __init__(self, event_id: str, reason: str) -> None:
+        super().__init__(f"event {event_id!r}: {reason}")
+        self.event_id = event_id
+
+
+class InvalidCursor(HistoryError):
+    """A listing cursor this store did not hand out."""
+
+
+class SchemaMismatch(HistoryError):
+    """The database holds a schema version this code does not know."""
+
+
+class ExecutionRecord(BaseModel):
+    """One execution as history knows it; blueprint fields are "" until execution.queued."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    blueprint_id: str
+    blueprint_name: str
+    blueprint_version: str | None = None
+    status: ExecutionStatus
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    last_seq: int = 0
+
+
+class NodeRunRecord(BaseModel):
+    """One node of one execution: its latest state over all its attempts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    execution_id: str
+    node_id: str
+    type: str | None = None
+    status: NodeStatus = NodeStatus.PENDING
+    attempts: int = 0
+    worker: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a listing; pass `next_cursor` back for the next one (None: no more)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class HistoryStore(Protocol):
+    """Durable execution history, fed by events."""
+
+    def record(self, events: Sequence[Event]) -> int:
+        """Store a batch in one transaction and derive state; return how many were new.
+        Idempotent by event id. Raises InvalidEvent (nothing stored) for bad event data."""
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution, or None."""
+
+    def node_runs(self, execution_id: str) -> list[NodeRunRecord]:
+        """An execution's node runs, by started_at (never started last), then node_id."""
+
+    def events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """An execution's events with seq > after_seq, in seq order."""
+
+    def list_executions(
+        self,
+        status: ExecutionStatus | None = None,
+        blueprint_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ExecutionRecord]:
+        """Executions, newest first, in pages (keyset on created_at, id)."""
+
+    def prune(self, older_than_s: float, now: float | None = None) -> int:
+        """Delete executions finished more than older_than_s ago, with their node runs and
+        events; return how many executions."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_history(url: str) -> HistoryStore:
+    """Open the history store at `sqlite:///path`, `sqlite://` (in memory) or
+    `postgresql://...`, creating its tables if missing."""
+    # Imported here: the implementation imports this module for the records and rules.
+    from storage.sql_history import open_sql_history  # noqa: PLC0415
+
+    return open_sql_history(url)
+
+
+# ---- state derivation -----------------------------------------------------------------------
+# Ranks order states; a state moves only to a higher (rank, seq). Paused and running share a
+# rank, so between them the event with the higher seq wins.
+
+EXECUTION_RANK = {
+    ExecutionStatus.QUEUED: 0,
+    ExecutionStatus.RUNNING: 1,
+    ExecutionStatus.PAUSED: 1,
+    ExecutionStatus.SUCCEEDED: 2,
+    ExecutionStatus.FAILED: 2,
+    ExecutionStatus.CANCELLED: 2,
+}
+NODE_RANK = {
+    NodeStatus.PENDING: 0,
+    NodeStatus.RUNNING: 1,
+    NodeStatus.SUCCEEDED: 2,
+    NodeStatus.FAILED: 2,
+    NodeStatus.SKIPPED: 2,
+    NodeStatus.CANCELLED: 2,
+}
+EXECUTION_STATUS_OF = {
+    EventType.EXECUTION_QUEUED: ExecutionStatus.QUEUED,
+    EventType.EXECUTION_STARTED: ExecutionStatus.RUNNING,
+    EventType.EXECUTION_RESUMED: ExecutionStatus.RUNNING,
+    EventType.EXECUTION_PAUSED: ExecutionStatus.PAUSED,
+    EventType.EXECUTION_SUCCEEDED: ExecutionStatus.SUCCEEDED,
+    EventType.EXECUTION_FAILED: ExecutionStatus.FAILED,
+    EventType.EXECUTION_CANCELLED: ExecutionStatus.CANCELLED,
+}
+NODE_OUTCOME_OF = {
+    EventType.NODE_SUCCEEDED: NodeStatus.SUCCEEDED,
+    EventType.NODE_CACHED: NodeStatus.SUCCEEDED,
+    EventType.NODE_SKIPPED: NodeStatus.SKIPPED,
+    EventType.NODE_FAILED: NodeStatus.FAILED,
+}
+# Events that create or change a node run (node.progress changes nothing).
+NODE_STATE_EVENTS = frozenset(NODE_OUTCOME_OF) | {EventType.NODE_STARTED, EventType.NODE_RETRYING}
+
+
+class _Data(BaseModel):
+    # Fields not read here are ignored, so a newer emitter's additions do not jam the recorder.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _QueuedData(_Data):
+    blueprint_id: str = Field(min_length=1)
+    blueprint_name: str
+    blueprint_version: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class _EndedData(_Data):
+    error: dict[str, Any] | None = None
+    duration_ms: float | None = None
+    result: dict[str, Any] | None = None
+
+
+class _NodeStartedData(_Data):
+    attempt: int = Field(default=1, ge=0)
+    worker: str | None = None
+    type: str | None = None
+
+
+class _NodeRetryingData(_Data):
+    attempt: int = Field(default=0, ge=0)
+    error: dict[str, Any] | None = None
+
+
+class _NodeOutcomeData(_Data):
+    error: dict[str, Any] | None = None
+    duration_ms: float | None = None
+
+
+_DATA_MODELS: dict[EventType, type[_Data]] = {
+    EventType.EXECUTION_QUEUED: _QueuedData,
+    EventType.EXECUTION_SUCCEEDED: _EndedData,
+    EventType.EXECUTION_FAILED: _EndedData,
+    EventType.EXECUTION_CANCELLED: _EndedData,
+    EventType.NODE_STARTED: _NodeStartedData,
+    EventType.NODE_RETRYING: _NodeRetryingData,
+    **dict.fromkeys(NODE_OUTCOME_OF, _NodeOutcomeData),
+}
+
+
+def _data(event: Event) -> _Data:
+    if event.type.startswith("node.") and not event.node_id:
+        raise InvalidEvent(event.id, f"{event.type} without a node_id")
+    model = _DATA_MODELS.get(event.type, _Data)
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise InvalidEvent(event.id, f"{event.type} data: {details}") from None
+
+
+def check_event(event: Event) -> None:
+    """Raise InvalidEvent if `record` would refuse this event (lets a recorder set it aside)."""
+    _data(event)
+
+
+def _earliest(known: float | None, ts: float) -> float:
+    return ts if known is None else min(known, ts)
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+class ExecutionState(BaseModel):
+    """An execution record plus what merging needs: the seq of the event that set its status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: ExecutionRecord
+    status_seq: int = 0
+
+    @classmethod
+    def placeholder(cls, execution_id: str, ts: float) -> ExecutionState:
+        """An execution known only from events that came before its execution.queued."""
+        record = ExecutionRecord(
+            id=execution_id,
+            blueprint_id="",
+            blueprint_name="",
+            status=ExecutionStatus.QUEUED,
+            created_at=ts,
+        )
+        return cls(record=record)
+
+    @property
+    def queued_seen(self) -> bool:
+        """Whether execution.queued has filled in the blueprint fields."""
+        return bool(self.record.blueprint_id)
+
+    def apply(self, event: Event) -> ExecutionState:
+        """This state with one more event merged in (any order, any number of times)."""
+        data, record = _data(event), self.record
+        update: dict[str, Any] = {"last_seq": max(record.last_seq, event.seq)}
+        if isinstance(data, _QueuedData):
+            update.update(data.model_dump())
+            update["created_at"] = (
+                min(record.created_at, event.ts) if self.queued_seen else event.ts
+            )
+        elif not self.queued_seen:
+            update["created_at"] = min(record.created_at, event.ts)
+        if event.type == EventType.EXECUTION_STARTED:
+            update["started_at"] = _earliest(record.started_at, event.ts)
+        status_seq = self.status_seq
+        new = EXECUTION_STATUS_OF.get(event.type)
+        if new is not None and (EXECUTION_RANK[new], event.seq) > (
+            EXECUTION_RANK[record.status],
+            status_seq,
+        ):
+            status_seq = event.seq
+            update["status"] = new
+            if isinstance(data, _EndedData):
+                update.update(
+                    finished_at=event.ts,
+                    duration_ms=_ms(data.duration_ms),
+                    result=data.result,
+                    error=data.error,
+                )
+        return ExecutionState(record=record.model_copy(update=update), status_seq=status_seq)
+
+
+class NodeRunState(BaseModel):
+    """A node-run record plus the seqs that decide which event's fields it keeps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: NodeRunRecord
+    status_seq: int = 0
+    start_seq: int = 0
+    error_seq: int = 0
+
+    @classmethod
+    def empty(cls, execution_id: str, node_id: str) -> NodeRunState:
+        """A node run no event has touched yet."""
+        return cls(record=NodeRunRecord(execution_id=execution_id, node_id=node_id))
+
+    def apply(self, event: Event) -> NodeRunState:
+        """This state with one more node event merged in (any order, any number of times)."""
+        data = _data(event)
+        if isinstance(data, _NodeStartedData):
+            return self._started(event, data)
+        if isinstance(data, _NodeRetryingData):
+            return self._retrying(event, data)
+        if isinstance(data, _NodeOutcomeData):
+            return self._outcome(event, data)
+        return self
+
+    def _wins(self, status: NodeStatus, seq: int) -> bool:
+        return (NODE_RANK[status], seq) > (NODE_RANK[self.record.status], self.status_seq)
+
+    def _started(self, event: Event, data: _NodeStartedData) -> NodeRunState:
+        record, states = self.record, dict[str, int]()
+        update: dict[str, Any] = {
+            "attempts": max(record.attempts, data.attempt),
+            "started_at": event.ts
+            if record.started_at is None
+            else min(record.started_at, event.ts),
+        }
+        if event.seq > self.start_seq:  # the latest attempt names the worker
+            update.update(worker=data.worker, type=data.type)
+            states["start_seq"] = event.seq
+        if self._wins(NodeStatus.RUNNING, event.seq):
+            update["status"] = NodeStatus.RUNNING
+            states["status_seq"] = event.seq
+        return self.model_copy(update={"record": record.model_copy(update=update), **states})
+
+    def _retrying(self, event: Event, data: _NodeRetryingData) -> NodeRunState:
+        record, states = self.record, dict[str, int]()
+        update: dict[str, Any] = {"attempts": max(record.attempts, data.attempt)}
+        # An outcome's error (even none) outranks any attempt's; the latest attempt's wins.
+        if NODE_RANK[record.status] < 2 and event.seq > self.error_seq:
+            update["error"] = data.error
+            states["error_seq"] = event.seq
+        return self.model_copy(update={"record": record.model_copy(update=update), **states})
+
+    def _outcome(self, event: Event, data: _NodeOutcomeData) -> NodeRunState:
+        status = NODE_OUTCOME_OF[event.type]
+        if not self._wins(status, event.seq):
+            return self
+        record = self.record.model_copy(
+            update={
+                "status": status,
+                "finished_at": event.ts,
+                "duration_ms": _ms(data.duration_ms),
+                "error": data.error,
+            }
+        )
+        states = {"status_seq": event.seq, "error_seq": event.seq}
+        return self.model_copy(update={"record": record, **states})
+
+
+def derive(events: Iterable[Event]) -> tuple[ExecutionRecord, list[NodeRunRecord]]:
+    """One execution's records from its events, folded in the order given (any order works)."""
+    batch = list(events)
+    if not batch:
+        raise ValueError("no events")
+    execution = ExecutionState.placeholder(batch[0].execution_id, batch[0].ts)
+    nodes: dict[str, NodeRunState] = {}
+    for event in batch:
+        execution = execution.apply(event)
+        if event.node_id and event.type in NODE_STATE_EVENTS:
+            node = nodes.get(event.node_id) or NodeRunState.empty(event.execution_id, event.node_id)
+            nodes[event.node_id] = node.apply(event)
+    return execution.record, sorted((n.record for n in nodes.values()), key=node_run_order)
+
+
+def node_run_order(run: NodeRunRecord) -> tuple[bool, float, str]:
+    """Sort key: by started_at, never-started last, then node_id."""
+    return (run.started_at is None, run.started_at or 0.0, run.node_id)

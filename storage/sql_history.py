@@ -1,0 +1,490 @@
+"""The execution-history store on SQLite or PostgreSQL (SQLAlchemy Core).
+
+`record` runs one transaction in three steps: lock the batch's executions in id order (an upsert
+creates placeholders for executions not seen yet), insert the events skipping known ids, then
+merge only the newly stored events into the execution and node-run rows. Every writer locks its
+executions first and in the same order, so concurrent recorders neither deadlock nor apply an
+event twice. On SQLite, write transactions start with BEGIN IMMEDIATE for the same reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from storage.events import Event, EventType
+from storage.history import (
+    NODE_STATE_EVENTS,
+    ExecutionRecord,
+    ExecutionState,
+    HistoryError,
+    InvalidCursor,
+    InvalidEvent,
+    NodeRunRecord,
+    NodeRunState,
+    Page,
+    SchemaMismatch,
+    node_run_order,
+)
+from storage.state import ExecutionStatus, NodeStatus
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MAX_PAGE = 1000
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_CHUNK = 500  # rows per statement, well inside SQLite's and PostgreSQL's bound-parameter limits
+_WRITE = "conductor_write"  # execution option: this SQLite transaction will write
+_SCHEMA_LOCK_KEY = 0x636F6E64  # PostgreSQL advisory lock held while creating tables
+
+metadata = sa.MetaData()
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("blueprint_id", sa.Text, nullable=False),
+    sa.Column("blueprint_name", sa.Text, nullable=False),
+    sa.Column("blueprint_version", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("result", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Index("ix_executions_created", "created_at", "id"),
+    sa.Index("ix_executions_status_created", "status", "created_at", "id"),
+    sa.Index("ix_executions_blueprint_created", "blueprint_id", "created_at", "id"),
+    sa.Index("ix_executions_finished", "finished_at"),
+)
+
+_EXECUTION_FK = sa.ForeignKey("executions.id", ondelete="CASCADE")
+
+node_runs = sa.Table(
+    "node_runs",
+    metadata,
+    sa.Column("execution_id", sa.Text, _EXECUTION_FK, primary_key=True),
+    sa.Column("node_id", sa.Text, primary_key=True),
+    sa.Column("type", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("worker", sa.Text),
+    sa.Column("start_seq", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("error_seq", sa.Integer, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "execution_id", sa.Text, sa.ForeignKey("executions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("node_id", sa.Text),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_events_execution_seq", "execution_id", "seq"),
+)
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+
+def open_sql_history(url: str) -> SqlHistoryStore:
+    """Open (creating tables if missing) the history store at `sqlite:///path`, `sqlite://`
+    (in memory) or `postgresql://...` (driven by psycopg)."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = _sqlite_engine(parsed)
+    elif backend in {"postgresql", "postgres"}:
+        if parsed.drivername in {"postgresql", "postgres"}:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise HistoryError(f"unsupported history URL {parsed.render_as_string()!r}")
+    store = SqlHistoryStore(engine, serialized=isinstance(engine.pool, StaticPool))
+    try:
+        store.create_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    memory = url.database in {None, "", ":memory:"}
+    if memory:
+        engine = sa.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Leave BEGIN to _sqlite_begin: pysqlite's own would always be a deferred one.
+    dbapi_connection.isolation_level = None
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    ):
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    # A deferred transaction that later writes can fail at once with SQLITE_BUSY (another writer
+    # committed since it read); IMMEDIATE takes the write lock up front, waiting busy_timeout.
+    immediate = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class SqlHistoryStore:
+    """HistoryStore on a SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine, serialized: bool = False) -> None:
+        self.engine = engine
+        # An in-memory SQLite database is one shared connection: one user at a time.
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if serialized else contextlib.nullcontext()
+        )
+
+    def create_schema(self) -> None:
+        """Create missing tables and check the schema version."""
+        with self._transaction(write=True) as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes opening a new database at once would both CREATE TABLE.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            metadata.create_all(conn)
+            found = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+            if not found:
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif found != [SCHEMA_VERSION]:
+                raise SchemaMismatch(
+                    f"history schema version {found} in the database; this code knows "
+                    f"{SCHEMA_VERSION}"
+                )
+
+    def record(self, events: Sequence[Event]) -> int:
+        """Store the events not stored yet and merge them into the records, atomically."""
+        unique = list({event.id: event for event in reversed(events)}.values())
+        if not unique:
+            return 0
+        with self._transaction(write=True) as conn:
+            states = self._lock_executions(conn, unique)
+            stored = self._insert_events(conn, unique)
+            if stored:
+                self._merge(conn, states, [event for event in unique if event.id in stored])
+        return len(stored)
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None:
+        """One execution, or None."""
+        query = sa.select(executions).where(executions.c.id == execution_id)
+        with self._transaction() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else _execution_state(row).record
+
+    def node_runs(self, execution_id: str) -> list[NodeRunRecord]:
+        """An execution's node runs, by started_at (never started last), then node_id."""
+        query = sa.select(node_runs).where(node_runs.c.execution_id == execution_id)
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return sorted((_node_state(row).record for row in rows), key=node_run_order)
+
+    def events(
+        self, execution_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """An execution's events with seq > after_seq, in seq order."""
+        query = (
+            sa.select(events)
+            .where(events.c.execution_id == execution_id, events.c.seq > after_seq)
+            .order_by(events.c.seq, events.c.id)
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return [_event(row) for row in rows]
+
+    def list_executions(
+        self,
+        status: ExecutionStatus | None = None,
+        blueprint_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ExecutionRecord]:
+        """Executions, newest first, in pages (keyset on created_at, id)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        key = sa.tuple_(executions.c.created_at, executions.c.id)
+        query = sa.select(executions).order_by(
+            executions.c.created_at.desc(), executions.c.id.desc()
+        )
+        if status is not None:
+            query = query.where(executions.c.status == status.value)
+        if blueprint_id is not None:
+            query = query.where(executions.c.blueprint_id == blueprint_id)
+        if cursor is not None:
+            query = query.where(key < sa.tuple_(*map(sa.literal, _decode_cursor(cursor))))
+        with self._transaction() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        items = [_execution_state(row).record for row in rows[:limit]]
+        if len(rows) <= limit:
+            return Page(items=items)
+        last = items[-1]
+        return Page(items=items, next_cursor=_encode_cursor(last.created_at, last.id))
+
+    def prune(self, older_than_s: float, now: float | None = None) -> int:
+        """Delete executions finished before now - older_than_s, with their runs and events."""
+        cutoff = (time.time() if now is None else now) - older_than_s
+        doomed = (
+            sa.select(executions.c.id)
+            .where(executions.c.finished_at < cutoff)
+            .order_by(executions.c.id)
+            .with_for_update()
+        )
+        deleted = 0
+        with self._transaction(write=True) as conn:
+            ids = list(conn.execute(doomed).scalars())
+            for chunk in _chunks(ids):
+                conn.execute(events.delete().where(events.c.execution_id.in_(chunk)))
+                conn.execute(node_runs.delete().where(node_runs.c.execution_id.in_(chunk)))
+                result = conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
+                deleted += result.rowcount
+        return deleted
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool = False) -> Iterator[sa.Connection]:
+        with self._serial, self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _lock_executions(
+        self, conn: sa.Connection, batch: list[Event]
+    ) -> dict[str, ExecutionState]:
+        """Lock (creating placeholders as needed) every execution of the batch, in id order."""
+        first_ts: dict[str, float] = {}
+        for event in batch:
+            first_ts[event.execution_id] = min(first_ts.get(event.execution_id, event.ts), event.ts)
+        rows = [
+            _execution_row(ExecutionState.placeholder(execution_id, ts))
+            for execution_id, ts in sorted(first_ts.items())
+        ]
+        insert = self._insert(executions)
+        # A no-op update, so that an existing row is locked and returned like a new one.
+        upsert = insert.on_conflict_do_update(
+            index_elements=[executions.c.id], set_={"last_seq": executions.c.last_seq}
+        ).returning(*executions.c)
+        # executemany: SQLAlchemy sends the rows in order, in as few statements as fit.
+        states = [_execution_state(row) for row in conn.execute(upsert, rows)]
+        return {state.record.id: state for state in states}
+
+    def _insert_events(self, conn: sa.Connection, batch: list[Event]) -> set[str]:
+        """Insert the events whose ids are new; return those ids."""
+        rows = [_event_row(event) for event in sorted(batch, key=lambda event: event.id)]
+        insert = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.id])
+        return set(conn.execute(insert.returning(events.c.id), rows).scalars())
+
+    def _merge(
+        self, conn: sa.Connection, states: dict[str, ExecutionState], batch: list[Event]
+    ) -> None:
+        """Fold newly stored events into their executions and node runs, and write those."""
+        before = self._node_states(conn, batch)
+        after = dict(before)
+        for event in sorted(batch, key=lambda event: (event.execution_id, event.seq, event.id)):
+            execution_id = event.execution_id
+            states[execution_id] = states[execution_id].apply(event)
+            if event.node_id and event.type in NODE_STATE_EVENTS:
+                key = (execution_id, event.node_id)
+                node = after.get(key) or NodeRunState.empty(execution_id, event.node_id)
+                after[key] = node.apply(event)
+        touched = {event.execution_id for event in batch}
+        rows = [_execution_row(states[execution_id]) for execution_id in sorted(touched)]
+        _update(conn, executions, ["id"], rows)
+        new = [_node_row(state) for key, state in after.items() if key not in before]
+        changed = [
+            _node_row(state)
+            for key, state in after.items()
+            if key in before and state != before[key]
+        ]
+        if new:
+            conn.execute(node_runs.insert(), new)
+        _update(conn, node_runs, ["execution_id", "node_id"], changed)
+
+    def _node_states(
+        self, conn: sa.Connection, batch: list[Event]
+    ) -> dict[tuple[str, str], NodeRunState]:
+        """The stored node runs the batch's node events touch."""
+        wanted = {
+            (event.execution_id, event.node_id)
+            for event in batch
+            if event.node_id and event.type in NODE_STATE_EVENTS
+        }
+        found: dict[tuple[str, str], NodeRunState] = {}
+        for chunk in _chunks(sorted(wanted)):
+            query = sa.select(node_runs).where(
+                node_runs.c.execution_id.in_({execution_id for execution_id, _ in chunk}),
+                node_runs.c.node_id.in_({node_id for _, node_id in chunk}),
+            )
+            for row in conn.execute(query):
+                state = _node_state(row)
+                key = (state.record.execution_id, state.record.node_id)
+                if key in wanted:
+                    found[key] = state
+        return found
+
+
+def _update(
+    conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """UPDATE many rows by primary key (executemany)."""
+    if not rows:
+        return
+    where = [table.c[key] == sa.bindparam(f"key_{key}") for key in keys]
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in rows[0] if name not in keys}
+    params = [{**row, **{f"key_{key}": row[key] for key in keys}} for row in rows]
+    conn.execute(table.update().where(*where).values(values), params)
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _dump_or_none(value: Any) -> str | None:
+    return None if value is None else _dump(value)
+
+
+def _load_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _execution_row(state: ExecutionState) -> dict[str, Any]:
+    record = state.record
+    return {
+        **record.model_dump(exclude={"inputs", "result", "error", "status"}),
+        "status": record.status.value,
+        "status_seq": state.status_seq,
+        "inputs": _dump(record.inputs),
+        "result": _dump_or_none(record.result),
+        "error": _dump_or_none(record.error),
+    }
+
+
+def _execution_state(row: sa.Row[Any]) -> ExecutionState:
+    fields = dict(row._mapping)
+    status_seq = fields.pop("status_seq")
+    fields.update(
+        status=ExecutionStatus(fields["status"]),
+        inputs=json.loads(fields["inputs"]),
+        result=_load_or_none(fields["result"]),
+        error=_load_or_none(fields["error"]),
+    )
+    return ExecutionState(record=ExecutionRecord(**fields), status_seq=status_seq)
+
+
+def _node_row(state: NodeRunState) -> dict[str, Any]:
+    record = state.record
+    return {
+        **record.model_dump(exclude={"error", "status"}),
+        "status": record.status.value,
+        "error": _dump_or_none(record.error),
+        "status_seq": state.status_seq,
+        "start_seq": state.start_seq,
+        "error_seq": state.error_seq,
+    }
+
+
+def _node_state(row: sa.Row[Any]) -> NodeRunState:
+    fields = dict(row._mapping)
+    seqs = {name: fields.pop(name) for name in ("status_seq", "start_seq", "error_seq")}
+    fields.update(status=NodeStatus(fields["status"]), error=_load_or_none(fields["error"]))
+    return NodeRunState(record=NodeRunRecord(**fields), **seqs)
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    try:
+        data = _dump(event.data)
+    except (TypeError, ValueError) as error:
+        raise InvalidEvent(event.id, f"data is not JSON: {error}") from None
+    return {
+        "id": event.id,
+        "execution_id": event.execution_id,
+        "seq": event.seq,
+        "type": event.type.value,
+        "node_id": event.node_id,
+        "ts": event.ts,
+        "data": data,
+    }
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    fields = row._mapping
+    return Event(
+        id=fields["id"],
+        execution_id=fields["execution_id"],
+        seq=fields["seq"],
+        type=EventType(fields["type"]),
+        node_id=fields["node_id"],
+        ts=fields["ts"],
+        data=json.loads(fields["data"]),
+    )
+
+
+def _encode_cursor(created_at: float, execution_id: str) -> str:
+    raw = _dump([created_at, execution_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, execution_id = json.loads(raw)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise InvalidCursor(f"not a listing cursor: {cursor!r}") from None
+    if not isinstance(created_at, int | float) or not isinstance(execution_id, str):
+        raise InvalidCursor(f"not a listing cursor: {cursor!r}")
+    return float(created_at), execution_id
