@@ -113,6 +113,11 @@ class RedisServer:
             self.process.wait()
             self.process = None
 
+    def restart(self) -> RedisServer:
+        """Stop (SIGTERM: an append-only file is flushed) and start again, same port and folder."""
+        self.stop()
+        return self.start()
+
     def __enter__(self) -> RedisServer:
         return self.start()
 

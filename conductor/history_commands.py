@@ -22,7 +22,13 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @click.command()
-def recorder() -> None:
+@click.option(
+    "--name",
+    default=None,
+    help="Consumer name, stable across restarts (default: the host name); give each recorder "
+    "on one host its own.",
+)
+def recorder(name: str | None) -> None:
     """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
     settings = Settings.from_env()
     if settings.redis_url is None:
@@ -33,7 +39,7 @@ def recorder() -> None:
     history = open_history(settings.history_url)
     click.echo(f"recording into {settings.history_url}", err=True)
     try:
-        Recorder(redis.Redis.from_url(settings.redis_url), history).run(stop)
+        Recorder(redis.Redis.from_url(settings.redis_url), history, consumer=name).run(stop)
     finally:
         history.close()
 

@@ -2,14 +2,14 @@
 
 It commits a batch before acknowledging it (XACK, then XDEL: the stream keeps only what is not
 recorded yet), so a recorder stopped at any moment loses nothing: unacknowledged entries are
-read again by the next run, and recording is idempotent by event id. Entries that another
-recorder read and never acknowledged are claimed after `claim_idle_ms`.
+read again by the next run under the same consumer name (the host name by default), and
+recording is idempotent by event id. Entries that another consumer read and never
+acknowledged are claimed after `claim_idle_ms`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -43,7 +43,8 @@ class Recorder:
     ) -> None:
         self.client = client
         self.history = history
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        # Stable across restarts, so a restarted recorder takes back what it had read.
+        self.consumer = consumer or socket.gethostname()
         self.batch_size = batch_size
         self.claim_idle_ms = claim_idle_ms
 

@@ -143,3 +143,46 @@ def test_bad_input_flag_is_a_usage_error() -> None:
     done = conductor("run", "examples/hello.yaml", "--input", "novalue", env={})
     assert done.returncode == 2
     assert "KEY=VALUE" in done.stderr
+
+
+def test_history_shows_an_embedded_run_afterwards(tmp_path: Path) -> None:
+    env = {"CONDUCTOR_DATA_DIR": str(tmp_path)}
+    done = conductor("run", "examples/hello.yaml", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    execution_id = json.loads(done.stdout)["id"]
+
+    listing = json.loads(conductor("history", "list", "--json", env=env).stdout)
+    assert [(e["id"], e["status"]) for e in listing["items"]] == [(execution_id, "succeeded")]
+
+    shown = conductor("history", "show", execution_id, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "status succeeded" in shown.stdout
+    for node in ("greet", "shout", "words", "letters", "summary"):
+        assert any(
+            line.startswith(node) and "succeeded" in line for line in shown.stdout.splitlines()
+        )
+    detail = json.loads(conductor("history", "show", execution_id, "--json", env=env).stdout)
+    assert detail["result"]["data"]["summary"]["result"]["greeting"] == "HELLO, WORLD!"
+    assert len(detail["nodes"]) == 5
+
+    events = conductor("history", "events", execution_id, "--json", env=env).stdout.splitlines()
+    assert [json.loads(line)["seq"] for line in events] == list(range(1, len(events) + 1))
+    assert json.loads(events[-1])["type"] == "execution.succeeded"
+
+    pruned = conductor("history", "prune", "--older-than", "0s", env=env)
+    assert "pruned 1 execution(s)" in pruned.stdout
+    assert json.loads(conductor("history", "list", "--json", env=env).stdout)["items"] == []
+
+
+def test_history_show_of_an_unknown_id_says_so(tmp_path: Path) -> None:
+    done = conductor("history", "show", "nope", env={"CONDUCTOR_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "no execution 'nope'" in done.stderr
+
+
+def test_prune_needs_a_readable_age(tmp_path: Path) -> None:
+    done = conductor(
+        "history", "prune", "--older-than", "soon", env={"CONDUCTOR_DATA_DIR": str(tmp_path)}
+    )
+    assert done.returncode == 2
+    assert "30d" in done.stderr
