@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -45,6 +45,11 @@ class NodeContext:
     data: Any = None  # the main input (`$input`); see workers.run_node.gather_inputs
     environment: NodeEnvironment = field(default_factory=NodeEnvironment)
     finished_ms: Mapping[str, int] = field(default_factory=dict)  # when each port's source ended
+    on_progress: Callable[[float, str], None] = field(default=lambda fraction, message: None)
+
+    def report_progress(self, fraction: float, message: str = "") -> None:
+        """Tell live viewers how far the node is (0.0 to 1.0): a node.progress event."""
+        self.on_progress(min(1.0, max(0.0, fraction)), message)
 
     def get_input(self, name: str, default: Any = None) -> Any:
         """The value on input port `name`, or `default`."""

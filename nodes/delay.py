@@ -18,6 +18,9 @@ class DelayParameters(NodeParameters):
     ms: int = Field(default=1000, ge=0, le=3_600_000, description="How long to wait, in ms")
 
 
+PROGRESS_EVERY_S = 1.0
+
+
 class DelayNode(Node[DelayParameters]):
     """Wait `ms` milliseconds; the output's result is the input."""
 
@@ -30,6 +33,14 @@ class DelayNode(Node[DelayParameters]):
         if wait_s > context.remaining_s():
             time.sleep(context.remaining_s())
             raise NodeTimeout(f"delay of {params.ms} ms is longer than the node's timeout")
-        if wait_s > 0:  # sleep(0) still costs the kernel's timer slack
-            time.sleep(wait_s)
+        self._wait(wait_s, context)
         return {"result": context.data, "waited_ms": params.ms}
+
+    @staticmethod
+    def _wait(wait_s: float, context: NodeContext) -> None:
+        """Sleep, reporting progress about once a second on long waits."""
+        end = time.monotonic() + wait_s
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, PROGRESS_EVERY_S))
+            if wait_s > PROGRESS_EVERY_S:
+                context.report_progress(1 - max(0.0, end - time.monotonic()) / wait_s, "waiting")

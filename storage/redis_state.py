@@ -135,6 +135,17 @@ emit(KEYS[1], KEYS[3], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
 """
 )
 
+# KEYS: meta, stream. ARGV: channel, cap, execution id, node key, now (ms), event id,
+#       progress (0..1), message.
+_PROGRESS = (
+    _EMIT
+    + """
+emit(KEYS[1], KEYS[2], {id=ARGV[6], type='node.progress', node_id=ARGV[4],
+                        ts=tonumber(ARGV[5]) / 1000,
+                        data={progress=tonumber(ARGV[7]), message=ARGV[8]}})
+"""
+)
+
 # KEYS: result, meta, stream. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
 #       the event's JSON without its closing seq.
 _FINISH = """
@@ -159,6 +170,7 @@ class RedisStateStore:
         self._complete = client.register_script(_COMPLETE)
         self._set_node = client.register_script(_SET_NODE)
         self._finish = client.register_script(_FINISH)
+        self._progress = client.register_script(_PROGRESS)
 
     def _common(self, execution_id: str) -> list[Any]:
         return [keys.events_channel(execution_id), STREAM_MAXLEN, execution_id]
@@ -302,6 +314,13 @@ class RedisStateStore:
                 json.dumps(error),
                 retry_in_s,
             ],
+        )
+
+    def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
+        """Emit node.progress."""
+        self._progress(
+            keys=[keys.meta(execution_id), keys.EVENTS_STREAM],
+            args=[*self._common(execution_id), key, now_ms(), _id(), fraction, message],
         )
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:

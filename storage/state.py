@@ -132,6 +132,9 @@ class StateStore(Protocol):
     ) -> None:
         """Record a failed attempt that will be retried."""
 
+    def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
+        """Emit node.progress for a running node."""
+
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
         """Set the final status and result once; False if the execution was already over."""
 
@@ -388,6 +391,11 @@ class MemoryStateStore:
         attempt = int(nodes.get(f"{key}:attempts", "0"))
         data = {"error": error, "retry_in_s": retry_in_s, "attempt": attempt}
         self._emit(execution_id, EventType.NODE_RETRYING, key, data)
+
+    def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
+        """Emit node.progress."""
+        data = {"progress": fraction, "message": message}
+        self._emit(execution_id, EventType.NODE_PROGRESS, key, data)
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
         """First caller wins; emit the terminal event."""

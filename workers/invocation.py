@@ -56,6 +56,7 @@ def prepare(
     registry: NodeRegistry,
     environment: NodeEnvironment,
     inputs: tuple[dict[str, Any], Any],
+    on_progress: Callable[[float, str], None] = lambda fraction, message: None,
 ) -> Invocation:
     """Render parameters, apply input overrides (an input port named like a parameter wins),
     validate, and build the context with the node's deadline."""
@@ -95,6 +96,7 @@ def prepare(
         finished_ms={
             wire.port: load.upstream_finished_ms.get(wire.source, 0) for wire in spec.wires
         },
+        on_progress=on_progress,
     )
     return Invocation(node_type(), params, context)
 

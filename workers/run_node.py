@@ -106,6 +106,7 @@ class _Attempt:
                 registry=registry,
                 environment=self.environment,
                 inputs=(ports, data),
+                on_progress=self.report_progress,
             )
             if isinstance(call.node, ExpandingNode) and self.spec.body:
                 return self.expand_or_collect(call)
@@ -124,6 +125,10 @@ class _Attempt:
             deliveries = self.load.attempt - 1
             return self.fail("INTERNAL_ERROR", f"gave up after {deliveries} deliveries")
         return None
+
+    def report_progress(self, fraction: float, message: str) -> None:
+        """A node.progress event for this node."""
+        self.stores.state.progress(self.execution_id, self.spec.key, fraction, message)
 
     def _upstream_failure(self, ports: Mapping[str, Any]) -> dict[str, Any] | None:
         """In a settling scope, a settled failure upstream fails this node the same way, except

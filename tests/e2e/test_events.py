@@ -104,3 +104,18 @@ def test_live_subscribers_see_the_same_events(
     durable = stream_events(redis_client, result["id"])
     assert [e["seq"] for e in live] == [e.seq for e in durable]
     assert [Event.model_validate(e) for e in live] == durable
+
+
+def test_a_long_delay_reports_progress(
+    run_blueprint: RunBlueprint, redis_client: redis.Redis
+) -> None:
+    result = run_blueprint(
+        "id: p\nname: P\nnodes: [{id: wait, type: delay, parameters: {ms: 2500}}]\n"
+    )
+    progress = [
+        e for e in stream_events(redis_client, result["id"]) if e.type is EventType.NODE_PROGRESS
+    ]
+    assert len(progress) >= 2
+    fractions = [e.data["progress"] for e in progress]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < 1
+    assert all(e.node_id == "wait" and e.data["message"] == "waiting" for e in progress)
