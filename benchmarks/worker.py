@@ -6,8 +6,6 @@ start it from code with `BenchWorkerProcess`.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from typing import Any
 
@@ -59,27 +57,4 @@ def main(argv: list[str] | None = None) -> None:
 class BenchWorkerProcess(WorkerProcess):
     """`python -m benchmarks.worker`, started as `WorkerProcess` starts `conductor worker`."""
 
-    def start(self) -> BenchWorkerProcess:
-        """Start the worker; tasks wait in Redis until it is ready, so this does not block."""
-        command = [
-            sys.executable, "-m", "benchmarks.worker", "-c", str(self.concurrency),
-            "-n", self.name, "--loglevel", "WARNING",
-        ]  # fmt: skip
-        if self.queues:
-            command += ["-Q", ",".join(self.queues)]
-        env = {**os.environ, **self.env, "CONDUCTOR_REDIS_URL": self.redis_url}
-        if self.log_path is None:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-            return self
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=log, start_new_session=True
-            )
-        return self
-
-
-if __name__ == "__main__":
-    main()
+    entry_point = ("-m", "benchmarks.worker")

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar
 
 import redis
 
@@ -128,6 +129,8 @@ class RedisServer:
 class WorkerProcess:
     """`conductor worker` as a child process."""
 
+    entry_point: ClassVar[tuple[str, ...]] = ("-m", "conductor", "worker")
+
     def __init__(
         self,
         redis_url: str,
@@ -149,7 +152,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         """Start the worker; tasks wait in Redis until it is ready, so this does not block."""
         command = [
-            sys.executable, "-m", "conductor", "worker", "-c", str(self.concurrency),
+            sys.executable, *self.entry_point, "-c", str(self.concurrency),
             "-n", self.name, "--loglevel", "WARNING",
         ]  # fmt: skip
         if self.queues:

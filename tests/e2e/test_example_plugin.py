@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ PLUGIN = REPO / "examples" / "conductor-example-plugin"
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip install` of the example plugin into a folder of its own."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / PLUGIN.name  # pip builds in the source folder
+    shutil.copytree(PLUGIN, source)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(PLUGIN)],
+         "--target", str(target), str(source)],
         check=True,
         capture_output=True,
     )  # fmt: skip

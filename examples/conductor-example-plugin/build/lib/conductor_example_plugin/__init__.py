@@ -1,1 +1,0 @@
-"""An example Conductor node plugin (see docs/nodes.md)."""
