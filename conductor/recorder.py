@@ -80,10 +80,13 @@ class Recorder:
                 {keys.EVENTS_STREAM: "0"},
                 count=self.batch_size,
             )
-            entries = [entry for _, batch in reply or [] for entry in batch if entry[1]]
-            if not entries:
+            batch = [entry for _, entries in reply or [] for entry in entries]
+            if not batch:
                 break
-            handled += self._record(entries)
+            gone = [entry_id for entry_id, fields in batch if not fields]  # trimmed away
+            if gone:
+                self.client.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *gone)
+            handled += self._record([entry for entry in batch if entry[1]])
         return handled + self._claim()
 
     def _claim(self) -> int:
