@@ -58,3 +58,7 @@ class BenchWorkerProcess(WorkerProcess):
     """`python -m benchmarks.worker`, started as `WorkerProcess` starts `conductor worker`."""
 
     entry_point = ("-m", "benchmarks.worker")
+
+
+if __name__ == "__main__":
+    main()

@@ -122,7 +122,8 @@ class Submission:
         dispatcher = Dispatcher(create_app(settings), stores, self.registry)
         client = redis.Redis.from_url(str(settings.redis_url))
         execution_id = str(uuid.uuid4())
-        with ExecutionFollower(client, execution_id) as follower:  # before submitting: miss nothing
+        live = self.show_progress
+        with ExecutionFollower(client, execution_id, live=live) as follower:  # before submitting
             plan = dispatcher.submit(self.model, self.inputs, execution_id)
             if self.detach:
                 return {"id": plan.execution_id, "status": "queued"}

@@ -12,7 +12,7 @@ import redis
 
 from storage import keys
 from storage.blobs import unpack
-from storage.events import Event
+from storage.events import TERMINAL_EVENTS, Event
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
@@ -22,15 +22,18 @@ from workers.stores import Stores
 RECHECK_S = 5.0
 
 OnEvent = Callable[[Event], None]
+TERMINAL_TYPES = frozenset(kind.value for kind in TERMINAL_EVENTS)
 
 
 class ExecutionFollower:
-    """A subscription to one execution's events; open it before submitting to miss none."""
+    """A subscription to one execution's events (`live`), or to its end only; open it before
+    submitting to miss none."""
 
-    def __init__(self, client: redis.Redis, execution_id: str) -> None:
+    def __init__(self, client: redis.Redis, execution_id: str, *, live: bool = True) -> None:
         self.execution_id = execution_id
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self.pubsub.subscribe(keys.events_channel(execution_id))
+        channel = keys.events_channel if live else keys.done_channel
+        self.pubsub.subscribe(channel(execution_id))
 
     def wait(
         self, stores: Stores, timeout_s: float | None = None, on_event: OnEvent | None = None
@@ -60,10 +63,10 @@ class ExecutionFollower:
             message = self.pubsub.get_message(timeout=left)
             if not message:
                 continue
-            event = Event.model_validate(json.loads(message["data"]))
-            if on_event is not None:
-                on_event(event)
-            if event.type.is_terminal:
+            payload = json.loads(message["data"])
+            if on_event is not None:  # a full model only for a viewer; waiting needs the type
+                on_event(Event.model_validate(payload))
+            if payload.get("type") in TERMINAL_TYPES:
                 return
 
     def close(self) -> None:
@@ -86,5 +89,5 @@ def wait_for_result(
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Block until the execution ends and return its result object."""
-    with ExecutionFollower(client, execution_id) as follower:
+    with ExecutionFollower(client, execution_id, live=False) as follower:
         return follower.wait(stores, timeout_s)

@@ -47,6 +47,12 @@ def events_channel(execution_id: str) -> str:
     return f"{PREFIX}:events:{execution_id}"
 
 
+def done_channel(execution_id: str) -> str:
+    """Pub/sub channel of the terminal event only: for waiters that need nothing else (they
+    wake once instead of once per event)."""
+    return f"{PREFIX}:done:{execution_id}"
+
+
 def execution_keys(execution_id: str) -> list[str]:
     """All keys one execution owns (for expiry and clean-up)."""
     return [

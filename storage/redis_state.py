@@ -147,13 +147,14 @@ emit(KEYS[1], KEYS[2], {id=ARGV[6], type='node.progress', node_id=ARGV[4],
 )
 
 # KEYS: result, meta, stream. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
-#       the event's JSON without its closing seq.
+#       the event's JSON without its closing seq, the done channel.
 _FINISH = """
 if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
   redis.call('HSET', KEYS[2], 'status', ARGV[5], 'finished_ms', ARGV[6])
   local text = ARGV[8] .. redis.call('HINCRBY', KEYS[2], 'seq', 1) .. '}'
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'event', text)
   redis.call('PUBLISH', ARGV[1], text)
+  redis.call('PUBLISH', ARGV[9], text)
   return 1
 end
 return 0
@@ -338,6 +339,7 @@ class RedisStateStore:
                 now_ms(),
                 self.ttl_s,
                 open_event,
+                keys.done_channel(execution_id),
             ],
         )
         return bool(won)

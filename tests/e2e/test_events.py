@@ -119,3 +119,22 @@ def test_a_long_delay_reports_progress(
     fractions = [e.data["progress"] for e in progress]
     assert fractions == sorted(fractions) and 0 < fractions[0] < 1
     assert all(e.node_id == "wait" and e.data["message"] == "waiting" for e in progress)
+
+
+def test_the_done_channel_carries_only_the_terminal_event(
+    run_blueprint: RunBlueprint, redis_client: redis.Redis, redis_server: Any
+) -> None:
+    listener = redis.Redis.from_url(redis_server.url).pubsub(  # type: ignore[no-untyped-call]
+        ignore_subscribe_messages=True
+    )
+    listener.psubscribe("conductor:done:*")
+    try:
+        result = run_blueprint(DIAMOND)
+        messages = []
+        while (message := listener.get_message(timeout=1.0)) is not None:
+            messages.append(json.loads(message["data"]))
+    finally:
+        listener.close()
+    mine = [m for m in messages if m["execution_id"] == result["id"]]
+    assert [m["type"] for m in mine] == ["execution.succeeded"]
+    assert mine[0] == stream_events(redis_client, result["id"])[-1].model_dump(mode="json")
