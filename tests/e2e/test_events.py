@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import redis
@@ -131,8 +132,11 @@ def test_the_done_channel_carries_only_the_terminal_event(
     try:
         result = run_blueprint(DIAMOND)
         messages = []
-        while (message := listener.get_message(timeout=1.0)) is not None:
-            messages.append(json.loads(message["data"]))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # the subscribe confirmation comes back as None
+            message = listener.get_message(timeout=0.1)
+            if message is not None:
+                messages.append(json.loads(message["data"]))
     finally:
         listener.close()
     mine = [m for m in messages if m["execution_id"] == result["id"]]
