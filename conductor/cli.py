@@ -22,9 +22,12 @@ from conductor.problems import InvalidBlueprint
 from conductor.progress import ProgressView
 from conductor.recorder import Recorder
 from conductor.settings import Settings
+from conductor.submission import Submitter
+from conductor.submit_task import CELERY_DEFAULT_QUEUE, register_submit_task
 from conductor.validation import ensure_valid
 from conductor.waiting import ExecutionFollower
 from nodes.registry import NodeRegistry, default_registry
+from storage.blueprints import open_blueprint_store
 from storage.history import open_history
 from workers.app import create_app
 from workers.config import DEFAULT_QUEUE
@@ -202,6 +205,28 @@ main.add_command(history)
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn processes")
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (CONDUCTOR_API_TOKEN set: bearer token required)."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    import uvicorn  # noqa: PLC0415  (only this command needs the server)
+
+    from conductor.api.app import create_api  # noqa: PLC0415
+    from conductor.api.context import ApiContext  # noqa: PLC0415
+
+    if workers > 1:
+        uvicorn.run(
+            "conductor.api.factory:app", host=host, port=port, workers=workers, factory=True
+        )
+        return
+    uvicorn.run(create_api(ApiContext.from_settings(settings)), host=host, port=port)
+
+
+@main.command()
 @click.argument("blueprint", type=click.Path(path_type=Path))
 def validate(blueprint: Path) -> None:
     """Check a Blueprint file: exit 0, or 2 listing every problem with its path."""
@@ -213,9 +238,10 @@ def validate(blueprint: Path) -> None:
 @click.option(
     "-Q",
     "--queues",
-    default=DEFAULT_QUEUE,
+    default=f"{DEFAULT_QUEUE},{CELERY_DEFAULT_QUEUE}",
     show_default=True,
-    help="Comma-separated queues to consume.",
+    help="Comma-separated queues to consume ('celery' carries conductor.submit from plain "
+    "Celery clients).",
 )
 @click.option(
     "-c", "--concurrency", type=int, default=None, help="Worker processes (default: CPUs)."
@@ -228,7 +254,11 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
     app = create_app(settings)
-    register_tasks(app, make_stores(settings), default_registry(), node_environment(settings))
+    stores, registry = make_stores(settings), default_registry()
+    register_tasks(app, stores, registry, node_environment(settings))
+    client = redis.Redis.from_url(settings.redis_url)
+    blueprints = open_blueprint_store(settings.blueprints_dir)
+    register_submit_task(app, Submitter(Dispatcher(app, stores, registry), client, blueprints))
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E", "--without-mingle"]

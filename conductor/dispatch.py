@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from conductor.blueprint import Blueprint
 from conductor.canvas import build_canvas
@@ -17,6 +20,10 @@ from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
+
+
+class DispatchFailed(RuntimeError):
+    """The execution was stored but its canvas could not be sent; it is marked failed."""
 
 
 class Dispatcher:
@@ -55,5 +62,16 @@ class Dispatcher:
         if canvas is None:
             finalize(plan.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
             return
-        # ignore_result: no result subscription on the client; outcomes travel through our keys.
-        canvas.apply_async(ignore_result=True)
+        try:
+            # ignore_result: no result subscription here; outcomes travel through our keys.
+            canvas.apply_async(ignore_result=True)
+        except (OperationalError, redis.RedisError) as exc:
+            error = {
+                "code": "TRANSPORT_ERROR",
+                "message": f"the broker refused: {exc}",
+                "nodeId": None,
+            }
+            with suppress(redis.RedisError):  # Redis may be the thing that is down
+                finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
+            raise DispatchFailed(str(exc)) from exc
+        self.stores.state.mark_dispatched(plan.execution_id)

@@ -33,6 +33,16 @@ def done(execution_id: str) -> str:
     return f"{PREFIX}:exec:{{{execution_id}}}:done"
 
 
+def events_log(execution_id: str) -> str:
+    """List: the execution's events in seq order (replayed to late or reconnecting viewers)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:events"
+
+
+def idempotency(key_digest: str) -> str:
+    """String: the execution id submitted under an idempotency key (its SHA-256)."""
+    return f"{PREFIX}:idem:{key_digest}"
+
+
 def result(execution_id: str) -> str:
     """String: the execution's final result object (JSON); written once."""
     return f"{PREFIX}:exec:{{{execution_id}}}:result"
@@ -62,4 +72,5 @@ def execution_keys(execution_id: str) -> list[str]:
         outputs(execution_id),
         done(execution_id),
         result(execution_id),
+        events_log(execution_id),
     ]

@@ -15,8 +15,9 @@ import redis
 
 from conductor.plan import ExecutionPlan
 from storage import keys
-from storage.events import EventType
+from storage.events import Event, EventType
 from storage.state import (
+    ExecutionExists,
     ExecutionStatus,
     Expansion,
     NodeLoad,
@@ -34,20 +35,21 @@ from storage.state import (
 DEFAULT_TTL_S = 7 * 24 * 3600
 STREAM_MAXLEN = 1_000_000  # approximate cap; the recorder deletes what it has recorded
 
-# emit(meta key, stream key, event table): seq, XADD, PUBLISH. ARGV[1..3] of every script
-# are the events channel, the stream cap and the execution id.
+# emit(meta key, stream key, log key, event table): seq, XADD, RPUSH to the execution's log,
+# PUBLISH. ARGV[1..3] of every script are the events channel, the stream cap, the execution id.
 _EMIT = """
-local function emit(meta_key, stream_key, event)
+local function emit(meta_key, stream_key, log_key, event)
   event['seq'] = redis.call('HINCRBY', meta_key, 'seq', 1)
   event['execution_id'] = ARGV[3]
   local text = cjson.encode(event)
   redis.call('XADD', stream_key, 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('RPUSH', log_key, text)
   redis.call('PUBLISH', ARGV[1], text)
 end
 local function decode(text) if text == '' then return cjson.null end return cjson.decode(text) end
 """
 
-# KEYS: meta, plan, nodes, outputs, stream.
+# KEYS: meta, plan, nodes, outputs, stream, log.
 # ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id.
 _LOAD = (
     _EMIT
@@ -70,10 +72,10 @@ if live and not finished then
              k .. 'worker', ARGV[6])
   if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[5])
-    emit(KEYS[1], KEYS[5], {id=ARGV[8], type='execution.started', node_id=cjson.null, ts=ts,
-                            data={}})
+    emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[8], type='execution.started', node_id=cjson.null,
+                                     ts=ts, data={}})
   end
-  emit(KEYS[1], KEYS[5], {id=ARGV[7], type='node.started', node_id=ARGV[4], ts=ts,
+  emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[7], type='node.started', node_id=ARGV[4], ts=ts,
                           data={attempt=attempt, worker=ARGV[6], type=decoded['type']}})
 end
 local sources = {}
@@ -92,7 +94,7 @@ return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], 
 """
 )
 
-# KEYS: meta, nodes, outputs, done, stream.
+# KEYS: meta, nodes, outputs, done, stream, log.
 # ARGV: channel, cap, execution id, node key, output, status, now (ms), ttl, event id,
 #       event type, error (JSON or '').
 _COMPLETE = (
@@ -108,13 +110,13 @@ for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
 local started = tonumber(redis.call('HGET', KEYS[2], k .. 'started_ms') or ARGV[7])
 local data = {duration_ms = tonumber(ARGV[7]) - started}
 if ARGV[11] ~= '' then data['error'] = decode(ARGV[11]); data['settled'] = true end
-emit(KEYS[1], KEYS[5], {id=ARGV[9], type=ARGV[10], node_id=ARGV[4],
+emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[9], type=ARGV[10], node_id=ARGV[4],
                         ts=tonumber(ARGV[7]) / 1000, data=data})
 return count
 """
 )
 
-# KEYS: meta, nodes, stream. ARGV: channel, cap, execution id, node key, status, now (ms),
+# KEYS: meta, nodes, stream, log. ARGV: channel, cap, execution id, node key, status, now (ms),
 #       ttl, event id, event type, error (JSON), retry in (s, or '').
 _SET_NODE = (
     _EMIT
@@ -130,29 +132,45 @@ if ARGV[11] ~= '' then
 else
   data['settled'] = false
 end
-emit(KEYS[1], KEYS[3], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
+emit(KEYS[1], KEYS[3], KEYS[4], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
                         ts=tonumber(ARGV[6]) / 1000, data=data})
 """
 )
 
-# KEYS: meta, stream. ARGV: channel, cap, execution id, node key, now (ms), event id,
+# KEYS: meta, stream, log. ARGV: channel, cap, execution id, node key, now (ms), event id,
 #       progress (0..1), message.
 _PROGRESS = (
     _EMIT
     + """
-emit(KEYS[1], KEYS[2], {id=ARGV[6], type='node.progress', node_id=ARGV[4],
+emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type='node.progress', node_id=ARGV[4],
                         ts=tonumber(ARGV[5]) / 1000,
                         data={progress=tonumber(ARGV[7]), message=ARGV[8]}})
 """
 )
 
-# KEYS: result, meta, stream. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
+# KEYS: meta, stream, log. ARGV: channel, cap, execution id, new status, now (ms), event id,
+#       event type, allowed current statuses (comma-separated).
+_TRANSITION = (
+    _EMIT
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if not string.find(',' .. ARGV[8] .. ',', ',' .. status .. ',', 1, true) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[4])
+emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type=ARGV[7], node_id=cjson.null,
+                                 ts=tonumber(ARGV[5]) / 1000, data={status=ARGV[4]}})
+return 1
+"""
+)
+
+# KEYS: result, meta, stream, log. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
 #       the event's JSON without its closing seq, the done channel.
 _FINISH = """
 if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
   redis.call('HSET', KEYS[2], 'status', ARGV[5], 'finished_ms', ARGV[6])
   local text = ARGV[8] .. redis.call('HINCRBY', KEYS[2], 'seq', 1) .. '}'
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('RPUSH', KEYS[4], text)
   redis.call('PUBLISH', ARGV[1], text)
   redis.call('PUBLISH', ARGV[9], text)
   return 1
@@ -172,13 +190,17 @@ class RedisStateStore:
         self._set_node = client.register_script(_SET_NODE)
         self._finish = client.register_script(_FINISH)
         self._progress = client.register_script(_PROGRESS)
+        self._transition = client.register_script(_TRANSITION)
 
     def _common(self, execution_id: str) -> list[Any]:
         return [keys.events_channel(execution_id), STREAM_MAXLEN, execution_id]
 
     def create(self, plan: ExecutionPlan) -> None:
-        """Store meta and plan, and emit execution.queued (seq 1), in one transaction."""
+        """Store meta and plan, and emit execution.queued (seq 1), in one transaction; an
+        execution id that exists already raises ExecutionExists (exactly one creator wins)."""
         execution_id = plan.execution_id
+        if not self.client.hsetnx(keys.meta(execution_id), "status", "queued"):
+            raise ExecutionExists(execution_id)
         event = queued_event(plan).model_dump_json()
         pipe = self.client.pipeline(transaction=True)
         meta: dict[Any, Any] = {**meta_fields(plan), "seq": 1}
@@ -190,6 +212,8 @@ class RedisStateStore:
         pipe.expire(keys.meta(execution_id), self.ttl_s)
         pipe.expire(keys.plan(execution_id), self.ttl_s)
         pipe.xadd(keys.EVENTS_STREAM, {"event": event}, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.rpush(keys.events_log(execution_id), event)
+        pipe.expire(keys.events_log(execution_id), self.ttl_s)
         pipe.publish(keys.events_channel(execution_id), event)
         pipe.execute()
 
@@ -202,6 +226,7 @@ class RedisStateStore:
                 keys.nodes(execution_id),
                 keys.outputs(execution_id),
                 keys.EVENTS_STREAM,
+                keys.events_log(execution_id),
             ],
             args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id()],
         )
@@ -239,6 +264,7 @@ class RedisStateStore:
                     keys.outputs(execution_id),
                     keys.done(execution_id),
                     keys.EVENTS_STREAM,
+                    keys.events_log(execution_id),
                 ],
                 args=[
                     *self._common(execution_id),
@@ -303,7 +329,12 @@ class RedisStateStore:
         retry_in_s: float | str,
     ) -> None:
         self._set_node(
-            keys=[keys.meta(execution_id), keys.nodes(execution_id), keys.EVENTS_STREAM],
+            keys=[
+                keys.meta(execution_id),
+                keys.nodes(execution_id),
+                keys.EVENTS_STREAM,
+                keys.events_log(execution_id),
+            ],
             args=[
                 *self._common(execution_id),
                 key,
@@ -320,7 +351,7 @@ class RedisStateStore:
     def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
         """Emit node.progress."""
         self._progress(
-            keys=[keys.meta(execution_id), keys.EVENTS_STREAM],
+            keys=[keys.meta(execution_id), keys.EVENTS_STREAM, keys.events_log(execution_id)],
             args=[*self._common(execution_id), key, now_ms(), _id(), fraction, message],
         )
 
@@ -331,7 +362,12 @@ class RedisStateStore:
         )
         open_event = json.dumps(event, separators=(",", ":"))[:-1] + ',"seq":'
         won = self._finish(
-            keys=[keys.result(execution_id), keys.meta(execution_id), keys.EVENTS_STREAM],
+            keys=[
+                keys.result(execution_id),
+                keys.meta(execution_id),
+                keys.EVENTS_STREAM,
+                keys.events_log(execution_id),
+            ],
             args=[
                 *self._common(execution_id),
                 result,
@@ -343,6 +379,41 @@ class RedisStateStore:
             ],
         )
         return bool(won)
+
+    def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
+        """The execution's events with seq > after_seq; None when Redis no longer has it."""
+        texts = self.client.lrange(keys.events_log(execution_id), after_seq, -1)
+        if not texts and not self.client.exists(keys.meta(execution_id)):
+            return None
+        return [Event.model_validate_json(text) for text in texts]
+
+    def transition(
+        self,
+        execution_id: str,
+        allowed: frozenset[ExecutionStatus],
+        target: ExecutionStatus,
+        event: EventType,
+    ) -> bool | None:
+        """Move to `target` (emitting `event`) if the status is one of `allowed`; False if it
+        is not, None if the execution is unknown."""
+        moved = int(
+            self._transition(
+                keys=[keys.meta(execution_id), keys.EVENTS_STREAM, keys.events_log(execution_id)],
+                args=[
+                    *self._common(execution_id),
+                    target.value,
+                    now_ms(),
+                    _id(),
+                    event.value,
+                    ",".join(sorted(s.value for s in allowed)),
+                ],
+            )
+        )
+        return None if moved < 0 else moved == 1
+
+    def mark_dispatched(self, execution_id: str) -> None:
+        """Note that the execution's canvas reached the broker."""
+        self.client.hset(keys.meta(execution_id), "dispatched_ms", now_ms())
 
     def result(self, execution_id: str) -> str | None:
         """The final result, if any."""

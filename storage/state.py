@@ -52,6 +52,10 @@ class NodeStatus(StrEnum):
 FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED})
 
 
+class ExecutionExists(ValueError):
+    """An execution with this id was created already."""
+
+
 @dataclass(frozen=True)
 class NodeLoad:
     """What a node task needs, read in one round trip."""
@@ -104,7 +108,8 @@ class StateStore(Protocol):
     """Where an execution's state lives while it runs."""
 
     def create(self, plan: ExecutionPlan) -> None:
-        """Store a new execution (status queued) with its plan, atomically."""
+        """Store a new execution (status queued) with its plan, atomically; raise
+        ExecutionExists when the id is taken."""
 
     def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
         """Read a node's spec and upstream outputs; mark it running unless it is finished or
@@ -137,6 +142,22 @@ class StateStore(Protocol):
 
     def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
         """Set the final status and result once; False if the execution was already over."""
+
+    def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
+        """The execution's events with seq > after_seq, in order; None if unknown here."""
+
+    def mark_dispatched(self, execution_id: str) -> None:
+        """Note that the execution's canvas reached the broker."""
+
+    def transition(
+        self,
+        execution_id: str,
+        allowed: frozenset[ExecutionStatus],
+        target: ExecutionStatus,
+        event: EventType,
+    ) -> bool | None:
+        """Move to `target` and emit `event` if the status is in `allowed` (False if not;
+        None for an unknown execution)."""
 
     def result(self, execution_id: str) -> str | None:
         """The final result (JSON), if the execution is over."""
@@ -259,12 +280,12 @@ class MemoryStateStore:
         self.outputs: dict[str, dict[str, str]] = {}
         self.done: dict[str, set[str]] = {}
         self.results: dict[str, str] = {}
-        self.events: dict[str, list[Event]] = {}
+        self.events_of: dict[str, list[Event]] = {}
 
     def _emit(
         self, execution_id: str, kind: EventType, node_id: str | None, data: dict[str, Any]
     ) -> None:
-        events = self.events[execution_id]
+        events = self.events_of[execution_id]
         events.append(
             Event(
                 id=str(uuid.uuid4()),
@@ -280,11 +301,13 @@ class MemoryStateStore:
     def create(self, plan: ExecutionPlan) -> None:
         """Store the plan; emit execution.queued."""
         execution_id = plan.execution_id
+        if execution_id in self.meta:
+            raise ExecutionExists(execution_id)
         self.meta[execution_id] = meta_fields(plan)
         self.plans[execution_id] = {k: n.model_dump_json() for k, n in plan.nodes.items()}
         self.nodes[execution_id], self.outputs[execution_id] = {}, {}
         self.done[execution_id] = set()
-        self.events[execution_id] = [queued_event(plan)]
+        self.events_of[execution_id] = [queued_event(plan)]
 
     def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
         """Read and mark running, as the Redis script does."""
@@ -404,8 +427,34 @@ class MemoryStateStore:
         self.results[execution_id] = result
         self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))
         event = terminal_event(execution_id, status, result)
-        seq = len(self.events[execution_id]) + 1
-        self.events[execution_id].append(event.model_copy(update={"seq": seq}))
+        seq = len(self.events_of[execution_id]) + 1
+        self.events_of[execution_id].append(event.model_copy(update={"seq": seq}))
+        return True
+
+    def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
+        """The events after `after_seq`."""
+        found = self.events_of.get(execution_id)
+        return None if found is None else found[after_seq:]
+
+    def mark_dispatched(self, execution_id: str) -> None:
+        """Note the dispatch."""
+        self.meta[execution_id]["dispatched_ms"] = str(now_ms())
+
+    def transition(
+        self,
+        execution_id: str,
+        allowed: frozenset[ExecutionStatus],
+        target: ExecutionStatus,
+        event: EventType,
+    ) -> bool | None:
+        """Move if allowed."""
+        meta = self.meta.get(execution_id)
+        if meta is None:
+            return None
+        if ExecutionStatus(meta["status"]) not in allowed:
+            return False
+        meta["status"] = target.value
+        self._emit(execution_id, event, None, {"status": target.value})
         return True
 
     def result(self, execution_id: str) -> str | None:

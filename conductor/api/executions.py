@@ -1,0 +1,263 @@
+"""/v1/executions: submit, read, list, follow (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from conductor.api.context import ApiContext
+from conductor.api.models import (
+    ExecutionAccepted,
+    ExecutionPage,
+    ExecutionRequest,
+    ExecutionView,
+    NodeState,
+)
+from conductor.api.problems import ApiProblem
+from conductor.control import Control, ControlOutcome
+from conductor.event_stream import ExecutionNotFound, follow_events
+from conductor.loader import blueprint_from_data
+from conductor.problems import InvalidBlueprint
+from storage.blobs import unpack
+from storage.blueprints import BlueprintNotFound
+from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
+from storage.state import ExecutionStatus, Snapshot
+
+router = APIRouter(prefix="/v1/executions", tags=["executions"])
+
+
+class ControlCommand(StrEnum):
+    """The execution-control commands."""
+
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RETRY = "retry"
+
+
+def context(request: Request) -> ApiContext:
+    """The API's shared context."""
+    found: ApiContext = request.app.state.context
+    return found
+
+
+@router.post("", status_code=202, response_model=ExecutionAccepted)
+def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
+    """Submit an inline or stored Blueprint; the same idempotency_key gives the same execution."""
+    ctx = context(request)
+    if (body.blueprint is None) == (body.blueprint_id is None):
+        raise ApiProblem(422, "VALIDATION_FAILED", "give exactly one of blueprint and blueprint_id")
+    try:
+        model = blueprint_from_data(body.blueprint) if body.blueprint is not None else None
+        submitted = ctx.submitter.submit(
+            model,
+            blueprint_id=body.blueprint_id,
+            inputs=body.inputs,
+            idempotency_key=body.idempotency_key,
+        )
+    except InvalidBlueprint as exc:
+        raise invalid_blueprint(exc, prefix="blueprint") from None
+    except BlueprintNotFound:
+        raise ApiProblem(
+            404, "VALIDATION_FAILED", f"no stored Blueprint {body.blueprint_id!r}"
+        ) from None
+    return ExecutionAccepted(id=submitted.execution_id, status=submitted.status)
+
+
+def invalid_blueprint(exc: InvalidBlueprint, prefix: str = "") -> ApiProblem:
+    """422 listing every problem with its path."""
+    errors = [
+        {
+            "path": f"{prefix}.{p.path}" if prefix and p.path != "$" else prefix or p.path,
+            "code": p.code.value,
+            "message": p.message,
+        }
+        for p in exc.problems
+    ]
+    code = (
+        exc.problems[0].code.value
+        if len({p.code for p in exc.problems}) == 1
+        else "VALIDATION_FAILED"
+    )
+    return ApiProblem(
+        422, code, f"the Blueprint is invalid ({len(errors)} problem(s))", errors=errors
+    )
+
+
+@router.get("", response_model=ExecutionPage)
+def list_executions(
+    request: Request,
+    status: ExecutionStatus | None = None,
+    blueprint_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> ExecutionPage:
+    """Recorded executions, newest first (from the history store)."""
+    ctx = context(request)
+    try:
+        page = ctx.history.list_executions(
+            status=status, blueprint_id=blueprint_id, limit=limit, cursor=cursor
+        )
+    except InvalidCursor:
+        raise ApiProblem(400, "VALIDATION_FAILED", "cursor is not one this API returned") from None
+    return ExecutionPage(
+        items=[_from_history(record, []) for record in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{execution_id}", response_model=ExecutionView)
+def get_execution(execution_id: str, request: Request) -> ExecutionView:
+    """Status, per-node states and timings, and the result or error."""
+    ctx = context(request)
+    snapshot = ctx.stores.state.snapshot(execution_id, [])
+    if "created_ms" in snapshot.meta:
+        return _from_redis(ctx, execution_id, snapshot)
+    record = ctx.history.execution(execution_id)
+    if record is None:
+        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}")
+    return _from_history(record, ctx.history.node_runs(execution_id))
+
+
+@router.get(
+    "/{execution_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def events(
+    execution_id: str,
+    request: Request,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: the history so far, then live, ending after the terminal event.
+    Reconnect with Last-Event-ID (the last `id:` seen) to resume with no gap and no repeat."""
+    ctx = context(request)
+    after_seq = after if after is not None else _seq(last_event_id)
+    stream = follow_events(
+        ctx.client, ctx.stores.state, ctx.history, execution_id, after_seq=after_seq
+    )
+    try:
+        first = next(stream, None)
+    except ExecutionNotFound:
+        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}") from None
+    return StreamingResponse(
+        _sse(first, stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(first: Any, rest: Iterator[Any]) -> Iterator[str]:
+    for event in _chain(first, rest):
+        if event is None:
+            yield ": keep-alive\n\n"
+            continue
+        yield f"id: {event.seq}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _seq(last_event_id: str | None) -> int:
+    if last_event_id is None:
+        return 0
+    if not last_event_id.strip().isdigit():
+        raise ApiProblem(
+            400, "VALIDATION_FAILED", "Last-Event-ID must be an event's seq (a number)"
+        )
+    return int(last_event_id)
+
+
+def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> ExecutionView:
+    meta = snapshot.meta
+    text = ctx.stores.state.result(execution_id)
+    result: dict[str, Any] | None = unpack(text, ctx.stores.blobs) if text else None
+    nodes = [
+        NodeState(
+            node_id=record.key,
+            status=record.status.value,
+            attempts=record.attempts,
+            worker=record.worker,
+            started_at=_s(record.started_ms),
+            finished_at=_s(record.finished_ms),
+            duration_ms=(record.finished_ms - record.started_ms)
+            if record.started_ms and record.finished_ms
+            else None,
+            error=record.error,
+        )
+        for record in sorted(snapshot.nodes.values(), key=lambda r: (r.started_ms or 0, r.key))
+    ]
+    return ExecutionView(
+        id=execution_id,
+        status=meta.get("status", "queued"),
+        blueprint_id=meta.get("blueprint_id"),
+        blueprint_version=meta.get("blueprint_version") or None,
+        created_at=_s(int(meta["created_ms"])),
+        started_at=_s(int(meta["started_ms"])) if meta.get("started_ms") else None,
+        finished_at=_s(int(meta["finished_ms"])) if meta.get("finished_ms") else None,
+        nodes=nodes,
+        result=result,
+        error=(result or {}).get("error"),
+    )
+
+
+def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:
+    return ExecutionView(
+        id=record.id,
+        status=record.status.value,
+        blueprint_id=record.blueprint_id or None,
+        blueprint_version=record.blueprint_version,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        nodes=[
+            NodeState(
+                node_id=run.node_id,
+                status=run.status.value,
+                attempts=run.attempts,
+                worker=run.worker,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                duration_ms=run.duration_ms,
+                error=run.error,
+            )
+            for run in runs
+        ],
+        result=record.result,
+        error=record.error,
+    )
+
+
+def _s(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+@router.post("/{execution_id}/{command}", response_model=ExecutionAccepted)
+def control(execution_id: str, command: ControlCommand, request: Request) -> ExecutionAccepted:
+    """cancel: no node starts after it; pause: running nodes finish, no new one starts;
+    resume: runs what has not finished. retry arrives with the reconciler (501 until then)."""
+    ctx = context(request)
+    if command is ControlCommand.RETRY:
+        raise ApiProblem(501, "INTERNAL_ERROR", "retry is not available yet")
+    outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
+    if outcome is ControlOutcome.NOT_FOUND:
+        raise ApiProblem(404, "VALIDATION_FAILED", f"no live execution {execution_id!r}")
+    status = ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
+    if outcome is ControlOutcome.CONFLICT:
+        raise ApiProblem(
+            409, "VALIDATION_FAILED", f"cannot {command.value} an execution that is {status}"
+        )
+    return ExecutionAccepted(id=execution_id, status=status)

@@ -1,0 +1,77 @@
+"""Request and response bodies of the HTTP API (they make up /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutionRequest(BaseModel):
+    """POST /v1/executions: an inline `blueprint` (the Atomiton JSON form) or a stored one's
+    `blueprint_id`, the execution's `inputs`, and an optional `idempotency_key`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blueprint: dict[str, Any] | None = None
+    blueprint_id: str | None = Field(default=None, min_length=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class ExecutionAccepted(BaseModel):
+    """202: the execution's id and status."""
+
+    id: str
+    status: str
+
+
+class NodeState(BaseModel):
+    """One node of an execution."""
+
+    node_id: str
+    status: str
+    attempts: int = 0
+    worker: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class ExecutionView(BaseModel):
+    """GET /v1/executions/{id}: status, per-node states and timings, result or error."""
+
+    id: str
+    status: str
+    blueprint_id: str | None = None
+    blueprint_version: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    nodes: list[NodeState] = Field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class ExecutionPage(BaseModel):
+    """GET /v1/executions: a page of executions and the cursor of the next one."""
+
+    items: list[ExecutionView]
+    next_cursor: str | None = None
+
+
+class ValidationReport(BaseModel):
+    """POST /v1/blueprints/validate on a valid Blueprint."""
+
+    valid: bool
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class NodeTypeView(BaseModel):
+    """A node type in the catalogue."""
+
+    type: str
+    version: str
+    description: str
+    parameters: dict[str, Any]

@@ -1,0 +1,108 @@
+"""Submitting executions for other services: inline or stored Blueprints, idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from conductor.blueprint import Blueprint
+from conductor.dispatch import Dispatcher
+from storage import keys
+from storage.blueprints import BlueprintStore
+from storage.state import ExecutionExists
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+# A key whose first request has not stored its execution after this long is taken over.
+CLAIM_WAIT_S = 2.0
+# A stored execution not dispatched after this long is dispatched again by a repeat request.
+UNDISPATCHED_AFTER_S = 10.0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission: the execution, and whether this request created it."""
+
+    execution_id: str
+    status: str
+    created: bool
+
+
+class Submitter:
+    """Validates, stores and dispatches executions; the same idempotency key always gives the
+    same execution, also when requests race or the first one crashed half-way."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        client: redis.Redis,
+        blueprints: BlueprintStore | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.client = client
+        self.blueprints = blueprints
+
+    def submit(
+        self,
+        blueprint: Blueprint | None = None,
+        *,
+        blueprint_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Submit an inline `blueprint` or a stored one by `blueprint_id`."""
+        model = self._resolve(blueprint, blueprint_id)
+        if idempotency_key is None:
+            plan = self.dispatcher.submit(model, inputs)
+            return Submitted(plan.execution_id, "queued", created=True)
+        return self._idempotent(model, dict(inputs or {}), idempotency_key)
+
+    def _resolve(self, blueprint: Blueprint | None, blueprint_id: str | None) -> Blueprint:
+        if (blueprint is None) == (blueprint_id is None):
+            raise ValueError("give exactly one of blueprint and blueprint_id")
+        if blueprint is not None:
+            return blueprint
+        if self.blueprints is None:
+            raise ValueError("no Blueprint store is configured")
+        stored = self.blueprints.get(str(blueprint_id))
+        version = f"{stored.version}+r{stored.revision}"
+        return stored.blueprint.model_copy(update={"version": version})
+
+    def _idempotent(self, model: Blueprint, inputs: dict[str, Any], key: str) -> Submitted:
+        claim = keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
+        execution_id = str(uuid.uuid4())
+        if self.client.set(claim, execution_id, nx=True, ex=IDEMPOTENCY_TTL_S):
+            try:
+                self.dispatcher.submit(model, inputs, execution_id)
+            except Exception:
+                self.client.delete(claim)  # nothing was accepted: the key is free again
+                raise
+            return Submitted(execution_id, "queued", created=True)
+        existing = _text(self.client.get(claim))
+        return self._settle(existing, model, inputs)
+
+    def _settle(self, execution_id: str, model: Blueprint, inputs: dict[str, Any]) -> Submitted:
+        """A repeated key: wait briefly for the first request to store its execution; take
+        over when it never does (it crashed), re-dispatch one stored but never sent."""
+        state = self.dispatcher.stores.state
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while "created_ms" not in (meta := state.snapshot(execution_id, []).meta):
+            if time.monotonic() > deadline:
+                with suppress(ExecutionExists):  # unless the first request got there after all
+                    self.dispatcher.submit(model, inputs, execution_id)
+                    return Submitted(execution_id, "queued", created=True)
+            time.sleep(0.05)
+        created_s = int(meta.get("created_ms", "0")) / 1000
+        if not meta.get("dispatched_ms") and time.time() - created_s > UNDISPATCHED_AFTER_S:
+            self.dispatcher.redispatch(execution_id)
+        return Submitted(execution_id, meta.get("status", "queued"), created=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
