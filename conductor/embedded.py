@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,6 +191,70 @@ class WorkerProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class ServiceProcess:
+    """A long-running `conductor` command (api, recorder) as a child process."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str]) -> None:
+        self.args = list(args)
+        self.env = dict(env)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        """Start it (output discarded)."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "conductor", *self.args],
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  (one prctl call, no locks)
+        )
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL."""
+        _stop(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+
+class ApiProcess(ServiceProcess):
+    """`conductor api` on a free loopback port; `start` waits until /healthz answers."""
+
+    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(["api", "--host", "127.0.0.1", "--port", str(self.port)], env)
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:<port>"""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> ApiProcess:
+        """Start and wait for /healthz."""
+        super().start()
+        deadline = time.monotonic() + timeout_s
+        while not _answers(self.url + "/healthz"):
+            if (self.process and self.process.poll() is not None) or time.monotonic() > deadline:
+                raise EmbeddedError(f"conductor api did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _stop(process: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:

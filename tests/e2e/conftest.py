@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from conductor.dispatch import Dispatcher
-from conductor.embedded import WorkerProcess
+from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess
 from conductor.loader import load_blueprint_text
 from conductor.settings import Settings
 from conductor.waiting import wait_for_result
@@ -35,3 +35,25 @@ def run_blueprint(settings: Settings, worker: WorkerProcess) -> RunBlueprint:
         return wait_for_result(client, stores, plan.execution_id, timeout_s)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def api_env(redis_server: RedisServer, worker_env: dict[str, str]) -> dict[str, str]:
+    """Environment for API and recorder processes on the session's Redis and data dir."""
+    return {"CONDUCTOR_REDIS_URL": redis_server.url, **worker_env}
+
+
+@pytest.fixture(scope="session")
+def api(api_env: dict[str, str], worker: WorkerProcess) -> Iterator[ApiProcess]:
+    """`conductor api` (no token) as its own process, with the session's worker."""
+    process = ApiProcess(api_env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def recorder_process(api_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """`conductor recorder` as its own process, into the data dir's history store."""
+    process = ServiceProcess(["recorder", "--name", "e2e-recorder"], api_env).start()
+    yield process
+    process.stop()
