@@ -25,6 +25,7 @@ from conductor.loader import blueprint_from_data
 from conductor.problems import InvalidBlueprint
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
+from storage.events import Event
 from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
 
@@ -138,32 +139,29 @@ def events(
     Reconnect with Last-Event-ID (the last `id:` seen) to resume with no gap and no repeat."""
     ctx = context(request)
     after_seq = after if after is not None else _seq(last_event_id)
+    known = "created_ms" in ctx.stores.state.snapshot(execution_id, []).meta
+    if not known and ctx.history.execution(execution_id) is None:
+        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}")
     stream = follow_events(
         ctx.client, ctx.stores.state, ctx.history, execution_id, after_seq=after_seq
     )
-    try:
-        first = next(stream, None)
-    except ExecutionNotFound:
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}") from None
     return StreamingResponse(
-        _sse(first, stream),
+        _sse(stream),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-def _sse(first: Any, rest: Iterator[Any]) -> Iterator[str]:
-    for event in _chain(first, rest):
-        if event is None:
-            yield ": keep-alive\n\n"
-            continue
-        yield f"id: {event.seq}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    if first is not None:
-        yield first
-    yield from rest
+def _sse(events: Iterator[Event | None]) -> Iterator[str]:
+    """Server-Sent Events framing: `id` is the seq (for Last-Event-ID), `event` the type."""
+    try:
+        for event in events:
+            if event is None:
+                yield ": keep-alive\n\n"
+                continue
+            yield f"id: {event.seq}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
+    except ExecutionNotFound:  # expired between the check and the read
+        return
 
 
 def _seq(last_event_id: str | None) -> int:
