@@ -77,6 +77,7 @@ class RedisServer:
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             redis_server_binary(),
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
