@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -77,14 +78,20 @@ class Submitter:
     def _idempotent(self, model: Blueprint, inputs: dict[str, Any], key: str) -> Submitted:
         claim = keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
         execution_id = str(uuid.uuid4())
-        if self.client.set(claim, execution_id, nx=True, ex=IDEMPOTENCY_TTL_S):
+        request = _fingerprint(model, inputs)
+        if self.client.set(claim, f"{execution_id} {request}", nx=True, ex=IDEMPOTENCY_TTL_S):
             try:
                 self.dispatcher.submit(model, inputs, execution_id)
             except Exception:
                 self.client.delete(claim)  # nothing was accepted: the key is free again
                 raise
             return Submitted(execution_id, "queued", created=True)
-        existing = _text(self.client.get(claim))
+        existing, _, first_request = _text(self.client.get(claim)).partition(" ")
+        if first_request != request:
+            raise IdempotencyConflict(
+                "this idempotency_key was used for a different request within 24 h: use a new "
+                "key for a new request"
+            )
         return self._settle(existing, model, inputs)
 
     def _settle(self, execution_id: str, model: Blueprint, inputs: dict[str, Any]) -> Submitted:
@@ -102,6 +109,18 @@ class Submitter:
         if not meta.get("dispatched_ms") and time.time() - created_s > UNDISPATCHED_AFTER_S:
             self.dispatcher.redispatch(execution_id)
         return Submitted(execution_id, meta.get("status", "queued"), created=False)
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key sent again with a different Blueprint or inputs."""
+
+
+def _fingerprint(model: Blueprint, inputs: dict[str, Any]) -> str:
+    """What makes two submissions the same request."""
+    canonical = json.dumps(
+        [model.model_dump(mode="json"), inputs], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _text(value: Any) -> str:

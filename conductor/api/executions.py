@@ -23,6 +23,7 @@ from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.loader import blueprint_from_data
 from conductor.problems import InvalidBlueprint
+from conductor.submission import IdempotencyConflict
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.events import Event
@@ -67,6 +68,8 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
         raise ApiProblem(
             404, "VALIDATION_FAILED", f"no stored Blueprint {body.blueprint_id!r}"
         ) from None
+    except IdempotencyConflict as exc:
+        raise ApiProblem(422, "VALIDATION_FAILED", str(exc)) from None
     return ExecutionAccepted(id=submitted.execution_id, status=submitted.status)
 
 

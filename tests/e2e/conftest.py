@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from conductor.dispatch import Dispatcher
-from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess
+from conductor.embedded import ApiProcess, RedisServer, WorkerProcess
 from conductor.loader import load_blueprint_text
 from conductor.settings import Settings
 from conductor.waiting import wait_for_result
@@ -47,13 +47,5 @@ def api_env(redis_server: RedisServer, worker_env: dict[str, str]) -> dict[str, 
 def api(api_env: dict[str, str], worker: WorkerProcess) -> Iterator[ApiProcess]:
     """`conductor api` (no token) as its own process, with the session's worker."""
     process = ApiProcess(api_env).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="session")
-def recorder_process(api_env: dict[str, str]) -> Iterator[ServiceProcess]:
-    """`conductor recorder` as its own process, into the data dir's history store."""
-    process = ServiceProcess(["recorder", "--name", "e2e-recorder"], api_env).start()
     yield process
     process.stop()
