@@ -44,6 +44,8 @@ def follow_events(
             last = event.seq
             if event.type.is_terminal:
                 return
+        if not backlog and state.result(execution_id) is not None:
+            return  # reconnected after the terminal event: nothing more will come
         yield from _live(pubsub, state, execution_id, last, heartbeat_s)
     finally:
         pubsub.close()

@@ -205,10 +205,11 @@ class RedisStateStore:
         pipe = self.client.pipeline(transaction=True)
         meta: dict[Any, Any] = {**meta_fields(plan), "seq": 1}
         pipe.hset(keys.meta(execution_id), mapping=meta)
-        pipe.hset(
-            keys.plan(execution_id),
-            mapping={key: node.model_dump_json() for key, node in plan.nodes.items()},
-        )
+        if plan.nodes:  # an empty Blueprint has no plan to store: it succeeds at once
+            pipe.hset(
+                keys.plan(execution_id),
+                mapping={key: node.model_dump_json() for key, node in plan.nodes.items()},
+            )
         pipe.expire(keys.meta(execution_id), self.ttl_s)
         pipe.expire(keys.plan(execution_id), self.ttl_s)
         pipe.xadd(keys.EVENTS_STREAM, {"event": event}, maxlen=STREAM_MAXLEN, approximate=True)

@@ -9,6 +9,7 @@ import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conductor.api import blueprints, executions, system
 from conductor.api.context import ApiContext
@@ -32,7 +33,9 @@ def create_api(context: ApiContext) -> FastAPI:
     app.include_router(system.router)
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(redis.RedisError, _redis_down)
+    app.add_exception_handler(redis.ConnectionError, _redis_down)
+    app.add_exception_handler(redis.TimeoutError, _redis_down)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DispatchFailed, _redis_down)
     if context.settings.api_token:
         app.middleware("http")(_bearer(context.settings.api_token))
@@ -75,6 +78,14 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         ApiProblem(422, "VALIDATION_FAILED", "the request is invalid", errors=errors)
     )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing errors (unknown path 404, wrong method 405) as problems too."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = "VALIDATION_FAILED" if exc.status_code < 500 else "INTERNAL_ERROR"
+    problem = ApiProblem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+    return problem_response(problem)
 
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:

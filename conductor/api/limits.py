@@ -17,7 +17,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # a 5 MiB Blueprint plus its inputs
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` by Content-Length, or while a chunked body streams in."""
+    """Refuses bodies over `max_bytes`: by Content-Length before reading, or while reading a
+    chunked body (held in memory up to the limit, then passed on)."""
 
     def __init__(self, app: App, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -31,20 +32,32 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read up to the limit here, then hand the body on.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_mib = self.max_bytes / (1024 * 1024)
@@ -52,7 +65,3 @@ class BodyLimit:
             413, "VALIDATION_FAILED", f"the request body is larger than {limit_mib:g} MiB"
         )
         await problem_response(problem)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    """A streamed body passed the limit."""

@@ -34,6 +34,7 @@ _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
+    405: "Method Not Allowed",
     409: "Conflict",
     413: "Payload Too Large",
     422: "Unprocessable Content",
