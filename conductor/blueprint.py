@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Editor fields (position, ports, metadata...) are accepted and kept: extra="allow".
 _KEEP_UI_FIELDS = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
@@ -32,6 +32,15 @@ class Variable(BaseModel):
     description: str | None = None
 
 
+class NodeCache(BaseModel):
+    """Reuse a node's output for the same type, version, parameters and inputs (a Conductor
+    extension: `cache: {ttl_s: 3600}` on the node; `cache: true` means one hour)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_s: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+
+
 class BlueprintNode(BaseModel):
     """One node of a Blueprint; a node of type `group` holds its own nodes and edges."""
 
@@ -42,8 +51,17 @@ class BlueprintNode(BaseModel):
     name: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = None
+    cache: NodeCache | None = None
     nodes: list[BlueprintNode] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_flag(cls, value: Any) -> Any:
+        """`cache: true` is the default policy, `cache: false` none."""
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class Blueprint(BlueprintNode):

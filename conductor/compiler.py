@@ -97,6 +97,7 @@ def _add_node(
         wires=wires,
         collects=collects,
         queue=node.queue,
+        cache_ttl_s=node.cache.ttl_s if node.cache else None,
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,

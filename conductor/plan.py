@@ -40,6 +40,7 @@ class PlannedNode(BaseModel):
     wires: list[Wire] = Field(default_factory=list)
     collects: list[str] = Field(default_factory=list)
     queue: str | None = None
+    cache_ttl_s: int | None = None  # reuse outputs for the same inputs (see NodeCache)
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)

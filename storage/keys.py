@@ -38,6 +38,11 @@ def events_log(execution_id: str) -> str:
     return f"{PREFIX}:exec:{{{execution_id}}}:events"
 
 
+def node_cache(digest: str) -> str:
+    """String: a cached node output (packed), by the digest of what produced it."""
+    return f"{PREFIX}:cache:{digest}"
+
+
 def idempotency(key_digest: str) -> str:
     """String: the execution id submitted under an idempotency key (its SHA-256)."""
     return f"{PREFIX}:idem:{key_digest}"

@@ -254,9 +254,12 @@ class RedisStateStore:
         output: str,
         status: NodeStatus,
         error: dict[str, Any] | None = None,
+        *,
+        cached: bool = False,
     ) -> int:
-        """One script: output, status, the finished set and its size, the node's event."""
-        event_type = _OUTCOME_EVENTS[status]
+        """One script: output, status, the finished set and its size, the node's event
+        (node.cached for an output reused from the cache)."""
+        event_type = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
         return int(
             self._complete(
                 keys=[
@@ -411,6 +414,15 @@ class RedisStateStore:
             )
         )
         return None if moved < 0 else moved == 1
+
+    def cached_output(self, digest: str) -> str | None:
+        """A node output cached under `digest`, if it has not expired."""
+        value = self.client.get(keys.node_cache(digest))
+        return None if value is None else _text(value)
+
+    def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
+        """Keep a node output for `ttl_s` seconds."""
+        self.client.set(keys.node_cache(digest), output, ex=ttl_s)
 
     def mark_dispatched(self, execution_id: str) -> None:
         """Note that the execution's canvas reached the broker."""

@@ -122,9 +122,17 @@ class StateStore(Protocol):
         output: str,
         status: NodeStatus,
         error: dict[str, Any] | None = None,
+        *,
+        cached: bool = False,
     ) -> int:
         """Store a node's output and final status (with the error of a settled failure);
-        return how many nodes are finished."""
+        return how many nodes are finished. `cached`: the output came from the cache."""
+
+    def cached_output(self, digest: str) -> str | None:
+        """A node output cached under `digest`."""
+
+    def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
+        """Keep a node output for `ttl_s` seconds."""
 
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """Add a loop's item nodes to the execution, atomically."""
@@ -281,6 +289,7 @@ class MemoryStateStore:
         self.done: dict[str, set[str]] = {}
         self.results: dict[str, str] = {}
         self.events_of: dict[str, list[Event]] = {}
+        self.cache: dict[str, str] = {}
 
     def _emit(
         self, execution_id: str, kind: EventType, node_id: str | None, data: dict[str, Any]
@@ -365,6 +374,8 @@ class MemoryStateStore:
         output: str,
         status: NodeStatus,
         error: dict[str, Any] | None = None,
+        *,
+        cached: bool = False,
     ) -> int:
         """Store the output; emit the node's outcome."""
         nodes = self.nodes[execution_id]
@@ -381,7 +392,7 @@ class MemoryStateStore:
             NodeStatus.SKIPPED: EventType.NODE_SKIPPED,
             NodeStatus.FAILED: EventType.NODE_FAILED,
         }
-        self._emit(execution_id, kinds[status], key, data)
+        self._emit(execution_id, EventType.NODE_CACHED if cached else kinds[status], key, data)
         self.done[execution_id].add(key)
         return len(self.done[execution_id])
 
@@ -435,6 +446,14 @@ class MemoryStateStore:
         """The events after `after_seq`."""
         found = self.events_of.get(execution_id)
         return None if found is None else found[after_seq:]
+
+    def cached_output(self, digest: str) -> str | None:
+        """The cached output (expiry not modelled in the twin)."""
+        return self.cache.get(digest)
+
+    def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
+        """Keep the output."""
+        self.cache[digest] = output
 
     def mark_dispatched(self, execution_id: str) -> None:
         """Note the dispatch."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from conductor.plan import PlannedNode
 from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_failure
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry
-from storage.blobs import pack
+from storage.blobs import pack, unpack
 from storage.state import FINISHED_NODE, ExecutionStatus, NodeLoad, NodeStatus, now_ms
 from workers.expansion import ItemsToRun, expand_items, item_outcomes, items_to_run
 from workers.finalize import finalize
@@ -110,6 +112,8 @@ class _Attempt:
             )
             if isinstance(call.node, ExpandingNode) and self.spec.body:
                 return self.expand_or_collect(call)
+            if self.spec.cache_ttl_s is not None:
+                return self._cached_or_run(call, self.spec.cache_ttl_s)
             output = call.run()
         except NodeError as exc:
             if exc.retryable and self.load.attempt <= _retries(self.spec):
@@ -125,6 +129,20 @@ class _Attempt:
             deliveries = self.load.attempt - 1
             return self.fail("INTERNAL_ERROR", f"gave up after {deliveries} deliveries")
         return None
+
+    def _cached_or_run(self, call: Invocation, ttl_s: int) -> NodeRun:
+        """Reuse the output of the same node type, version, parameters and inputs, or run the
+        node and keep its output for `ttl_s`."""
+        digest = cache_digest(call)
+        hit = self.stores.state.cached_output(digest)
+        if hit is not None:
+            return self.complete(unpack(hit, self.stores.blobs), NodeStatus.SUCCEEDED, cached=True)
+        output = call.run()
+        run = self.complete(output, NodeStatus.SUCCEEDED)
+        if run.outcome is Outcome.SUCCEEDED:
+            packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
+            self.stores.state.cache_output(digest, packed, ttl_s)
+        return run
 
     def report_progress(self, fraction: float, message: str) -> None:
         """A node.progress event for this node."""
@@ -159,6 +177,8 @@ class _Attempt:
         output: Mapping[str, Any],
         status: NodeStatus,
         error: dict[str, Any] | None = None,
+        *,
+        cached: bool = False,
     ) -> NodeRun:
         """Store the output; the node that finishes the last one ends the execution."""
         try:
@@ -166,7 +186,7 @@ class _Attempt:
         except (TypeError, ValueError) as exc:
             return self.fail("SERIALIZATION_FAILED", f"the node's output is not JSON: {exc}")
         finished = self.stores.state.complete(
-            self.execution_id, self.spec.key, packed, status, error
+            self.execution_id, self.spec.key, packed, status, error, cached=cached
         )
         if finished >= self.load.total:
             finalize(self.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
@@ -189,6 +209,20 @@ class _Attempt:
         delay_s = backoff_s(self.load.attempt)
         self.stores.state.retry_later(self.execution_id, self.spec.key, error, delay_s)
         return NodeRun(Outcome.RETRY, self.load.attempt, delay_s, error)
+
+
+def cache_digest(call: Invocation) -> str:
+    """What makes two node runs the same: type, version, parameters and inputs."""
+    node = call.node
+    material = [
+        node.type_name,
+        node.version,
+        call.params.model_dump(mode="json", exclude={"enabled", "timeout", "retries"}),
+        call.context.inputs,
+        call.context.data,
+    ]
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def backoff_s(attempt: int) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from conductor.loader import load_blueprint_text
 from storage import keys
 from storage.events import Event, EventType
 from tests.e2e.conftest import RunBlueprint
@@ -142,3 +143,41 @@ def test_the_done_channel_carries_only_the_terminal_event(
     mine = [m for m in messages if m["execution_id"] == result["id"]]
     assert [m["type"] for m in mine] == ["execution.succeeded"]
     assert mine[0] == stream_events(redis_client, result["id"])[-1].model_dump(mode="json")
+
+
+CACHED = """
+id: cached
+name: Cached
+nodes:
+  - id: slow
+    type: transform
+    cache: {ttl_s: 60}
+    parameters: {transformFunction: "x => x.n * 2"}
+"""
+
+
+def test_a_cached_node_reuses_its_output_for_the_same_inputs(
+    run_blueprint: RunBlueprint, redis_client: redis.Redis
+) -> None:
+    first = run_blueprint(CACHED, {"n": 21})
+    again = run_blueprint(CACHED, {"n": 21})
+    other = run_blueprint(CACHED, {"n": 5})
+    assert first["data"] == again["data"] and first["data"]["slow"]["result"] == 42
+    assert other["data"]["slow"]["result"] == 10
+
+    def outcome(result: dict[str, Any]) -> EventType:
+        kinds = [e.type for e in stream_events(redis_client, result["id"]) if e.node_id == "slow"]
+        return kinds[-1]
+
+    assert outcome(first) is EventType.NODE_SUCCEEDED
+    assert outcome(again) is EventType.NODE_CACHED
+    assert outcome(other) is EventType.NODE_SUCCEEDED
+    ttl = max(redis_client.ttl(key) for key in redis_client.scan_iter("conductor:cache:*"))
+    assert 0 < ttl <= 60
+
+
+def test_cache_true_is_the_default_policy_and_false_none() -> None:
+    on = load_blueprint_text(CACHED.replace("cache: {ttl_s: 60}", "cache: true"))
+    off = load_blueprint_text(CACHED.replace("cache: {ttl_s: 60}", "cache: false"))
+    assert on.nodes[0].cache is not None and on.nodes[0].cache.ttl_s == 3600
+    assert off.nodes[0].cache is None
