@@ -41,6 +41,17 @@ class NodeCache(BaseModel):
     ttl_s: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
 
 
+class NodeRateLimit(BaseModel):
+    """At most `per_second` runs a second (bursts up to `burst`) across all workers, for every
+    node with the same `key` (default: the node type). Limited nodes wait; they do not fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: float = Field(gt=0, le=10_000)
+    burst: int = Field(default=1, ge=1, le=10_000)
+    key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class BlueprintNode(BaseModel):
     """One node of a Blueprint; a node of type `group` holds its own nodes and edges."""
 
@@ -52,6 +63,7 @@ class BlueprintNode(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = None
     cache: NodeCache | None = None
+    rate_limit: NodeRateLimit | None = None
     nodes: list[BlueprintNode] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
 

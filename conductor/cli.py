@@ -29,6 +29,7 @@ from conductor.waiting import ExecutionFollower
 from nodes.registry import NodeRegistry, default_registry
 from storage.blueprints import open_blueprint_store
 from storage.history import open_history
+from storage.rate_limits import RateLimiter
 from workers.app import create_app
 from workers.config import DEFAULT_QUEUE
 from workers.tasks import make_stores, node_environment, register_tasks
@@ -255,8 +256,8 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
     app = create_app(settings)
     stores, registry = make_stores(settings), default_registry()
-    register_tasks(app, stores, registry, node_environment(settings))
     client = redis.Redis.from_url(settings.redis_url)
+    register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
     blueprints = open_blueprint_store(settings.blueprints_dir)
     register_submit_task(app, Submitter(Dispatcher(app, stores, registry), client, blueprints))
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),

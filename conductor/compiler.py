@@ -12,6 +12,7 @@ from conductor.plan import (
     KEY_SEPARATOR,
     ExecutionPlan,
     PlannedNode,
+    RateLimit,
     Wire,
 )
 from conductor.validation import GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE
@@ -98,6 +99,7 @@ def _add_node(
         collects=collects,
         queue=node.queue,
         cache_ttl_s=node.cache.ttl_s if node.cache else None,
+        rate_limit=_rate_limit(node),
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,
@@ -115,3 +117,10 @@ def _loop_continues_on_error(parameters: dict[str, Any]) -> bool:
     if "continueOnError" in parameters:
         return parameters["continueOnError"] is not False
     return parameters.get("breakOnError", False) is not True
+
+
+def _rate_limit(node: BlueprintNode) -> RateLimit | None:
+    limit = node.rate_limit
+    if limit is None:
+        return None
+    return RateLimit(key=limit.key or node.type, per_second=limit.per_second, burst=limit.burst)

@@ -27,6 +27,16 @@ class Wire(BaseModel):
     port: str = DEFAULT_PORT
 
 
+class RateLimit(BaseModel):
+    """A token bucket shared by every node with the same key, across workers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    per_second: float
+    burst: int
+
+
 class PlannedNode(BaseModel):
     """A node ready to run: its type, raw parameters and incoming wires."""
 
@@ -41,6 +51,7 @@ class PlannedNode(BaseModel):
     collects: list[str] = Field(default_factory=list)
     queue: str | None = None
     cache_ttl_s: int | None = None  # reuse outputs for the same inputs (see NodeCache)
+    rate_limit: RateLimit | None = None
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)

@@ -38,6 +38,11 @@ def events_log(execution_id: str) -> str:
     return f"{PREFIX}:exec:{{{execution_id}}}:events"
 
 
+def rate_limit(key: str) -> str:
+    """Hash: a token bucket (tokens, last refill in ms) shared by nodes with this key."""
+    return f"{PREFIX}:rate:{key}"
+
+
 def node_cache(digest: str) -> str:
     """String: a cached node output (packed), by the digest of what produced it."""
     return f"{PREFIX}:cache:{digest}"

@@ -39,6 +39,8 @@ def node_signature(
     kwargs: dict[str, Any] = {"node_type": node.type}
     if phase:
         kwargs["phase"] = phase
+    elif node.rate_limit is not None:  # checked before the node loads: waiting costs nothing
+        kwargs["rate_limit"] = node.rate_limit.model_dump()
     return app.signature(
         NODE_TASK, args=(execution_id, node.key), kwargs=kwargs, immutable=True, **options
     )

@@ -14,6 +14,7 @@ from conductor.settings import Settings
 from nodes.base import NodeEnvironment, settled_failure
 from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore
+from storage.rate_limits import RateLimiter
 from storage.redis_state import RedisStateStore
 from storage.state import FINISHED_NODE, ExecutionStatus, NodeStatus
 from workers.expansion import ItemsToRun
@@ -52,7 +53,8 @@ def register_tasks(
     app: Celery,
     stores: Stores,
     registry: NodeRegistry,
-    environment: NodeEnvironment | None = None,
+    environment: NodeEnvironment,
+    limiter: RateLimiter,
 ) -> None:
     """Add Conductor's tasks to `app`."""
 
@@ -61,11 +63,19 @@ def register_tasks(
         self: Task[Any, Any],
         execution_id: str,
         node_key: str,
+        *,
         node_type: str = "",
         phase: str | None = None,
+        rate_limit: dict[str, Any] | None = None,
     ) -> str:
         """Run one node; a retryable failure comes back as a Celery retry with backoff, and a
         loop replaces itself with its items' canvas followed by its collecting run."""
+        if rate_limit is not None:
+            wait_s = limiter.wait_s(
+                rate_limit["key"], rate_limit["per_second"], rate_limit["burst"]
+            )
+            if wait_s > 0:  # not an attempt: the node has not started
+                raise self.retry(countdown=wait_s)
         worker = self.request.hostname or "worker"
         run = run_node(
             execution_id,

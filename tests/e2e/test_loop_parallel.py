@@ -184,3 +184,18 @@ def test_parallel_all_fails_on_a_failing_child(run_blueprint: RunBlueprint) -> N
     result = run_blueprint(PARALLEL.replace("STRATEGY", "all"), {"v": 1})
     assert result["status"] == "failed"
     assert result["error"]["nodeId"] == "p/bad"
+
+
+def test_a_rate_limit_spaces_nodes_out_across_workers_and_they_wait(
+    run_blueprint: RunBlueprint,
+) -> None:
+    nodes = "\n".join(
+        f"  - {{id: n{i}, type: transform, rate_limit: {{per_second: 4, key: t{i // 6}}},"
+        f" parameters: {{transformFunction: 'x => {i}'}}}}"
+        for i in range(6)
+    )
+    result = run_blueprint(f"id: rl\nname: RL\nnodes:\n{nodes}\n", timeout_s=60)
+    assert result["status"] == "succeeded", result["error"]
+    starts = sorted(step["start_offset_ms"] for step in result["trace"])
+    assert all(step["attempts"] == 1 for step in result["trace"])  # waiting is not an attempt
+    assert starts[-1] - starts[0] >= 5 * 250 * 0.8  # 6 runs at 4/s: at least ~1.25 s apart
