@@ -11,7 +11,6 @@ import redis
 
 from storage import keys
 from storage.events import Event
-from storage.redis_state import STREAM_MAXLEN
 
 FILL_PIPELINE = 1000  # XADDs per pipeline
 
@@ -38,7 +37,7 @@ def prefill(client: redis.Redis, template: Sequence[Event], executions: int) -> 
     for _ in range(executions):
         for event in copy_execution(template, now):
             entry: dict[Any, Any] = {"event": event.model_dump_json()}
-            pipe.xadd(keys.EVENTS_STREAM, entry, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(keys.EVENTS_STREAM, entry)
             added += 1
             if added % FILL_PIPELINE == 0:
                 pipe.execute()

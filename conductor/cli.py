@@ -259,7 +259,10 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
     client = redis.Redis.from_url(settings.redis_url)
     register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
     blueprints = open_blueprint_store(settings.blueprints_dir)
-    register_submit_task(app, Submitter(Dispatcher(app, stores, registry), client, blueprints))
+    submitter = Submitter(
+        Dispatcher(app, stores, registry), client, blueprints, claim_ttl_s=settings.state_ttl_s
+    )
+    register_submit_task(app, submitter)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E", "--without-mingle"]

@@ -147,7 +147,7 @@ class Recorder:
                     if time.monotonic() - last_claim > self.claim_idle_ms / 1000:
                         self._claim()
                         last_claim = time.monotonic()
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+            except Exception as exc:  # Redis or the history store is away: wait and go on
                 delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
                 failures += 1
                 log.warning("recorder: %s; retrying in %.1f s", exc, delay)

@@ -15,6 +15,7 @@ import redis
 
 from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
+from conductor.validation import ensure_valid
 from storage import keys
 from storage.blueprints import BlueprintStore
 from storage.state import ExecutionExists
@@ -44,10 +45,13 @@ class Submitter:
         dispatcher: Dispatcher,
         client: redis.Redis,
         blueprints: BlueprintStore | None = None,
+        claim_ttl_s: int = IDEMPOTENCY_TTL_S,
     ) -> None:
         self.dispatcher = dispatcher
         self.client = client
         self.blueprints = blueprints
+        # A key must not outlive the execution it names, or a repeat would re-create it.
+        self.claim_ttl_s = min(claim_ttl_s, IDEMPOTENCY_TTL_S)
 
     def submit(
         self,
@@ -79,12 +83,11 @@ class Submitter:
         claim = keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
         execution_id = str(uuid.uuid4())
         request = _fingerprint(model, inputs)
-        if self.client.set(claim, f"{execution_id} {request}", nx=True, ex=IDEMPOTENCY_TTL_S):
-            try:
+        ensure_valid(model, self.dispatcher.registry)  # an invalid request claims no key
+        if self.client.set(claim, f"{execution_id} {request}", nx=True, ex=self.claim_ttl_s):
+            # From here on the key stays: a repeat finds, takes over or re-sends this execution.
+            with suppress(ExecutionExists):  # a repeat took over while this one was slow
                 self.dispatcher.submit(model, inputs, execution_id)
-            except Exception:
-                self.client.delete(claim)  # nothing was accepted: the key is free again
-                raise
             return Submitted(execution_id, "queued", created=True)
         existing, _, first_request = _text(self.client.get(claim)).partition(" ")
         if first_request != request:
@@ -101,9 +104,11 @@ class Submitter:
         deadline = time.monotonic() + CLAIM_WAIT_S
         while "created_ms" not in (meta := state.snapshot(execution_id, []).meta):
             if time.monotonic() > deadline:
-                with suppress(ExecutionExists):  # unless the first request got there after all
+                try:  # creation is one script: either it happened or this request does it
                     self.dispatcher.submit(model, inputs, execution_id)
                     return Submitted(execution_id, "queued", created=True)
+                except ExecutionExists:
+                    deadline = time.monotonic() + CLAIM_WAIT_S
             time.sleep(0.05)
         created_s = int(meta.get("created_ms", "0")) / 1000
         if not meta.get("dispatched_ms") and time.time() - created_s > UNDISPATCHED_AFTER_S:

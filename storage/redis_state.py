@@ -17,6 +17,7 @@ from conductor.plan import ExecutionPlan
 from storage import keys
 from storage.events import Event, EventType
 from storage.state import (
+    Completion,
     ExecutionExists,
     ExecutionStatus,
     Expansion,
@@ -33,20 +34,45 @@ from storage.state import (
 )
 
 DEFAULT_TTL_S = 7 * 24 * 3600
-STREAM_MAXLEN = 1_000_000  # approximate cap; the recorder deletes what it has recorded
+# The stream is not capped: trimming would drop events no recorder has read yet. The recorder
+# deletes what it has recorded, so the stream holds only the recording backlog.
+_RESERVED = ""
 
 # emit(meta key, stream key, log key, event table): seq, XADD, RPUSH to the execution's log,
-# PUBLISH. ARGV[1..3] of every script are the events channel, the stream cap, the execution id.
+# PUBLISH. ARGV[1..3] of every script are the events channel, (reserved), the execution id.
 _EMIT = """
 local function emit(meta_key, stream_key, log_key, event)
   event['seq'] = redis.call('HINCRBY', meta_key, 'seq', 1)
   event['execution_id'] = ARGV[3]
   local text = cjson.encode(event)
-  redis.call('XADD', stream_key, 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('XADD', stream_key, '*', 'event', text)
   redis.call('RPUSH', log_key, text)
   redis.call('PUBLISH', ARGV[1], text)
 end
 local function decode(text) if text == '' then return cjson.null end return cjson.decode(text) end
+"""
+
+# KEYS: meta, plan, stream, log. ARGV: channel, (reserved), execution id, ttl (s), the
+#       execution.queued event, number of meta fields, then meta fields and values, then plan
+#       keys and specs. Creates the execution whole, or not at all when the id is taken.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local function hset_all(key, first, last)
+  for start = first, last, 2000 do
+    local chunk = {}
+    for j = start, math.min(start + 1999, last) do table.insert(chunk, ARGV[j]) end
+    redis.call('HSET', key, unpack(chunk))
+  end
+  redis.call('EXPIRE', key, ARGV[4])
+end
+local meta_end = 6 + 2 * tonumber(ARGV[6])
+hset_all(KEYS[1], 7, meta_end)
+if meta_end < #ARGV then hset_all(KEYS[2], meta_end + 1, #ARGV) end
+redis.call('XADD', KEYS[3], '*', 'event', ARGV[5])
+redis.call('RPUSH', KEYS[4], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[5])
+return 1
 """
 
 # KEYS: meta, plan, nodes, outputs, stream, log.
@@ -70,6 +96,8 @@ if live and not finished then
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
   redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[5],
              k .. 'worker', ARGV[6])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
   if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[5])
     emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[8], type='execution.started', node_id=cjson.null,
@@ -100,7 +128,12 @@ return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], 
 _COMPLETE = (
     _EMIT
     + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local k = ARGV[4] .. ':'
+local now_status = redis.call('HGET', KEYS[2], k .. 'status')
+if now_status == 'succeeded' or now_status == 'skipped' or now_status == 'failed' then
+  return 0  -- a duplicate delivery: the first outcome stands, recorded once
+end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[2], k .. 'status', ARGV[6], k .. 'finished_ms', ARGV[7])
 if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], k .. 'error', ARGV[11]) end
@@ -112,7 +145,9 @@ local data = {duration_ms = tonumber(ARGV[7]) - started}
 if ARGV[11] ~= '' then data['error'] = decode(ARGV[11]); data['settled'] = true end
 emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[9], type=ARGV[10], node_id=ARGV[4],
                         ts=tonumber(ARGV[7]) / 1000, data=data})
-return count
+-- the total now, not when the node loaded: a loop's expansion may have raised it since
+if count >= tonumber(redis.call('HGET', KEYS[1], 'total')) then return 2 end
+return 1
 """
 )
 
@@ -121,6 +156,7 @@ return count
 _SET_NODE = (
     _EMIT
     + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return end
 local k = ARGV[4] .. ':'
 redis.call('HSET', KEYS[2], k .. 'status', ARGV[5], k .. 'error', ARGV[10])
 if ARGV[5] == 'failed' then redis.call('HSET', KEYS[2], k .. 'finished_ms', ARGV[6]) end
@@ -142,6 +178,7 @@ emit(KEYS[1], KEYS[3], KEYS[4], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
 _PROGRESS = (
     _EMIT
     + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return end
 emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type='node.progress', node_id=ARGV[4],
                         ts=tonumber(ARGV[5]) / 1000,
                         data={progress=tonumber(ARGV[7]), message=ARGV[8]}})
@@ -169,7 +206,7 @@ _FINISH = """
 if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
   redis.call('HSET', KEYS[2], 'status', ARGV[5], 'finished_ms', ARGV[6])
   local text = ARGV[8] .. redis.call('HINCRBY', KEYS[2], 'seq', 1) .. '}'
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'event', text)
+  redis.call('XADD', KEYS[3], '*', 'event', text)
   redis.call('RPUSH', KEYS[4], text)
   redis.call('PUBLISH', ARGV[1], text)
   redis.call('PUBLISH', ARGV[9], text)
@@ -185,6 +222,7 @@ class RedisStateStore:
     def __init__(self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        self._create = client.register_script(_CREATE)
         self._load = client.register_script(_LOAD)
         self._complete = client.register_script(_COMPLETE)
         self._set_node = client.register_script(_SET_NODE)
@@ -193,30 +231,32 @@ class RedisStateStore:
         self._transition = client.register_script(_TRANSITION)
 
     def _common(self, execution_id: str) -> list[Any]:
-        return [keys.events_channel(execution_id), STREAM_MAXLEN, execution_id]
+        return [keys.events_channel(execution_id), _RESERVED, execution_id]
 
     def create(self, plan: ExecutionPlan) -> None:
-        """Store meta and plan, and emit execution.queued (seq 1), in one transaction; an
+        """Store meta and plan and emit execution.queued (seq 1), all in one script; an
         execution id that exists already raises ExecutionExists (exactly one creator wins)."""
         execution_id = plan.execution_id
-        if not self.client.hsetnx(keys.meta(execution_id), "status", "queued"):
-            raise ExecutionExists(execution_id)
-        event = queued_event(plan).model_dump_json()
-        pipe = self.client.pipeline(transaction=True)
-        meta: dict[Any, Any] = {**meta_fields(plan), "seq": 1}
-        pipe.hset(keys.meta(execution_id), mapping=meta)
-        if plan.nodes:  # an empty Blueprint has no plan to store: it succeeds at once
-            pipe.hset(
+        meta = {**meta_fields(plan), "seq": "1"}
+        specs = [item for key, node in plan.nodes.items() for item in (key, node.model_dump_json())]
+        created = self._create(
+            keys=[
+                keys.meta(execution_id),
                 keys.plan(execution_id),
-                mapping={key: node.model_dump_json() for key, node in plan.nodes.items()},
-            )
-        pipe.expire(keys.meta(execution_id), self.ttl_s)
-        pipe.expire(keys.plan(execution_id), self.ttl_s)
-        pipe.xadd(keys.EVENTS_STREAM, {"event": event}, maxlen=STREAM_MAXLEN, approximate=True)
-        pipe.rpush(keys.events_log(execution_id), event)
-        pipe.expire(keys.events_log(execution_id), self.ttl_s)
-        pipe.publish(keys.events_channel(execution_id), event)
-        pipe.execute()
+                keys.EVENTS_STREAM,
+                keys.events_log(execution_id),
+            ],
+            args=[
+                *self._common(execution_id),
+                self.ttl_s,
+                queued_event(plan).model_dump_json(),
+                len(meta),
+                *[item for pair in meta.items() for item in pair],
+                *specs,
+            ],
+        )
+        if not created:
+            raise ExecutionExists(execution_id)
 
     def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
         """One EVALSHA: spec, execution state, attempt number and upstream outputs."""
@@ -256,11 +296,11 @@ class RedisStateStore:
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
-    ) -> int:
-        """One script: output, status, the finished set and its size, the node's event
-        (node.cached for an output reused from the cache)."""
+    ) -> Completion:
+        """One script: output, status, the finished set, the node's event (node.cached for an
+        output reused from the cache)."""
         event_type = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
-        return int(
+        return Completion(
             self._complete(
                 keys=[
                     keys.meta(execution_id),
@@ -359,9 +399,15 @@ class RedisStateStore:
             args=[*self._common(execution_id), key, now_ms(), _id(), fraction, message],
         )
 
-    def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
+    def finish(
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        result: str,
+        summary: dict[str, Any] | None = None,
+    ) -> bool:
         """Set the result once and emit the terminal event; False if already over."""
-        event = terminal_event(execution_id, status, result).model_dump(
+        event = terminal_event(execution_id, status, result, summary).model_dump(
             mode="json", exclude={"seq"}
         )
         open_event = json.dumps(event, separators=(",", ":"))[:-1] + ',"seq":'

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from conductor.plan import ExecutionPlan, PlannedNode
@@ -50,6 +50,14 @@ class NodeStatus(StrEnum):
 # A node in one of these states does not run again (a failed node here is a settled one: an
 # unsettled failure ends the execution).
 FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED})
+
+
+class Completion(IntEnum):
+    """What storing a node's outcome did."""
+
+    DUPLICATE = 0  # the node had an outcome already (or the execution is gone): nothing stored
+    RECORDED = 1
+    LAST = 2  # recorded, and every node of the execution is now finished
 
 
 class ExecutionExists(ValueError):
@@ -124,9 +132,9 @@ class StateStore(Protocol):
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
-    ) -> int:
-        """Store a node's output and final status (with the error of a settled failure);
-        return how many nodes are finished. `cached`: the output came from the cache."""
+    ) -> Completion:
+        """Store a node's output and final status (with the error of a settled failure) once;
+        say whether it was the execution's last node. `cached`: it came from the cache."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""
@@ -148,8 +156,15 @@ class StateStore(Protocol):
     def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
         """Emit node.progress for a running node."""
 
-    def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
-        """Set the final status and result once; False if the execution was already over."""
+    def finish(
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        result: str,
+        summary: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set the final status and result once; False if the execution was already over.
+        `summary`: the result's error and duration_ms, for the terminal event."""
 
     def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
         """The execution's events with seq > after_seq, in order; None if unknown here."""
@@ -219,10 +234,13 @@ def queued_event(plan: ExecutionPlan) -> Event:
     )
 
 
-def terminal_event(execution_id: str, status: ExecutionStatus, result: str) -> Event:
-    """execution.succeeded|failed|cancelled (its seq is set when it is emitted)."""
+def terminal_event(
+    execution_id: str, status: ExecutionStatus, result: str, summary: dict[str, Any] | None = None
+) -> Event:
+    """execution.succeeded|failed|cancelled (its seq is set when it is emitted); `summary`
+    holds the error and duration when the stored result is a blob reference."""
     stored = json.loads(result)
-    summary = stored if isinstance(stored, dict) else {}
+    summary = summary or (stored if isinstance(stored, dict) else {})
     return Event(
         id=str(uuid.uuid4()),
         execution_id=execution_id,
@@ -376,9 +394,11 @@ class MemoryStateStore:
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
-    ) -> int:
-        """Store the output; emit the node's outcome."""
-        nodes = self.nodes[execution_id]
+    ) -> Completion:
+        """Store the output once; emit the node's outcome."""
+        nodes = self.nodes.get(execution_id)
+        if nodes is None or NodeStatus(nodes.get(f"{key}:status", "pending")) in FINISHED_NODE:
+            return Completion.DUPLICATE
         self.outputs[execution_id][key] = output
         nodes.update({f"{key}:status": status.value, f"{key}:finished_ms": str(now_ms())})
         data: dict[str, Any] = {
@@ -394,7 +414,8 @@ class MemoryStateStore:
         }
         self._emit(execution_id, EventType.NODE_CACHED if cached else kinds[status], key, data)
         self.done[execution_id].add(key)
-        return len(self.done[execution_id])
+        total = int(self.meta[execution_id]["total"])
+        return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED
 
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """Add the item nodes."""
@@ -431,13 +452,19 @@ class MemoryStateStore:
         data = {"progress": fraction, "message": message}
         self._emit(execution_id, EventType.NODE_PROGRESS, key, data)
 
-    def finish(self, execution_id: str, status: ExecutionStatus, result: str) -> bool:
+    def finish(
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        result: str,
+        summary: dict[str, Any] | None = None,
+    ) -> bool:
         """First caller wins; emit the terminal event."""
         if execution_id in self.results:
             return False
         self.results[execution_id] = result
         self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))
-        event = terminal_event(execution_id, status, result)
+        event = terminal_event(execution_id, status, result, summary)
         seq = len(self.events_of[execution_id]) + 1
         self.events_of[execution_id].append(event.model_copy(update={"seq": seq}))
         return True

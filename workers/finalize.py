@@ -19,9 +19,9 @@ def finalize(
     """Store the final result (a large one as a blob) and publish the terminal event; False if
     the execution was already over."""
     result = build_result(execution_id, stores, status, error)
-    return stores.state.finish(
-        execution_id, status, pack(result, stores.blobs, stores.blob_threshold_bytes)
-    )
+    summary = {"error": result["error"], "duration_ms": result["duration_ms"]}
+    packed = pack(result, stores.blobs, stores.blob_threshold_bytes)
+    return stores.state.finish(execution_id, status, packed, summary)
 
 
 def build_result(

@@ -90,7 +90,7 @@ def prepare(
         inputs=ports,
         variables=load.variables,
         attempt=load.attempt,
-        deadline=time.monotonic() + spec.timeout_ms() / 1000,
+        deadline=_deadline(spec, load),
         data=data,
         environment=environment,
         finished_ms={
@@ -99,6 +99,14 @@ def prepare(
         on_progress=on_progress,
     )
     return Invocation(node_type(), params, context)
+
+
+def _deadline(spec: PlannedNode, load: NodeLoad) -> float:
+    """The node's timeout, cut short by the execution's own deadline."""
+    deadline = time.monotonic() + spec.timeout_ms() / 1000
+    if load.deadline_ms is not None:
+        deadline = min(deadline, time.monotonic() + (load.deadline_ms - time.time() * 1000) / 1000)
+    return deadline
 
 
 def gather_inputs(

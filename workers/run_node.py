@@ -15,7 +15,14 @@ from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_fa
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry
 from storage.blobs import pack, unpack
-from storage.state import FINISHED_NODE, ExecutionStatus, NodeLoad, NodeStatus, now_ms
+from storage.state import (
+    FINISHED_NODE,
+    Completion,
+    ExecutionStatus,
+    NodeLoad,
+    NodeStatus,
+    now_ms,
+)
 from workers.expansion import ItemsToRun, expand_items, item_outcomes, items_to_run
 from workers.finalize import finalize
 from workers.invocation import Invocation, gather_inputs, prepare
@@ -185,10 +192,12 @@ class _Attempt:
             packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
         except (TypeError, ValueError) as exc:
             return self.fail("SERIALIZATION_FAILED", f"the node's output is not JSON: {exc}")
-        finished = self.stores.state.complete(
+        stored = self.stores.state.complete(
             self.execution_id, self.spec.key, packed, status, error, cached=cached
         )
-        if finished >= self.load.total:
+        if stored is Completion.DUPLICATE:
+            return NodeRun(Outcome.IGNORED, self.load.attempt)
+        if stored is Completion.LAST:
             finalize(self.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
         return NodeRun(Outcome(status.value), self.load.attempt)
 

@@ -52,12 +52,17 @@ def levels_canvas(
     """A chain of dependency levels over `nodes` (dependencies outside it count as done)."""
     dependencies = {key: node.depends_on for key, node in nodes.items()}
     steps = [
-        _one_or_group(app, [node_signature(app, execution_id, nodes[key]) for key in level])
+        _one_or_group(app, [_signature(app, execution_id, nodes[key]) for key in level])
         for level in levels(dependencies)
     ]
     if not steps:
         return None
     return steps[0] if len(steps) == 1 else chain(*steps, app=app)
+
+
+def _signature(app: Celery, execution_id: str, node: PlannedNode) -> Signature[Any]:
+    """A loop whose items were already dispatched (a resume) is sent for its collecting run."""
+    return node_signature(app, execution_id, node, COLLECT_PHASE if node.expanded else None)
 
 
 def lanes_canvas(

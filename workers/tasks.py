@@ -16,7 +16,7 @@ from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore
 from storage.rate_limits import RateLimiter
 from storage.redis_state import RedisStateStore
-from storage.state import FINISHED_NODE, ExecutionStatus, NodeStatus
+from storage.state import FINISHED_NODE, Completion, ExecutionStatus, NodeStatus
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
 from workers.run_node import Outcome, run_node
@@ -77,15 +77,21 @@ def register_tasks(
             if wait_s > 0:  # not an attempt: the node has not started
                 raise self.retry(countdown=wait_s)
         worker = self.request.hostname or "worker"
-        run = run_node(
-            execution_id,
-            node_key,
-            stores,
-            registry,
-            worker=worker,
-            environment=environment,
-            phase=phase,
-        )
+        try:
+            run = run_node(
+                execution_id,
+                node_key,
+                stores,
+                registry,
+                worker=worker,
+                environment=environment,
+                phase=phase,
+            )
+        except Exception as exc:  # a bug or a lost store: record it, keep the canvas going
+            log.exception("node %s/%s crashed", execution_id, node_key)
+            error = {"code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+            record_crash(stores, execution_id, node_key, error)
+            return Outcome.FAILED.value
         if run.outcome is Outcome.RETRY:
             log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
             raise self.retry(countdown=run.retry_in_s)
@@ -98,25 +104,30 @@ def register_tasks(
 
     @app.task(name=NODE_CRASHED_TASK, ignore_result=True)
     def node_crashed(execution_id: str, node_key: str) -> None:
-        """Errback of a node task that crashed (hard time limit, worker bug): fail the node."""
-        record = stores.state.snapshot(execution_id, []).nodes.get(node_key)
-        if record is None or record.status in FINISHED_NODE:
-            return
-        error = {
-            "code": "TIMEOUT",
-            "message": "the node task was killed (hard time limit or crash)",
-            "nodeId": node_key,
-        }
-        stored = stores.state.stored_plan(execution_id)
-        spec = stored.plan.nodes.get(node_key) if stored else None
-        if stored is None or spec is None or not spec.settle:
-            stores.state.fail(execution_id, node_key, error)
-            finalize(execution_id, stores, ExecutionStatus.FAILED, error)
-            return
-        output = json.dumps(settled_failure(error))
-        finished = stores.state.complete(execution_id, node_key, output, NodeStatus.FAILED, error)
-        if finished >= len(stored.plan.nodes):
-            finalize(execution_id, stores, ExecutionStatus.SUCCEEDED)
+        """Errback of a node task that was killed (hard time limit): fail the node."""
+        message = "the node task was killed at its hard time limit"
+        record_crash(stores, execution_id, node_key, {"code": "TIMEOUT", "message": message})
+
+
+def record_crash(stores: Stores, execution_id: str, node_key: str, error: dict[str, Any]) -> None:
+    """Fail a node whose task could not finish normally, as run_node would have: a settled
+    failure in a settling scope, otherwise the execution's end."""
+    record = stores.state.snapshot(execution_id, []).nodes.get(node_key)
+    if record is None or record.status in FINISHED_NODE:
+        return
+    error = {**error, "nodeId": node_key}
+    stored = stores.state.stored_plan(execution_id)
+    spec = stored.plan.nodes.get(node_key) if stored else None
+    if spec is None or not spec.settle:
+        stores.state.fail(execution_id, node_key, error)
+        finalize(execution_id, stores, ExecutionStatus.FAILED, error)
+        return
+    output = json.dumps(settled_failure(error))
+    if (
+        stores.state.complete(execution_id, node_key, output, NodeStatus.FAILED, error)
+        is Completion.LAST
+    ):
+        finalize(execution_id, stores, ExecutionStatus.SUCCEEDED)
 
 
 def items_canvas(app: Celery, execution_id: str, items: ItemsToRun) -> Signature[Any]:

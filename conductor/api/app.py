@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+import anyio
 import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +20,15 @@ from conductor.api.problems import ApiProblem, handle_problem, problem_response
 from conductor.dispatch import DispatchFailed
 
 OPEN_PATHS = frozenset({"/healthz"})
+THREADS = 1000
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Each open event stream holds a worker thread while it waits for events: make room for
+    # many, so streams never starve the other endpoints.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
 
 
 def create_api(context: ApiContext) -> FastAPI:
@@ -26,6 +37,7 @@ def create_api(context: ApiContext) -> FastAPI:
         title="Conductor",
         version="0.1.0",
         description="Submit Atomiton Blueprints and follow their executions.",
+        lifespan=_lifespan,
     )
     app.state.context = context
     app.include_router(executions.router)

@@ -49,5 +49,5 @@ class ApiContext:
             history=open_history(settings.history_url),
             blueprints=blueprints,
             dispatcher=dispatcher,
-            submitter=Submitter(dispatcher, client, blueprints),
+            submitter=Submitter(dispatcher, client, blueprints, claim_ttl_s=settings.state_ttl_s),
         )

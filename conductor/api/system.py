@@ -17,7 +17,7 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process answers (no dependencies checked, no token needed)."""
     return {"status": "ok"}
 
