@@ -92,7 +92,8 @@ def _validate_node(
 def _validate_parameters(
     node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
 ) -> list[Problem]:
-    model = registry.get(node.type).parameters_model
+    node_type = registry.get(node.type)
+    model = node_type.parameters_model
     templated_base = [
         Problem(
             path=join_path(*at, "parameters", name),
@@ -100,6 +101,14 @@ def _validate_parameters(
             message="must be a literal value: the dispatcher needs it before the node runs",
         )
         for name in BASE_PARAMETERS
+        if has_template(node.parameters.get(name))
+    ] + [
+        Problem(
+            path=join_path(*at, "parameters", name),
+            code=ErrorCode.INVALID_PARAMETERS,
+            message=f"must be a literal value for {node.type} (put variable parts in args)",
+        )
+        for name in sorted(node_type.literal_parameters)
         if has_template(node.parameters.get(name))
     ]
     if templated_base:

@@ -70,6 +70,9 @@ class Node(ABC, Generic[P]):
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = ""
     parameters_model: ClassVar[type[NodeParameters]] = NodeParameters
+    # Parameters that must be written literally: no templates, no input-port overrides (for
+    # example a shell command, whose text is split into arguments).
+    literal_parameters: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def run(self, params: P, context: NodeContext) -> Mapping[str, Any]:

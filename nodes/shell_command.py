@@ -122,6 +122,9 @@ class ShellCommandNode(Node[ShellCommandParameters]):
     """Run a program without a shell, confined and limited; refused unless the worker allows it."""
 
     type_name = "shell-command"
+    # `command` is split into arguments: a template or an input in it could add arguments.
+    # Variable parts go in `args`, each of which is exactly one argument.
+    literal_parameters = frozenset({"command"})
     description = "Run a program (off unless CONDUCTOR_ALLOW_SHELL is set)"
     parameters_model = ShellCommandParameters
 

@@ -74,7 +74,7 @@ def prepare(
     raw = render_value(spec.parameters, scope)
     # Only ports fed by edges override parameters: a source node's "ports" are the execution's
     # inputs, and a caller must not be able to replace, say, a shell command's `command`.
-    overrides = _overrides(node_type.parameters_model, ports) if spec.wires else {}
+    overrides = _overrides(node_type, ports) if spec.wires else {}
     for field in node_type.parameters_model.model_fields:
         spellings = _spellings(node_type.parameters_model, field)
         if spellings[0] in overrides:
@@ -149,13 +149,16 @@ def _spellings(model: type[NodeParameters], field: str) -> list[str]:
     return [field]
 
 
-def _overrides(model: type[NodeParameters], ports: Mapping[str, Any]) -> dict[str, Any]:
-    """Ports named like a parameter (or one of its aliases), keyed by a name that validates."""
+def _overrides(node_type: type[Node[Any]], ports: Mapping[str, Any]) -> dict[str, Any]:
+    """Ports named like a parameter (or one of its aliases), keyed by a name that validates;
+    base and literal parameters are never overridden."""
+    model = node_type.parameters_model
+    fixed = _BASE | node_type.literal_parameters
     found: dict[str, Any] = {}
     for field in model.model_fields:
         spellings = _spellings(model, field)
         given = next((name for name in spellings if name in ports), None)
-        if field not in _BASE and given is not None:
+        if field not in fixed and given is not None:
             found[spellings[0]] = ports[given]
     return found
 

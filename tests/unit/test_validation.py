@@ -238,3 +238,13 @@ def test_a_required_parameter_given_as_a_templated_alias_is_left_to_run_time(
     (problem,) = validate(model, registry)
     assert problem.path == "nodes[1].parameters.path"
     assert problem.message == "Field required"
+
+
+def test_a_shell_command_may_not_hold_a_template(registry: NodeRegistry) -> None:
+    model = load_blueprint_text(
+        "id: s\nname: S\nnodes:\n"
+        '  - {id: sh, type: shell-command, parameters: {command: "echo {{$input.x}}", args: ["{{$input.y}}"]}}\n'
+    )
+    (problem,) = validate(model, registry)
+    assert problem.path == "nodes[0].parameters.command"
+    assert "args" in problem.message
