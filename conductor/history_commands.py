@@ -9,12 +9,12 @@ import threading
 from datetime import UTC, datetime
 
 import click
-import redis
 
 from conductor.recorder import Recorder
 from conductor.settings import Settings
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
+from workers.tasks import redis_client
 
 TIMELINE_WIDTH = 30
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -39,7 +39,7 @@ def recorder(name: str | None) -> None:
     history = open_history(settings.history_url)
     click.echo(f"recording into {settings.history_url}", err=True)
     try:
-        Recorder(redis.Redis.from_url(settings.redis_url), history, consumer=name).run(stop)
+        Recorder(redis_client(settings.redis_url), history, consumer=name).run(stop)
     finally:
         history.close()
 

@@ -130,6 +130,8 @@ def blueprint_from_data(data: Any) -> Blueprint:
     """Turn parsed data into a Blueprint model, naming every field that does not fit."""
     if not isinstance(data, dict):
         raise _problem("a Blueprint must be a mapping with id, name and nodes")
+    if _depth(data) > MAX_DEPTH:  # data that did not come through parse_document (HTTP, Celery)
+        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels")
     try:
         return Blueprint.model_validate(data)
     except ValidationError as exc:

@@ -33,10 +33,24 @@ from workers.stores import Stores
 log = logging.getLogger(__name__)
 
 
+REDIS_CONNECT_TIMEOUT_S = 5
+REDIS_SOCKET_TIMEOUT_S = 30  # above the recorder's 1 s blocking reads; no half-open hang
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client that gives up on a dead connection instead of hanging."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        health_check_interval=30,
+    )
+
+
 def make_stores(settings: Settings) -> Stores:
     """Stores for a worker or a client, from settings."""
     assert settings.redis_url is not None, "settings.redis_url must be set"
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     return Stores(
         state=RedisStateStore(client, ttl_s=settings.state_ttl_s),
         blobs=FilesystemBlobStore(settings.blob_dir),

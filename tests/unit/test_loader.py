@@ -11,6 +11,7 @@ import pytest
 from conductor.blueprint import Blueprint
 from conductor.loader import (
     MAX_BYTES,
+    blueprint_from_data,
     load_blueprint_file,
     load_blueprint_text,
     parse_document,
@@ -305,3 +306,13 @@ def test_problem_text_names_path_and_code() -> None:
     with pytest.raises(InvalidBlueprint) as caught:
         load_blueprint_text("id: a\n")
     assert str(caught.value) == "name: Field required [VALIDATION_FAILED]"
+
+
+def test_data_from_elsewhere_is_depth_checked_too() -> None:
+    deep: dict[str, object] = {"id": "x", "name": "X"}
+    cursor = deep
+    for _ in range(150):
+        cursor["metadata"] = {}
+        cursor = cursor["metadata"]  # type: ignore[assignment]
+    with pytest.raises(InvalidBlueprint, match="deeper than 100"):
+        blueprint_from_data(deep)
