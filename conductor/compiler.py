@@ -8,14 +8,16 @@ from typing import Any
 from conductor.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.plan import (
     DEFAULT_PORT,
+    GROUP_TYPE,
     ITEM_SOURCE,
     KEY_SEPARATOR,
+    LOOP_TYPE,
+    PARALLEL_TYPE,
     ExecutionPlan,
     PlannedNode,
     RateLimit,
     Wire,
 )
-from conductor.validation import GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE
 
 
 def compile_plan(

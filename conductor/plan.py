@@ -16,6 +16,11 @@ KEY_SEPARATOR = "/"
 ITEM_MARK = "#"
 ITEM_SOURCE = "$item"  # in a loop body template: the item the body runs for
 
+# Node types whose `nodes` are planned as nodes of the same execution.
+GROUP_TYPE = "group"
+LOOP_TYPE = "loop"
+PARALLEL_TYPE = "parallel"
+
 
 class Wire(BaseModel):
     """One incoming edge: which node's output, which key of it, onto which input port."""

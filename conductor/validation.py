@@ -8,16 +8,13 @@ from pydantic import AliasChoices, BaseModel, ValidationError
 
 from conductor.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.graph import find_cycle
-from conductor.plan import KEY_SEPARATOR
+from conductor.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
 from conductor.problems import ErrorCode, InvalidBlueprint, Problem, join_path
+from nodes.base import BASE_PARAMETERS
 from nodes.registry import NodeRegistry
 from nodes.templates import has_template
 
-GROUP_TYPE = "group"
-LOOP_TYPE = "loop"
-PARALLEL_TYPE = "parallel"
 CONTAINER_TYPES = frozenset({GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE})
-BASE_PARAMETERS = ("enabled", "timeout", "retries")
 
 
 def validate(blueprint: Blueprint, registry: NodeRegistry) -> list[Problem]:
@@ -100,7 +97,7 @@ def _validate_parameters(
             code=ErrorCode.INVALID_PARAMETERS,
             message="must be a literal value: the dispatcher needs it before the node runs",
         )
-        for name in BASE_PARAMETERS
+        for name in sorted(BASE_PARAMETERS)
         if has_template(node.parameters.get(name))
     ] + [
         Problem(

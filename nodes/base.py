@@ -24,6 +24,10 @@ class NodeParameters(BaseModel):
     retries: int = Field(default=1, ge=0, le=10, description="Extra attempts after a failure")
 
 
+# Base parameters every node accepts; never taken from templates or input ports.
+BASE_PARAMETERS = frozenset(NodeParameters.model_fields)
+
+
 @dataclass(frozen=True)
 class NodeEnvironment:
     """What the worker's configuration allows nodes: the files root, the shell."""

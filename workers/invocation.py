@@ -10,14 +10,12 @@ from typing import Any
 from pydantic import AliasChoices, ValidationError
 
 from conductor.plan import PlannedNode
-from nodes.base import Node, NodeContext, NodeEnvironment, NodeParameters
+from nodes.base import BASE_PARAMETERS, Node, NodeContext, NodeEnvironment, NodeParameters
 from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
 from storage.blobs import BlobStore, unpack
 from storage.state import NodeLoad
-
-_BASE = frozenset({"enabled", "timeout", "retries"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,7 @@ def _overrides(node_type: type[Node[Any]], ports: Mapping[str, Any]) -> dict[str
     """Ports named like a parameter (or one of its aliases), keyed by a name that validates;
     base and literal parameters are never overridden."""
     model = node_type.parameters_model
-    fixed = _BASE | node_type.literal_parameters
+    fixed = BASE_PARAMETERS | node_type.literal_parameters
     found: dict[str, Any] = {}
     for field in model.model_fields:
         spellings = _spellings(model, field)

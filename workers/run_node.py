@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from conductor.plan import PlannedNode
+from conductor.plan import PARALLEL_TYPE, PlannedNode
 from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_failure
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry
@@ -33,7 +33,6 @@ from workers.stores import Stores
 # deliveries the node fails instead of crashing workers forever.
 LOST_WORKER_ALLOWANCE = 2
 MAX_BACKOFF_S = 5.0
-PARALLEL_TYPE = "parallel"
 
 
 class Outcome(StrEnum):

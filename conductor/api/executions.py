@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -239,11 +238,6 @@ def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> Executi
 
 def _s(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 @router.post("/{execution_id}/{command}", response_model=ExecutionAccepted)
