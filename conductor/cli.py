@@ -14,16 +14,21 @@ import redis
 from rich.console import Console
 
 from conductor.blueprint import Blueprint
+from conductor.control_commands import CONTROL_COMMANDS
+from conductor.dev import dev
 from conductor.dispatch import Dispatcher
 from conductor.embedded import EmbeddedError, embedded
+from conductor.flower_command import flower
 from conductor.history_commands import history, recorder
 from conductor.loader import load_blueprint_file
 from conductor.problems import InvalidBlueprint
 from conductor.progress import ProgressView
+from conductor.queues import standard_queues
+from conductor.reconciler import reconcile_in_worker
 from conductor.recorder import Recorder
 from conductor.settings import Settings
 from conductor.submission import Submitter
-from conductor.submit_task import CELERY_DEFAULT_QUEUE, register_submit_task
+from conductor.submit_task import register_submit_task
 from conductor.validation import ensure_valid
 from conductor.waiting import ExecutionFollower
 from nodes.registry import NodeRegistry, default_registry
@@ -31,8 +36,8 @@ from storage.blueprints import open_blueprint_store
 from storage.history import open_history
 from storage.rate_limits import RateLimiter
 from workers.app import create_app
-from workers.config import DEFAULT_QUEUE
-from workers.tasks import make_stores, node_environment, register_tasks
+from workers.presence import announce_presence
+from workers.tasks import make_stores, node_environment, redis_client, register_tasks
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -202,7 +207,11 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 
 
 main.add_command(recorder)
+for _command in CONTROL_COMMANDS:
+    main.add_command(_command)
 main.add_command(history)
+main.add_command(flower)
+main.add_command(dev)
 
 
 @main.command()
@@ -239,22 +248,26 @@ def validate(blueprint: Path) -> None:
 @click.option(
     "-Q",
     "--queues",
-    default=f"{DEFAULT_QUEUE},{CELERY_DEFAULT_QUEUE}",
-    show_default=True,
-    help="Comma-separated queues to consume ('celery' carries conductor.submit from plain "
-    "Celery clients).",
+    default=None,
+    help="Comma-separated queues to consume (default: conductor, celery and every queue in "
+    "CONDUCTOR_QUEUE_ROUTES; 'celery' carries conductor.submit from plain Celery clients).",
 )
 @click.option(
     "-c", "--concurrency", type=int, default=None, help="Worker processes (default: CPUs)."
 )
 @click.option("-n", "--hostname", default=None, help="Worker name, e.g. io@%h.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel: str) -> None:
+def worker(
+    queues: str | None, concurrency: int | None, hostname: str | None, loglevel: str
+) -> None:
     """Run a Celery worker for node tasks (needs CONDUCTOR_REDIS_URL)."""
     settings = Settings.from_env()
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
+    consumed = [name.strip() for name in (queues or "").split(",") if name.strip()]
+    consumed = consumed or standard_queues(settings)
     app = create_app(settings)
+    announce_presence(app, redis_client(settings.redis_url), consumed)
     stores, registry = make_stores(settings), default_registry()
     client = redis.Redis.from_url(settings.redis_url)
     register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
@@ -263,9 +276,10 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, loglevel:
         Dispatcher(app, stores, registry), client, blueprints, claim_ttl_s=settings.state_ttl_s
     )
     register_submit_task(app, submitter)
+    reconcile_in_worker(settings, registry)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-E", "--without-mingle"]
+    argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]
     if concurrency:
         argv += ["-c", str(concurrency)]
     if hostname:

@@ -1,15 +1,18 @@
-"""Execution control: cancel, pause, resume (retry comes with the reconciler, issue 6)."""
+"""Execution control: cancel, pause, resume and retry, durable in the execution's state."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from conductor.dispatch import Dispatcher
+from conductor.plan import ExecutionPlan
 from storage.events import EventType
-from storage.state import ExecutionStatus
+from storage.state import ExecutionStatus, NodeRecord, NodeStatus
 from workers.finalize import finalize
 
 LIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
+RERUN = frozenset({NodeStatus.FAILED, NodeStatus.CANCELLED})
 
 
 class ControlOutcome(StrEnum):
@@ -21,20 +24,22 @@ class ControlOutcome(StrEnum):
 
 
 class Control:
-    """Control commands over the execution's state in Redis (nodes check it before they start)."""
+    """Control commands over the execution's state in Redis: workers check it before a node
+    starts, and every second while one runs."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.state = dispatcher.stores.state
 
     def cancel(self, execution_id: str) -> ControlOutcome:
-        """End the execution as cancelled: no node starts after this."""
-        meta = self.state.snapshot(execution_id, []).meta
-        if "created_ms" not in meta:
-            return ControlOutcome.NOT_FOUND
+        """End the execution as cancelled: no node starts after this, running ones are told to
+        stop (within a few seconds), and their late outcomes are discarded."""
+        marked = self.state.cancel(execution_id)
+        if not marked:
+            return _outcome(marked)
         error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
-        won = finalize(execution_id, self.dispatcher.stores, ExecutionStatus.CANCELLED, error)
-        return ControlOutcome.DONE if won else ControlOutcome.CONFLICT
+        finalize(execution_id, self.dispatcher.stores, ExecutionStatus.CANCELLED, error)
+        return ControlOutcome.DONE
 
     def pause(self, execution_id: str) -> ControlOutcome:
         """Start no new node; running ones finish."""
@@ -44,7 +49,8 @@ class Control:
         return _outcome(moved)
 
     def resume(self, execution_id: str) -> ControlOutcome:
-        """Run again what has not finished, from the stored outputs."""
+        """Run again what has not finished, from the stored outputs (a node still running
+        from before the pause is waited for, not run twice)."""
         moved = self.state.transition(
             execution_id,
             frozenset({ExecutionStatus.PAUSED}),
@@ -54,6 +60,36 @@ class Control:
         if moved:
             self.dispatcher.redispatch(execution_id)
         return _outcome(moved)
+
+    def retry(self, execution_id: str) -> ControlOutcome:
+        """Run a failed or cancelled execution again: its failed, cancelled and never-run
+        nodes, and what consumed a failed node's output; successful outputs are kept."""
+        stored = self.state.stored_plan(execution_id)
+        if stored is None:
+            return ControlOutcome.NOT_FOUND
+        records = self.state.snapshot(execution_id, []).nodes
+        reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
+        if reopened:
+            self.dispatcher.redispatch(execution_id)
+        return _outcome(reopened)
+
+
+def rerun_keys(plan: ExecutionPlan, records: Mapping[str, NodeRecord]) -> set[str]:
+    """Failed and cancelled nodes, and every finished node downstream of one (it ran on a
+    settled failure: a loop collecting its items, a parallel in allSettled, a group)."""
+    dependents: dict[str, set[str]] = {key: set() for key in plan.nodes}
+    for key, node in plan.nodes.items():
+        for upstream in node.depends_on:
+            dependents.setdefault(upstream, set()).add(key)
+    todo = [key for key, record in records.items() if record.status in RERUN]
+    chosen = set(todo)
+    while todo:
+        for key in dependents.get(todo.pop(), ()):
+            record = records.get(key)
+            if key not in chosen and record is not None and record.status is not NodeStatus.PENDING:
+                chosen.add(key)
+                todo.append(key)
+    return chosen
 
 
 def _outcome(moved: bool | None) -> ControlOutcome:

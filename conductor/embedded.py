@@ -64,9 +64,16 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server on a free loopback port, in its own folder."""
 
-    def __init__(self, directory: Path | None = None, *, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        appendonly: bool = False,
+        bind: Sequence[str] = ("127.0.0.1",),
+    ) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="conductor-redis-"))
         self.appendonly = appendonly
+        self.bind = list(bind)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -80,7 +87,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             redis_server_binary(),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--port", str(self.port), "--bind", *self.bind, "--dir", str(self.directory),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from platformdirs import user_data_path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nodes.base import MAX_TIMEOUT_MS
+
+# A node type or queue name in CONDUCTOR_QUEUE_ROUTES.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:@-]+")
 
 # Celery's hard time limit for a node is its `timeout` plus this margin.
 HARD_LIMIT_MARGIN_S = 10
@@ -31,6 +35,12 @@ class Settings(BaseModel):
     state_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     visibility_timeout_s: int = Field(default=2 * 3600, ge=1)
     blob_threshold_bytes: int = Field(default=256 * 1024, ge=1024)
+    finished_ttl_s: int = Field(default=24 * 3600, ge=1)  # a finished execution's keys
+    queue_routes: dict[str, str] = Field(default_factory=dict)  # node type -> queue
+    # The reconciler: how often a worker looks for stuck executions, and how long one may go
+    # without progress (and with nothing queued for it) before its nodes are sent again.
+    reconcile_every_s: float = Field(default=5.0, gt=0)
+    stall_s: int = Field(default=300, ge=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,16 +60,24 @@ class Settings(BaseModel):
             api_token=get("API_TOKEN"),
             allow_shell=(get("ALLOW_SHELL") or "").lower() in {"1", "true", "yes", "on"},
             flower_basic_auth=get("FLOWER_BASIC_AUTH"),
+            queue_routes=parse_queue_routes(get("QUEUE_ROUTES") or ""),
             **{
                 field: int(value)
                 for field, value in {
                     "state_ttl_s": get("STATE_TTL_S"),
                     "visibility_timeout_s": get("VISIBILITY_TIMEOUT_S"),
                     "blob_threshold_bytes": get("BLOB_THRESHOLD_BYTES"),
+                    "finished_ttl_s": get("FINISHED_TTL_S"),
+                    "stall_s": get("STALL_S"),
                 }.items()
                 if value
             },
+            reconcile_every_s=float(get("RECONCILE_EVERY_S") or 5.0),
         )
+
+    def routed_queues(self) -> list[str]:
+        """The queues routes send to, in order of first mention, without repeats."""
+        return list(dict.fromkeys(self.queue_routes.values()))
 
     def with_redis(self, redis_url: str) -> Settings:
         """A copy that points at another Redis."""
@@ -68,3 +86,19 @@ class Settings(BaseModel):
     def max_time_limit_s(self) -> int:
         """The longest hard time limit any node task can get."""
         return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S
+
+
+def parse_queue_routes(text: str) -> dict[str, str]:
+    """`CONDUCTOR_QUEUE_ROUTES` ("http-request=io,image=cpu") as node type -> queue."""
+    routes: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        node_type, sep, queue = (part.strip() for part in entry.partition("="))
+        if not sep or not _QUEUE_NAME.fullmatch(node_type) or not _QUEUE_NAME.fullmatch(queue):
+            raise ValueError(
+                f"CONDUCTOR_QUEUE_ROUTES: {entry!r} is not NODE_TYPE=QUEUE "
+                "(expected e.g. 'http-request=io,image=cpu')"
+            )
+        if node_type in routes:
+            raise ValueError(f"CONDUCTOR_QUEUE_ROUTES: node type {node_type!r} is routed twice")
+        routes[node_type] = queue
+    return routes

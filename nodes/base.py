@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -50,6 +51,8 @@ class NodeContext:
     environment: NodeEnvironment = field(default_factory=NodeEnvironment)
     finished_ms: Mapping[str, int] = field(default_factory=dict)  # when each port's source ended
     on_progress: Callable[[float, str], None] = field(default=lambda fraction, message: None)
+    # Set when the node must stop (its execution was cancelled): long waits should watch it.
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Tell live viewers how far the node is (0.0 to 1.0): a node.progress event."""

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from nodes.base import Node, NodeContext, NodeParameters
-from nodes.errors import NodeTimeout
+from nodes.errors import NodeStopped, NodeTimeout
 
 
 class DelayParameters(NodeParameters):
@@ -31,16 +31,18 @@ class DelayNode(Node[DelayParameters]):
     def run(self, params: DelayParameters, context: NodeContext) -> Mapping[str, Any]:
         wait_s = params.ms / 1000
         if wait_s > context.remaining_s():
-            time.sleep(context.remaining_s())
+            if context.stop.wait(context.remaining_s()):
+                raise NodeStopped("delay stopped: the execution was cancelled")
             raise NodeTimeout(f"delay of {params.ms} ms is longer than the node's timeout")
         self._wait(wait_s, context)
         return {"result": context.data, "waited_ms": params.ms}
 
     @staticmethod
     def _wait(wait_s: float, context: NodeContext) -> None:
-        """Sleep, reporting progress about once a second on long waits."""
+        """Sleep, reporting progress about once a second on long waits; stop when told."""
         end = time.monotonic() + wait_s
         while (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, PROGRESS_EVERY_S))
+            if context.stop.wait(min(left, PROGRESS_EVERY_S)):
+                raise NodeStopped("delay stopped: the execution was cancelled")
             if wait_s > PROGRESS_EVERY_S:
                 context.report_progress(1 - max(0.0, end - time.monotonic()) / wait_s, "waiting")

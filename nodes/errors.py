@@ -30,6 +30,13 @@ class NodeTimeout(NodeError):
     code = "TIMEOUT"
 
 
+class NodeStopped(NodeError):
+    """The node stopped because its execution was cancelled."""
+
+    code = "CANCELLED"
+    retryable = False
+
+
 class ScriptError(NodeError):
     """User JavaScript threw, did not compile, or broke a sandbox limit."""
 

@@ -18,6 +18,7 @@ import selectors
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
-from nodes.errors import NodeError, NodeTimeout
+from nodes.errors import NodeError, NodeStopped, NodeTimeout
 from nodes.files import resolve_in_root
 
 MIB = 1024 * 1024
@@ -145,7 +146,10 @@ class ShellCommandNode(Node[ShellCommandParameters]):
             env=_scrubbed_env(root, {**params.env, **params.environment}),
             params=params,
             deadline=started + limit_s,
+            stop=context.stop,
         )
+        if context.stop.is_set():
+            raise NodeStopped(f"command {argv[0]!r} stopped: the execution was cancelled")
         if finished.timed_out:
             raise NodeTimeout(
                 f"command {argv[0]!r} timed out after {limit_s:.1f} s; its process group was killed"
@@ -212,13 +216,14 @@ def _execute(
     env: dict[str, str],
     params: ShellCommandParameters,
     deadline: float,
+    stop: threading.Event,
 ) -> _Finished:
     """Start the program in its own session, talk to it until it exits or the deadline passes,
     and kill whatever is left of its process group in every case."""
     process = _spawn(argv, cwd, env, params)
     pipes = _Pipes(process, (params.stdin or "").encode(), params.maxBuffer)
     try:
-        timed_out = not pipes.pump_until_exit(deadline)
+        timed_out = not pipes.pump_until_exit(deadline, stop)
         if timed_out:
             _signal_group(process.pid, signal.Signals[params.killSignal])
             pipes.pump_until_exit(time.monotonic() + KILL_GRACE_S)
@@ -275,11 +280,12 @@ class _Pipes:
         if self.pidfd is not None:
             self.selector.register(self.pidfd, selectors.EVENT_READ, _EXITED)
 
-    def pump_until_exit(self, deadline: float) -> bool:
-        """Move data until the program exits (True) or the deadline passes (False)."""
+    def pump_until_exit(self, deadline: float, stop: threading.Event | None = None) -> bool:
+        """Move data until the program exits (True), or the deadline passes or `stop` is set
+        (False)."""
         while not _has_exited(self.process):
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (stop is not None and stop.is_set()):
                 return False
             self.pump(min(POLL_S, left))
         return True

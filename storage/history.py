@@ -130,8 +130,9 @@ def open_history(url: str) -> HistoryStore:
 
 
 # ---- state derivation -----------------------------------------------------------------------
-# Ranks order states; a state moves only to a higher (rank, seq). Paused and running share a
-# rank, so between them the event with the higher seq wins.
+# The event with the higher seq sets the state, whatever the arrival order: seq is the order in
+# which the state changed in Redis (a retry may take a failed execution or node back to
+# running). Ranks tell final states (2) from the rest.
 
 EXECUTION_RANK = {
     ExecutionStatus.QUEUED: 0,
@@ -277,10 +278,7 @@ class ExecutionState(BaseModel):
             update["started_at"] = _earliest(record.started_at, event.ts)
         status_seq = self.status_seq
         new = EXECUTION_STATUS_OF.get(event.type)
-        if new is not None and (EXECUTION_RANK[new], event.seq) > (
-            EXECUTION_RANK[record.status],
-            status_seq,
-        ):
+        if new is not None and event.seq > status_seq:
             status_seq = event.seq
             update["status"] = new
             if isinstance(data, _EndedData):
@@ -319,8 +317,20 @@ class NodeRunState(BaseModel):
             return self._outcome(event, data)
         return self
 
-    def _wins(self, status: NodeStatus, seq: int) -> bool:
-        return (NODE_RANK[status], seq) > (NODE_RANK[self.record.status], self.status_seq)
+    def _wins(self, seq: int) -> bool:
+        return seq > self.status_seq
+
+    def cancelled_by(self, execution: ExecutionState) -> NodeRunState:
+        """A run still pending or running when its execution was cancelled ends cancelled."""
+        cancelled = execution.record.status is ExecutionStatus.CANCELLED
+        if not cancelled or NODE_RANK[self.record.status] == 2:
+            return self
+        if self.status_seq >= execution.status_seq:
+            return self
+        record = self.record.model_copy(
+            update={"status": NodeStatus.CANCELLED, "finished_at": execution.record.finished_at}
+        )
+        return self.model_copy(update={"record": record, "status_seq": execution.status_seq})
 
     def _started(self, event: Event, data: _NodeStartedData) -> NodeRunState:
         record, states = self.record, dict[str, int]()
@@ -333,7 +343,7 @@ class NodeRunState(BaseModel):
         if event.seq > self.start_seq:  # the latest attempt names the worker
             update.update(worker=data.worker, type=data.type)
             states["start_seq"] = event.seq
-        if self._wins(NodeStatus.RUNNING, event.seq):
+        if self._wins(event.seq):
             update["status"] = NodeStatus.RUNNING
             states["status_seq"] = event.seq
         return self.model_copy(update={"record": record.model_copy(update=update), **states})
@@ -349,7 +359,7 @@ class NodeRunState(BaseModel):
 
     def _outcome(self, event: Event, data: _NodeOutcomeData) -> NodeRunState:
         status = NODE_OUTCOME_OF[event.type]
-        if not self._wins(status, event.seq):
+        if not self._wins(event.seq):
             return self
         record = self.record.model_copy(
             update={
@@ -375,7 +385,8 @@ def derive(events: Iterable[Event]) -> tuple[ExecutionRecord, list[NodeRunRecord
         if event.node_id and event.type in NODE_STATE_EVENTS:
             node = nodes.get(event.node_id) or NodeRunState.empty(event.execution_id, event.node_id)
             nodes[event.node_id] = node.apply(event)
-    return execution.record, sorted((n.record for n in nodes.values()), key=node_run_order)
+    runs = (node.cancelled_by(execution).record for node in nodes.values())
+    return execution.record, sorted(runs, key=node_run_order)
 
 
 def node_run_order(run: NodeRunRecord) -> tuple[bool, float, str]:

@@ -29,7 +29,7 @@ def outputs(execution_id: str) -> str:
 
 
 def done(execution_id: str) -> str:
-    """Set: keys of nodes that succeeded or were skipped."""
+    """Set: keys of nodes with an outcome (succeeded, skipped, or a settled failure)."""
     return f"{PREFIX}:exec:{{{execution_id}}}:done"
 
 
@@ -60,6 +60,9 @@ def result(execution_id: str) -> str:
 
 EVENTS_STREAM = f"{PREFIX}:events"  # every execution's events, for the recorder
 RECORDER_GROUP = "recorder"
+# Sorted set: live execution id -> when it last made progress (ms); the reconciler scans it.
+LIVE_EXECUTIONS = f"{PREFIX}:live"
+RECONCILER_LOCK = f"{PREFIX}:reconciler"  # String: held by the one reconciler running a pass
 
 
 def events_channel(execution_id: str) -> str:
@@ -84,3 +87,12 @@ def execution_keys(execution_id: str) -> list[str]:
         result(execution_id),
         events_log(execution_id),
     ]
+
+
+WORKERS = f"{PREFIX}:workers"  # sorted set: worker name -> last presence refresh (unix s)
+
+
+def worker_presence(name: str) -> str:
+    """String with a TTL: a live worker's presence (JSON); it expires when the worker stops
+    refreshing it."""
+    return f"{PREFIX}:worker:{name}"

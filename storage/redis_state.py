@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import redis
@@ -17,10 +18,12 @@ from conductor.plan import ExecutionPlan
 from storage import keys
 from storage.events import Event, EventType
 from storage.state import (
+    LEASE_MS,
     Completion,
     ExecutionExists,
     ExecutionStatus,
     Expansion,
+    Heartbeat,
     NodeLoad,
     NodeStatus,
     Snapshot,
@@ -50,11 +53,26 @@ local function emit(meta_key, stream_key, log_key, event)
   redis.call('PUBLISH', ARGV[1], text)
 end
 local function decode(text) if text == '' then return cjson.null end return cjson.decode(text) end
+-- keys an event touches live as long as the meta hash: a finished execution's are shorter
+local function same_ttl(meta_key, key)
+  local ttl = redis.call('TTL', meta_key)
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+end
+local function is_live(s) return s == 'queued' or s == 'running' or s == 'paused' end
+local function finished(s)
+  return s == 'succeeded' or s == 'skipped' or s == 'failed' or s == 'cancelled'
+end
+-- whether attempt `token` ('' = whichever) still holds the node `k` (fencing)
+local function holds(nodes_key, k, token)
+  local st = redis.call('HMGET', nodes_key, k .. 'status', k .. 'attempts')
+  if finished(st[1]) then return false end
+  return token == '' or (st[1] == 'running' and st[2] == token)
+end
 """
 
-# KEYS: meta, plan, stream, log. ARGV: channel, (reserved), execution id, ttl (s), the
-#       execution.queued event, number of meta fields, then meta fields and values, then plan
-#       keys and specs. Creates the execution whole, or not at all when the id is taken.
+# KEYS: meta, plan, stream, log, live executions. ARGV: channel, (reserved), execution id,
+#       ttl (s), the execution.queued event, number of meta fields, then meta fields and values,
+#       then plan keys and specs. Creates the execution whole, or not at all when the id is taken.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local function hset_all(key, first, last)
@@ -72,11 +90,13 @@ redis.call('XADD', KEYS[3], '*', 'event', ARGV[5])
 redis.call('RPUSH', KEYS[4], ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('PUBLISH', ARGV[1], ARGV[5])
+redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], 'created_ms'), ARGV[3])
 return 1
 """
 
-# KEYS: meta, plan, nodes, outputs, stream, log.
-# ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id.
+# KEYS: meta, plan, nodes, outputs, stream, log, live executions.
+# ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id, lease (ms).
+# A node another attempt holds (a lease not yet expired) is not taken: the reply says busy.
 _LOAD = (
     _EMIT
     + """
@@ -86,18 +106,22 @@ local decoded = cjson.decode(spec)
 local meta = redis.call('HMGET', KEYS[1], 'status', 'total', 'deadline_ms', 'inputs', 'variables')
 local status = meta[1]
 local k = ARGV[4] .. ':'
-local node = redis.call('HMGET', KEYS[3], k .. 'status', k .. 'attempts')
+local node = redis.call('HMGET', KEYS[3], k .. 'status', k .. 'attempts', k .. 'lease_ms',
+                        k .. 'base')
 local node_status = node[1] or 'pending'
 local attempt = tonumber(node[2] or '0')
 local live = status == 'queued' or status == 'running'
-local finished = node_status == 'succeeded' or node_status == 'skipped' or node_status == 'failed'
-if live and not finished then
+local busy = 0
+if live and not finished(node_status) and node_status == 'running'
+   and tonumber(node[3] or '0') > tonumber(ARGV[5]) then
+  busy = 1
+elseif live and not finished(node_status) then
   local ts = tonumber(ARGV[5]) / 1000
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
   redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[5],
-             k .. 'worker', ARGV[6])
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+             k .. 'worker', ARGV[6], k .. 'lease_ms', tonumber(ARGV[5]) + tonumber(ARGV[9]))
+  redis.call('ZADD', KEYS[7], ARGV[5], ARGV[3])
+  same_ttl(KEYS[1], KEYS[3])
   if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[5])
     emit(KEYS[1], KEYS[5], KEYS[6], {id=ARGV[8], type='execution.started', node_id=cjson.null,
@@ -118,28 +142,31 @@ for i, source in ipairs(sources) do
     table.insert(pairs_out, ended)
   end
 end
-return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], pairs_out}
+local tries = attempt - tonumber(node[4] or '0')
+return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], pairs_out, busy,
+        tries}
 """
 )
 
-# KEYS: meta, nodes, outputs, done, stream, log.
+# KEYS: meta, nodes, outputs, done, stream, log, live executions.
 # ARGV: channel, cap, execution id, node key, output, status, now (ms), ttl, event id,
-#       event type, error (JSON or '').
+#       event type, error (JSON or ''), attempt token ('' = any).
 _COMPLETE = (
     _EMIT
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local k = ARGV[4] .. ':'
-local now_status = redis.call('HGET', KEYS[2], k .. 'status')
-if now_status == 'succeeded' or now_status == 'skipped' or now_status == 'failed' then
-  return 0  -- a duplicate delivery: the first outcome stands, recorded once
+-- a duplicate delivery or a stale attempt (fenced off): the first outcome stands, once
+if not holds(KEYS[2], k, ARGV[12]) then return 0 end
+if is_live(redis.call('HGET', KEYS[1], 'status')) then
+  redis.call('ZADD', KEYS[7], ARGV[7], ARGV[3])
 end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[2], k .. 'status', ARGV[6], k .. 'finished_ms', ARGV[7])
 if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], k .. 'error', ARGV[11]) end
 redis.call('SADD', KEYS[4], ARGV[4])
 local count = redis.call('SCARD', KEYS[4])
-for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
+for i = 2, 4 do same_ttl(KEYS[1], KEYS[i]) end
 local started = tonumber(redis.call('HGET', KEYS[2], k .. 'started_ms') or ARGV[7])
 local data = {duration_ms = tonumber(ARGV[7]) - started}
 if ARGV[11] ~= '' then data['error'] = decode(ARGV[11]); data['settled'] = true end
@@ -152,15 +179,16 @@ return 1
 )
 
 # KEYS: meta, nodes, stream, log. ARGV: channel, cap, execution id, node key, status, now (ms),
-#       ttl, event id, event type, error (JSON), retry in (s, or '').
+#       ttl, event id, event type, error (JSON), retry in (s, or ''), attempt token ('' = any).
 _SET_NODE = (
     _EMIT
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local k = ARGV[4] .. ':'
+if not holds(KEYS[2], k, ARGV[12]) then return 0 end
 redis.call('HSET', KEYS[2], k .. 'status', ARGV[5], k .. 'error', ARGV[10])
 if ARGV[5] == 'failed' then redis.call('HSET', KEYS[2], k .. 'finished_ms', ARGV[6]) end
-redis.call('EXPIRE', KEYS[2], ARGV[7])
+same_ttl(KEYS[1], KEYS[2])
 local data = {error = decode(ARGV[10])}
 if ARGV[11] ~= '' then
   data['retry_in_s'] = tonumber(ARGV[11])
@@ -170,6 +198,7 @@ else
 end
 emit(KEYS[1], KEYS[3], KEYS[4], {id=ARGV[8], type=ARGV[9], node_id=ARGV[4],
                         ts=tonumber(ARGV[6]) / 1000, data=data})
+return 1
 """
 )
 
@@ -185,8 +214,8 @@ emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type='node.progress', node_id=ARGV[
 """
 )
 
-# KEYS: meta, stream, log. ARGV: channel, cap, execution id, new status, now (ms), event id,
-#       event type, allowed current statuses (comma-separated).
+# KEYS: meta, stream, log, live executions. ARGV: channel, cap, execution id, new status,
+#       now (ms), event id, event type, allowed current statuses (comma-separated).
 _TRANSITION = (
     _EMIT
     + """
@@ -194,16 +223,21 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if not string.find(',' .. ARGV[8] .. ',', ',' .. status .. ',', 1, true) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
 emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type=ARGV[7], node_id=cjson.null,
                                  ts=tonumber(ARGV[5]) / 1000, data={status=ARGV[4]}})
 return 1
 """
 )
 
-# KEYS: result, meta, stream, log. ARGV: channel, cap, execution id, result, status, now (ms), ttl,
-#       the event's JSON without its closing seq, the done channel.
+# KEYS: result, meta, stream, log, live executions. ARGV: channel, cap, execution id, result,
+#       status, now (ms), ttl, the event's JSON without its closing seq, the done channel.
+# A cancelled execution ends cancelled: a node's failure or success arriving after it loses.
 _FINISH = """
+local current = redis.call('HGET', KEYS[2], 'status')
+if current == 'cancelled' and ARGV[5] ~= 'cancelled' then return 0 end
 if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
+  redis.call('ZREM', KEYS[5], ARGV[3])
   redis.call('HSET', KEYS[2], 'status', ARGV[5], 'finished_ms', ARGV[6])
   local text = ARGV[8] .. redis.call('HINCRBY', KEYS[2], 'seq', 1) .. '}'
   redis.call('XADD', KEYS[3], '*', 'event', text)
@@ -214,6 +248,78 @@ if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[7]) then
 end
 return 0
 """
+
+
+# KEYS: meta, nodes, live executions. ARGV: node key, attempt token, now (ms), lease (ms),
+#       execution id. Renews the attempt's lease; says the execution's status and whether the
+#       attempt still holds the node.
+_HEARTBEAT = """
+local k = ARGV[1] .. ':'
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'', 0} end
+local st = redis.call('HMGET', KEYS[2], k .. 'status', k .. 'attempts')
+if st[1] ~= 'running' or st[2] ~= ARGV[2] then return {status, 0} end
+redis.call('HSET', KEYS[2], k .. 'lease_ms', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+if status == 'queued' or status == 'running' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5]) end
+return {status, 1}
+"""
+
+# KEYS: meta, plan, nodes, done. ARGV: now (ms). Marks a live or paused execution cancelled and
+# every node without an outcome cancelled (which fences off their running attempts); 0 when it
+# is over or every node has finished, -1 when unknown.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'queued' and status ~= 'running' and status ~= 'paused' then return 0 end
+if redis.call('SCARD', KEYS[4]) >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled')
+for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local s = redis.call('HGET', KEYS[3], key .. ':status') or 'pending'
+  if s == 'pending' or s == 'running' then
+    redis.call('HSET', KEYS[3], key .. ':status', 'cancelled', key .. ':finished_ms', ARGV[1])
+  end
+end
+return 1
+"""
+
+# KEYS: meta, nodes, outputs, done, result, stream, log, live executions, plan.
+# ARGV: channel, cap, execution id, now (ms), event id, ttl (s), then the node keys to run again.
+# Reopens a failed or cancelled execution: those nodes lose their outcome and start a new
+# count of attempts (their attempt numbers, the fencing tokens, keep growing).
+_REOPEN = (
+    _EMIT
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'failed' and status ~= 'cancelled' then return 0 end
+for i = 7, #ARGV do
+  local k = ARGV[i] .. ':'
+  redis.call('SREM', KEYS[4], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[2], k .. 'error', k .. 'finished_ms', k .. 'lease_ms')
+  local attempts = redis.call('HGET', KEYS[2], k .. 'attempts') or '0'
+  redis.call('HSET', KEYS[2], k .. 'status', 'pending', k .. 'base', attempts)
+end
+redis.call('DEL', KEYS[5])
+local meta = redis.call('HMGET', KEYS[1], 'deadline_ms', 'created_ms')
+if meta[1] and meta[1] ~= '' then  -- the execution's timeout counts again from now
+  local span = tonumber(meta[1]) - tonumber(meta[2])
+  redis.call('HSET', KEYS[1], 'deadline_ms', tonumber(ARGV[4]) + span)
+end
+redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('HDEL', KEYS[1], 'finished_ms')
+redis.call('ZADD', KEYS[8], ARGV[4], ARGV[3])
+for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[9]}) do
+  redis.call('EXPIRE', key, ARGV[6])  -- a finished execution's keys had a shorter retention
+end
+emit(KEYS[1], KEYS[6], KEYS[7], {id=ARGV[5], type='execution.resumed', node_id=cjson.null,
+                                 ts=tonumber(ARGV[4]) / 1000,
+                                 data={status='running', retry=true, nodes=#ARGV - 6}})
+return 1
+"""
+)
 
 
 class RedisStateStore:
@@ -229,6 +335,9 @@ class RedisStateStore:
         self._finish = client.register_script(_FINISH)
         self._progress = client.register_script(_PROGRESS)
         self._transition = client.register_script(_TRANSITION)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._cancel = client.register_script(_CANCEL)
+        self._reopen = client.register_script(_REOPEN)
 
     def _common(self, execution_id: str) -> list[Any]:
         return [keys.events_channel(execution_id), _RESERVED, execution_id]
@@ -245,6 +354,7 @@ class RedisStateStore:
                 keys.plan(execution_id),
                 keys.EVENTS_STREAM,
                 keys.events_log(execution_id),
+                keys.LIVE_EXECUTIONS,
             ],
             args=[
                 *self._common(execution_id),
@@ -268,12 +378,13 @@ class RedisStateStore:
                 keys.outputs(execution_id),
                 keys.EVENTS_STREAM,
                 keys.events_log(execution_id),
+                keys.LIVE_EXECUTIONS,
             ],
-            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id()],
+            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id(), LEASE_MS],
         )
         if not reply:
             return None
-        spec, status, node_status, attempt, total, deadline, inputs, variables, flat = reply
+        spec, status, node_status, attempt, total, deadline, inputs, variables, flat = reply[:9]
         return NodeLoad(
             spec=_text(spec),
             execution_status=ExecutionStatus(_text(status)),
@@ -285,6 +396,8 @@ class RedisStateStore:
             variables=json.loads(variables),
             upstream={_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 3)},
             upstream_finished_ms={_text(flat[i]): int(flat[i + 2]) for i in range(0, len(flat), 3)},
+            busy=bool(reply[9]),
+            tries=int(reply[10]),
         )
 
     def complete(
@@ -296,9 +409,10 @@ class RedisStateStore:
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
+        attempt: int | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
-        output reused from the cache)."""
+        output reused from the cache). With `attempt`, only while that attempt holds the node."""
         event_type = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
         return Completion(
             self._complete(
@@ -309,6 +423,7 @@ class RedisStateStore:
                     keys.done(execution_id),
                     keys.EVENTS_STREAM,
                     keys.events_log(execution_id),
+                    keys.LIVE_EXECUTIONS,
                 ],
                 args=[
                     *self._common(execution_id),
@@ -320,6 +435,7 @@ class RedisStateStore:
                     _id(),
                     event_type.value,
                     json.dumps(error) if error else "",
+                    _token(attempt),
                 ],
             )
         )
@@ -335,31 +451,44 @@ class RedisStateStore:
             items: dict[Any, Any] = dict(expansion.item_outputs)
             pipe.hset(keys.outputs(execution_id), mapping=items)
         pipe.hincrby(keys.meta(execution_id), "total", len(expansion.nodes))
+        # The expanding attempt is done; the collecting run must not wait for its lease.
+        pipe.hset(keys.nodes(execution_id), f"{expansion.loop.key}:lease_ms", 0)
         pipe.expire(keys.outputs(execution_id), self.ttl_s)
         pipe.execute()
 
-    def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record the node's failure and emit node.failed."""
-        self._node_event(
+    def fail(
+        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+    ) -> bool:
+        """Record the node's failure and emit node.failed; False if the node has an outcome or
+        `attempt` no longer holds it."""
+        return self._node_event(
             execution_id,
             key,
             status=NodeStatus.FAILED,
             event=EventType.NODE_FAILED,
             error=error,
             retry_in_s="",
+            attempt=attempt,
         )
 
     def retry_later(
-        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
-    ) -> None:
-        """Record a failed attempt before its retry and emit node.retrying."""
-        self._node_event(
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        retry_in_s: float = 0.0,
+        *,
+        attempt: int | None = None,
+    ) -> bool:
+        """Record a failed attempt before its retry and emit node.retrying (as `fail`)."""
+        return self._node_event(
             execution_id,
             key,
             status=NodeStatus.PENDING,
             event=EventType.NODE_RETRYING,
             error=error,
             retry_in_s=retry_in_s,
+            attempt=attempt,
         )
 
     def _node_event(
@@ -371,8 +500,9 @@ class RedisStateStore:
         event: EventType,
         error: dict[str, Any],
         retry_in_s: float | str,
-    ) -> None:
-        self._set_node(
+        attempt: int | None,
+    ) -> bool:
+        stored = self._set_node(
             keys=[
                 keys.meta(execution_id),
                 keys.nodes(execution_id),
@@ -389,8 +519,10 @@ class RedisStateStore:
                 event.value,
                 json.dumps(error),
                 retry_in_s,
+                _token(attempt),
             ],
         )
+        return bool(stored)
 
     def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
         """Emit node.progress."""
@@ -417,6 +549,7 @@ class RedisStateStore:
                 keys.meta(execution_id),
                 keys.EVENTS_STREAM,
                 keys.events_log(execution_id),
+                keys.LIVE_EXECUTIONS,
             ],
             args=[
                 *self._common(execution_id),
@@ -429,6 +562,79 @@ class RedisStateStore:
             ],
         )
         return bool(won)
+
+    def release(self, execution_id: str, key: str) -> None:
+        """Give up the lease on a node just taken (by the attempt that holds it)."""
+        self.client.hset(keys.nodes(execution_id), f"{key}:lease_ms", 0)
+
+    def heartbeat(self, execution_id: str, key: str, attempt: int) -> Heartbeat:
+        """Renew the attempt's lease; say whether it still holds the node, and the execution's
+        status (None when the execution is gone)."""
+        status, holds = self._heartbeat(
+            keys=[keys.meta(execution_id), keys.nodes(execution_id), keys.LIVE_EXECUTIONS],
+            args=[key, attempt, now_ms(), LEASE_MS, execution_id],
+        )
+        text = _text(status)
+        return Heartbeat(ExecutionStatus(text) if text else None, bool(holds))
+
+    def cancel(self, execution_id: str) -> bool | None:
+        """Mark a live or paused execution and its unfinished nodes cancelled (finalize then
+        ends it); False when it is over, None when unknown."""
+        marked = int(
+            self._cancel(
+                keys=[
+                    keys.meta(execution_id),
+                    keys.plan(execution_id),
+                    keys.nodes(execution_id),
+                    keys.done(execution_id),
+                ],
+                args=[now_ms()],
+            )
+        )
+        return None if marked < 0 else marked == 1
+
+    def reopen(self, execution_id: str, node_keys: Collection[str]) -> bool | None:
+        """Make a failed or cancelled execution running again with `node_keys` back to
+        pending (emits execution.resumed with `retry: true`); False when it is not failed or
+        cancelled, None when unknown."""
+        reopened = int(
+            self._reopen(
+                keys=[
+                    keys.meta(execution_id),
+                    keys.nodes(execution_id),
+                    keys.outputs(execution_id),
+                    keys.done(execution_id),
+                    keys.result(execution_id),
+                    keys.EVENTS_STREAM,
+                    keys.events_log(execution_id),
+                    keys.LIVE_EXECUTIONS,
+                    keys.plan(execution_id),
+                ],
+                args=[
+                    *self._common(execution_id),
+                    now_ms(),
+                    _id(),
+                    self.ttl_s,
+                    *sorted(node_keys),
+                ],
+            )
+        )
+        return None if reopened < 0 else reopened == 1
+
+    def live_executions(self, idle_since_ms: int, limit: int = 500) -> list[str]:
+        """Executions in the live index that made no progress since `idle_since_ms`."""
+        found = self.client.zrangebyscore(
+            keys.LIVE_EXECUTIONS, "-inf", idle_since_ms, start=0, num=limit
+        )
+        return [_text(value) for value in found]
+
+    def touch_live(self, execution_id: str, at_ms: int | None = None) -> None:
+        """Note progress now (or at `at_ms`); a reconciler's re-dispatch counts as progress."""
+        self.client.zadd(keys.LIVE_EXECUTIONS, {execution_id: now_ms() if at_ms is None else at_ms})
+
+    def forget_live(self, execution_id: str) -> None:
+        """Drop an execution from the live index (it is over or gone)."""
+        self.client.zrem(keys.LIVE_EXECUTIONS, execution_id)
 
     def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
         """The execution's events with seq > after_seq; None when Redis no longer has it."""
@@ -448,7 +654,12 @@ class RedisStateStore:
         is not, None if the execution is unknown."""
         moved = int(
             self._transition(
-                keys=[keys.meta(execution_id), keys.EVENTS_STREAM, keys.events_log(execution_id)],
+                keys=[
+                    keys.meta(execution_id),
+                    keys.EVENTS_STREAM,
+                    keys.events_log(execution_id),
+                    keys.LIVE_EXECUTIONS,
+                ],
                 args=[
                     *self._common(execution_id),
                     target.value,
@@ -519,6 +730,10 @@ _OUTCOME_EVENTS = {
     NodeStatus.SKIPPED: EventType.NODE_SKIPPED,
     NodeStatus.FAILED: EventType.NODE_FAILED,
 }
+
+
+def _token(attempt: int | None) -> str:
+    return "" if attempt is None else str(attempt)
 
 
 def _id() -> str:

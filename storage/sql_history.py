@@ -338,8 +338,10 @@ class SqlHistoryStore:
                 node = after.get(key) or NodeRunState.empty(execution_id, event.node_id)
                 after[key] = node.apply(event)
         touched = {event.execution_id for event in batch}
+        after = {key: state.cancelled_by(states[key[0]]) for key, state in after.items()}
         rows = [_execution_row(states[execution_id]) for execution_id in sorted(touched)]
         _update(conn, executions, ["id"], rows)
+        self._cancel_open_runs(conn, [states[execution_id] for execution_id in sorted(touched)])
         new = [_node_row(state) for key, state in after.items() if key not in before]
         changed = [
             _node_row(state)
@@ -349,6 +351,24 @@ class SqlHistoryStore:
         if new:
             conn.execute(node_runs.insert(), new)
         _update(conn, node_runs, ["execution_id", "node_id"], changed)
+
+    def _cancel_open_runs(self, conn: sa.Connection, states: list[ExecutionState]) -> None:
+        """Runs still pending or running in a cancelled execution end cancelled."""
+        cancelled = [s for s in states if s.record.status is ExecutionStatus.CANCELLED]
+        for state in cancelled:
+            conn.execute(
+                node_runs.update()
+                .where(
+                    node_runs.c.execution_id == state.record.id,
+                    node_runs.c.status.in_([NodeStatus.PENDING.value, NodeStatus.RUNNING.value]),
+                    node_runs.c.status_seq < state.status_seq,
+                )
+                .values(
+                    status=NodeStatus.CANCELLED.value,
+                    status_seq=state.status_seq,
+                    finished_at=state.record.finished_at,
+                )
+            )
 
     def _node_states(
         self, conn: sa.Connection, batch: list[Event]

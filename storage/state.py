@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -47,9 +48,14 @@ class NodeStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# A node in one of these states does not run again (a failed node here is a settled one: an
-# unsettled failure ends the execution).
-FINISHED_NODE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED})
+# A node in one of these states does not run again (until a retry reopens the execution).
+FINISHED_NODE = frozenset(
+    {NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED, NodeStatus.CANCELLED}
+)
+
+# A running attempt holds its node for this long past its last heartbeat; a delivery of the
+# same node meanwhile waits instead of running it twice, and takes over once it expires.
+LEASE_MS = 10_000
 
 
 class Completion(IntEnum):
@@ -78,6 +84,17 @@ class NodeLoad:
     variables: dict[str, Any]
     upstream: dict[str, str]
     upstream_finished_ms: dict[str, int] = field(default_factory=dict)
+    busy: bool = False  # another attempt holds the node: this delivery did not take it
+    tries: int = 0  # attempts since the node was last reset by a retry (`attempt` is the token)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What renewing an attempt's lease found: the execution's status (None when it is gone),
+    and whether the attempt still holds its node."""
+
+    status: ExecutionStatus | None
+    holds: bool
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,11 @@ class NodeRecord:
     finished_ms: int | None = None
     worker: str | None = None
     error: dict[str, Any] | None = None
+    lease_ms: int | None = None  # a running attempt holds the node until then
+
+    def lease_lapsed(self, at_ms: int) -> bool:
+        """Running, but its attempt stopped renewing its lease (its worker is gone)."""
+        return self.status is NodeStatus.RUNNING and (self.lease_ms or 0) < at_ms
 
 
 @dataclass(frozen=True)
@@ -132,9 +154,11 @@ class StateStore(Protocol):
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
+        attempt: int | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
-        say whether it was the execution's last node. `cached`: it came from the cache."""
+        say whether it was the execution's last node. `cached`: it came from the cache. With
+        `attempt` (the fencing token), only while that attempt still holds the node."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""
@@ -145,13 +169,33 @@ class StateStore(Protocol):
     def expand(self, execution_id: str, expansion: Expansion) -> None:
         """Add a loop's item nodes to the execution, atomically."""
 
-    def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
-        """Record a node's failure."""
+    def fail(
+        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+    ) -> bool:
+        """Record a node's failure; False when it has an outcome or `attempt` lost it."""
 
     def retry_later(
-        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
-    ) -> None:
-        """Record a failed attempt that will be retried."""
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        retry_in_s: float = 0.0,
+        *,
+        attempt: int | None = None,
+    ) -> bool:
+        """Record a failed attempt that will be retried (as `fail`)."""
+
+    def release(self, execution_id: str, key: str) -> None:
+        """Give up the lease on a node just taken, so the next delivery need not wait."""
+
+    def heartbeat(self, execution_id: str, key: str, attempt: int) -> Heartbeat:
+        """Renew a running attempt's lease."""
+
+    def cancel(self, execution_id: str) -> bool | None:
+        """Mark a live or paused execution and its unfinished nodes cancelled."""
+
+    def reopen(self, execution_id: str, node_keys: Collection[str]) -> bool | None:
+        """Make a failed or cancelled execution running again with `node_keys` pending."""
 
     def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
         """Emit node.progress for a running node."""
@@ -293,6 +337,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
         finished_ms=number("finished_ms"),
         worker=fields.get(f"{key}:worker"),
         error=json.loads(error) if error else None,
+        lease_ms=number("lease_ms"),
     )
 
 
@@ -346,7 +391,9 @@ class MemoryStateStore:
         node_status = NodeStatus(nodes.get(f"{key}:status", NodeStatus.PENDING.value))
         attempt = int(nodes.get(f"{key}:attempts", "0"))
         live = status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
-        if live and node_status not in FINISHED_NODE:
+        lease_ms = int(nodes.get(f"{key}:lease_ms", "0"))
+        busy = live and node_status is NodeStatus.RUNNING and lease_ms > now_ms()
+        if live and node_status not in FINISHED_NODE and not busy:
             attempt = self._start(execution_id, key, worker, json.loads(spec)["type"])
         sources = [wire["source"] for wire in json.loads(spec)["wires"]]
         outputs = self.outputs[execution_id]
@@ -365,6 +412,8 @@ class MemoryStateStore:
                 for source in sources
                 if source in outputs
             },
+            busy=busy,
+            tries=attempt - int(nodes.get(f"{key}:base", "0")),
         )
 
     def _start(self, execution_id: str, key: str, worker: str, kind: str) -> int:
@@ -376,6 +425,7 @@ class MemoryStateStore:
                 f"{key}:status": "running",
                 f"{key}:started_ms": str(now_ms()),
                 f"{key}:worker": worker,
+                f"{key}:lease_ms": str(now_ms() + LEASE_MS),
             }
         )
         if meta["status"] == ExecutionStatus.QUEUED:
@@ -394,10 +444,11 @@ class MemoryStateStore:
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
+        attempt: int | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
         nodes = self.nodes.get(execution_id)
-        if nodes is None or NodeStatus(nodes.get(f"{key}:status", "pending")) in FINISHED_NODE:
+        if nodes is None or not self._holds(execution_id, key, attempt):
             return Completion.DUPLICATE
         self.outputs[execution_id][key] = output
         nodes.update({f"{key}:status": status.value, f"{key}:finished_ms": str(now_ms())})
@@ -425,9 +476,27 @@ class MemoryStateStore:
         self.outputs[execution_id].update(expansion.item_outputs)
         meta = self.meta[execution_id]
         meta["total"] = str(int(meta["total"]) + len(expansion.nodes))
+        self.release(execution_id, expansion.loop.key)
 
-    def fail(self, execution_id: str, key: str, error: dict[str, Any]) -> None:
+    def release(self, execution_id: str, key: str) -> None:
+        """Drop the lease."""
+        self.nodes[execution_id][f"{key}:lease_ms"] = "0"
+
+    def _holds(self, execution_id: str, key: str, attempt: int | None) -> bool:
+        """Whether the node has no outcome yet and `attempt` (None: any) holds it."""
+        nodes = self.nodes[execution_id]
+        status = NodeStatus(nodes.get(f"{key}:status", "pending"))
+        if status in FINISHED_NODE:
+            return False
+        current = nodes.get(f"{key}:attempts")
+        return attempt is None or (status is NodeStatus.RUNNING and current == str(attempt))
+
+    def fail(
+        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+    ) -> bool:
         """Record the failure; emit node.failed."""
+        if not self._holds(execution_id, key, attempt):
+            return False
         self.nodes[execution_id].update(
             {
                 f"{key}:status": "failed",
@@ -436,16 +505,77 @@ class MemoryStateStore:
             }
         )
         self._emit(execution_id, EventType.NODE_FAILED, key, {"error": error, "settled": False})
+        return True
 
     def retry_later(
-        self, execution_id: str, key: str, error: dict[str, Any], retry_in_s: float = 0.0
-    ) -> None:
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        retry_in_s: float = 0.0,
+        *,
+        attempt: int | None = None,
+    ) -> bool:
         """Record the failed attempt; emit node.retrying."""
+        if not self._holds(execution_id, key, attempt):
+            return False
         nodes = self.nodes[execution_id]
         nodes.update({f"{key}:status": "pending", f"{key}:error": json.dumps(error)})
         attempt = int(nodes.get(f"{key}:attempts", "0"))
         data = {"error": error, "retry_in_s": retry_in_s, "attempt": attempt}
         self._emit(execution_id, EventType.NODE_RETRYING, key, data)
+        return True
+
+    def heartbeat(self, execution_id: str, key: str, attempt: int) -> Heartbeat:
+        """Renew the lease."""
+        meta = self.meta.get(execution_id)
+        if meta is None:
+            return Heartbeat(None, False)
+        nodes = self.nodes[execution_id]
+        holds = nodes.get(f"{key}:status") == "running" and nodes.get(f"{key}:attempts") == str(
+            attempt
+        )
+        if holds:
+            nodes[f"{key}:lease_ms"] = str(now_ms() + LEASE_MS)
+        return Heartbeat(ExecutionStatus(meta["status"]), holds)
+
+    def cancel(self, execution_id: str) -> bool | None:
+        """Mark the execution and its unfinished nodes cancelled."""
+        meta = self.meta.get(execution_id)
+        if meta is None:
+            return None
+        live = {ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.PAUSED}
+        if ExecutionStatus(meta["status"]) not in live:
+            return False
+        if len(self.done[execution_id]) >= int(meta["total"]):
+            return False
+        meta["status"] = ExecutionStatus.CANCELLED.value
+        nodes = self.nodes[execution_id]
+        for key in self.plans[execution_id]:
+            if nodes.get(f"{key}:status", "pending") in ("pending", "running"):
+                nodes.update({f"{key}:status": "cancelled", f"{key}:finished_ms": str(now_ms())})
+        return True
+
+    def reopen(self, execution_id: str, node_keys: Collection[str]) -> bool | None:
+        """Back to running with `node_keys` pending; emit execution.resumed (retry)."""
+        meta = self.meta.get(execution_id)
+        if meta is None:
+            return None
+        if meta["status"] not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+            return False
+        nodes = self.nodes[execution_id]
+        for key in node_keys:
+            self.done[execution_id].discard(key)
+            self.outputs[execution_id].pop(key, None)
+            for name in ("error", "finished_ms", "lease_ms"):
+                nodes.pop(f"{key}:{name}", None)
+            nodes[f"{key}:status"] = "pending"
+            nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")
+        self.results.pop(execution_id, None)
+        meta["status"] = ExecutionStatus.RUNNING.value
+        data = {"status": "running", "retry": True, "nodes": len(node_keys)}
+        self._emit(execution_id, EventType.EXECUTION_RESUMED, None, data)
+        return True
 
     def progress(self, execution_id: str, key: str, fraction: float, message: str) -> None:
         """Emit node.progress."""
@@ -461,6 +591,8 @@ class MemoryStateStore:
     ) -> bool:
         """First caller wins; emit the terminal event."""
         if execution_id in self.results:
+            return False
+        if self.meta[execution_id]["status"] == "cancelled" and status.value != "cancelled":
             return False
         self.results[execution_id] = result
         self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))

@@ -6,6 +6,7 @@ from typing import Any
 
 from conductor.settings import Settings
 from workers.result_backend import BACKEND_PATH
+from workers.routes import NodeTypeRouter
 
 DEFAULT_QUEUE = "conductor"
 
@@ -47,8 +48,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "result_expires": settings.state_ttl_s,
+        # Task results (only `conductor.submit` keeps one) are a finished thing; a chord's join
+        # state must outlive a running execution, however long its header waits in the queue.
+        "result_expires": settings.finished_ttl_s,
+        "result_chord_expires": settings.state_ttl_s,
         "task_default_queue": DEFAULT_QUEUE,
+        # A node's own queue (set on its signature) wins over these; see NodeTypeRouter.
+        "task_routes": (NodeTypeRouter(settings.queue_routes),) if settings.queue_routes else (),
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
     }

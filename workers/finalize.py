@@ -21,7 +21,11 @@ def finalize(
     result = build_result(execution_id, stores, status, error)
     summary = {"error": result["error"], "duration_ms": result["duration_ms"]}
     packed = pack(result, stores.blobs, stores.blob_threshold_bytes)
-    return stores.state.finish(execution_id, status, packed, summary)
+    won = stores.state.finish(execution_id, status, packed, summary)
+    # Also when another call won: a node that ended after the winner may have lengthened
+    # some keys' TTL again (its outcome script sets the running TTL).
+    stores.retire(execution_id)
+    return won
 
 
 def build_result(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def prepare(
     environment: NodeEnvironment,
     inputs: tuple[dict[str, Any], Any],
     on_progress: Callable[[float, str], None] = lambda fraction, message: None,
+    stop: threading.Event | None = None,
 ) -> Invocation:
     """Render parameters, apply input overrides (an input port named like a parameter wins),
     validate, and build the context with the node's deadline."""
@@ -87,7 +89,7 @@ def prepare(
         node_id=spec.id,
         inputs=ports,
         variables=load.variables,
-        attempt=load.attempt,
+        attempt=load.tries or load.attempt,
         deadline=_deadline(spec, load),
         data=data,
         environment=environment,
@@ -95,6 +97,7 @@ def prepare(
             wire.port: load.upstream_finished_ms.get(wire.source, 0) for wire in spec.wires
         },
         on_progress=on_progress,
+        stop=stop or threading.Event(),
     )
     return Invocation(node_type(), params, context)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +25,7 @@ from storage.state import (
     NodeStatus,
     now_ms,
 )
+from workers.attempt_watch import AttemptWatch
 from workers.expansion import ItemsToRun, expand_items, item_outcomes, items_to_run
 from workers.finalize import finalize
 from workers.invocation import Invocation, gather_inputs, prepare
@@ -33,6 +36,7 @@ from workers.stores import Stores
 # deliveries the node fails instead of crashing workers forever.
 LOST_WORKER_ALLOWANCE = 2
 MAX_BACKOFF_S = 5.0
+BUSY_RETRY_S = 1.0  # how soon a delivery that found its node held by another attempt looks again
 
 
 class Outcome(StrEnum):
@@ -43,7 +47,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     EXPANDED = "expanded"  # a loop's items are to be dispatched, then the loop collects
-    IGNORED = "ignored"  # execution over or unknown, or the node already finished
+    BUSY = "busy"  # another attempt holds the node: look again after `retry_in_s`
+    IGNORED = "ignored"  # execution over or unknown, the node finished, or the attempt fenced
 
 
 @dataclass(frozen=True)
@@ -66,19 +71,23 @@ def run_node(
     worker: str = "local",
     environment: NodeEnvironment | None = None,
     phase: str | None = None,
+    watch: AttemptWatch | None = None,
 ) -> NodeRun:
     """Load the node and its inputs, run it, store its output or error, end the execution
     when this was the last node or a final failure. `phase` is `collect` for the run of a
-    loop that follows its items."""
+    loop that follows its items. `watch` keeps the attempt's lease and stops it on cancel."""
     load = stores.state.load(execution_id, node_key, worker)
     if load is None or load.node_status in FINISHED_NODE:
         return NodeRun(Outcome.IGNORED)
     if load.execution_status.is_terminal or load.execution_status is ExecutionStatus.PAUSED:
         return NodeRun(Outcome.IGNORED, load.attempt)
+    if load.busy:  # a duplicate delivery, or a resume while the node still runs
+        return NodeRun(Outcome.BUSY, load.attempt, BUSY_RETRY_S)
     spec = PlannedNode.model_validate_json(load.spec)
     if spec.expanded != (phase == COLLECT_PHASE):
-        return NodeRun(Outcome.IGNORED, load.attempt)  # a duplicate of the other phase
-    attempt = _Attempt(execution_id, spec, load, stores, environment or NodeEnvironment())
+        stores.state.release(execution_id, node_key)  # a duplicate of the other phase
+        return NodeRun(Outcome.IGNORED, load.attempt)
+    attempt = _Attempt(execution_id, spec, load, stores, environment or NodeEnvironment(), watch)
     return attempt.run(registry)
 
 
@@ -91,6 +100,8 @@ class _Attempt:
     load: NodeLoad
     stores: Stores
     environment: NodeEnvironment
+    watch: AttemptWatch | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, registry: NodeRegistry) -> NodeRun:
         refused = self._refuse()
@@ -102,7 +113,17 @@ class _Attempt:
             return self.complete(settled_failure(upstream_error), NodeStatus.FAILED, upstream_error)
         if not self.spec.enabled:
             return self.complete({"result": data}, NodeStatus.SKIPPED)
-        return self._invoke(registry, ports, data)
+        with self._watched():
+            return self._invoke(registry, ports, data)
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Heartbeats for this attempt while it runs (none without a watch: unit tests)."""
+        if self.watch is None:
+            yield
+            return
+        with self.watch.watching(self.execution_id, self.spec.key, self.load.attempt, self.stop):
+            yield
 
     def _invoke(self, registry: NodeRegistry, ports: dict[str, Any], data: Any) -> NodeRun:
         """Call the node; a failed attempt is retried while `retries` allow."""
@@ -115,6 +136,7 @@ class _Attempt:
                 environment=self.environment,
                 inputs=(ports, data),
                 on_progress=self.report_progress,
+                stop=self.stop,
             )
             if isinstance(call.node, ExpandingNode) and self.spec.body:
                 return self.expand_or_collect(call)
@@ -122,7 +144,7 @@ class _Attempt:
                 return self._cached_or_run(call, self.spec.cache_ttl_s)
             output = call.run()
         except NodeError as exc:
-            if exc.retryable and self.load.attempt <= _retries(self.spec):
+            if exc.retryable and self.load.tries <= _retries(self.spec) and not self.stop.is_set():
                 return self.retry_later(exc)
             return self.fail(exc.code, str(exc))
         return self.complete(output, NodeStatus.SUCCEEDED)
@@ -131,8 +153,8 @@ class _Attempt:
         """Fail a node whose execution is past its deadline or that keeps losing workers."""
         if self.load.deadline_ms is not None and now_ms() > self.load.deadline_ms:
             return self.fail("TIMEOUT", "the execution ran past its timeout")
-        if self.load.attempt > 1 + _retries(self.spec) + LOST_WORKER_ALLOWANCE:
-            deliveries = self.load.attempt - 1
+        if self.load.tries > 1 + _retries(self.spec) + LOST_WORKER_ALLOWANCE:
+            deliveries = self.load.tries - 1
             return self.fail("INTERNAL_ERROR", f"gave up after {deliveries} deliveries")
         return None
 
@@ -192,7 +214,13 @@ class _Attempt:
         except (TypeError, ValueError) as exc:
             return self.fail("SERIALIZATION_FAILED", f"the node's output is not JSON: {exc}")
         stored = self.stores.state.complete(
-            self.execution_id, self.spec.key, packed, status, error, cached=cached
+            self.execution_id,
+            self.spec.key,
+            packed,
+            status,
+            error,
+            cached=cached,
+            attempt=self.load.attempt,
         )
         if stored is Completion.DUPLICATE:
             return NodeRun(Outcome.IGNORED, self.load.attempt)
@@ -205,17 +233,22 @@ class _Attempt:
         execution as failed."""
         error = {"code": code, "message": message, "nodeId": self.spec.key}
         if self.spec.settle:
-            self.complete(settled_failure(error), NodeStatus.FAILED, error)
-        else:
-            self.stores.state.fail(self.execution_id, self.spec.key, error)
-            finalize(self.execution_id, self.stores, ExecutionStatus.FAILED, error)
+            return self.complete(settled_failure(error), NodeStatus.FAILED, error)
+        if not self.stores.state.fail(
+            self.execution_id, self.spec.key, error, attempt=self.load.attempt
+        ):
+            return NodeRun(Outcome.IGNORED, self.load.attempt)  # cancelled, or fenced off
+        finalize(self.execution_id, self.stores, ExecutionStatus.FAILED, error)
         return NodeRun(Outcome.FAILED, self.load.attempt, error=error)
 
     def retry_later(self, exc: NodeError) -> NodeRun:
         """Record the failed attempt; the caller schedules the retry after the backoff."""
         error = {"code": exc.code, "message": str(exc), "nodeId": self.spec.key}
-        delay_s = backoff_s(self.load.attempt)
-        self.stores.state.retry_later(self.execution_id, self.spec.key, error, delay_s)
+        delay_s = backoff_s(self.load.tries)
+        if not self.stores.state.retry_later(
+            self.execution_id, self.spec.key, error, delay_s, attempt=self.load.attempt
+        ):
+            return NodeRun(Outcome.IGNORED, self.load.attempt)
         return NodeRun(Outcome.RETRY, self.load.attempt, delay_s, error)
 
 

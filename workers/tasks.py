@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import redis
 from celery import Celery, Task
 from celery.canvas import Signature
+from celery.signals import worker_process_init
 
 from conductor.settings import Settings
 from nodes.base import NodeEnvironment, settled_failure
@@ -17,6 +19,7 @@ from storage.blobs import FilesystemBlobStore
 from storage.rate_limits import RateLimiter
 from storage.redis_state import RedisStateStore
 from storage.state import FINISHED_NODE, Completion, ExecutionStatus, NodeStatus
+from workers.attempt_watch import AttemptWatch
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
 from workers.run_node import Outcome, run_node
@@ -55,6 +58,7 @@ def make_stores(settings: Settings) -> Stores:
         state=RedisStateStore(client, ttl_s=settings.state_ttl_s),
         blobs=FilesystemBlobStore(settings.blob_dir),
         blob_threshold_bytes=settings.blob_threshold_bytes,
+        finished_ttl_s=settings.finished_ttl_s,
     )
 
 
@@ -71,6 +75,8 @@ def register_tasks(
     limiter: RateLimiter,
 ) -> None:
     """Add Conductor's tasks to `app`."""
+    watch = AttemptWatch(stores.state, hard_stop=_exit_pool_child)
+    worker_process_init.connect(_mark_pool_child, weak=False)
 
     @app.task(name=NODE_TASK, bind=True, ignore_result=True, max_retries=None)
     def node(
@@ -100,6 +106,7 @@ def register_tasks(
                 worker=worker,
                 environment=environment,
                 phase=phase,
+                watch=watch,
             )
         except Exception as exc:  # a bug or a lost store: record it, keep the canvas going
             log.exception("node %s/%s crashed", execution_id, node_key)
@@ -108,6 +115,8 @@ def register_tasks(
             return Outcome.FAILED.value
         if run.outcome is Outcome.RETRY:
             log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
+            raise self.retry(countdown=run.retry_in_s)
+        if run.outcome is Outcome.BUSY:  # not an attempt: another one holds the node
             raise self.retry(countdown=run.retry_in_s)
         if run.outcome is Outcome.EXPANDED and run.items is not None:
             # Each item node and the collecting run carry their own errbacks; the loop's
@@ -121,6 +130,25 @@ def register_tasks(
         """Errback of a node task that was killed (hard time limit): fail the node."""
         message = "the node task was killed at its hard time limit"
         record_crash(stores, execution_id, node_key, {"code": "TIMEOUT", "message": message})
+
+
+_POOL_CHILD = {"pid": 0}  # set in each prefork pool child when it starts
+
+
+def _mark_pool_child(**_: Any) -> None:
+    _POOL_CHILD["pid"] = os.getpid()
+
+
+def _exit_pool_child(reason: str) -> None:
+    """Stop a node that ignored its stop signal (a JavaScript loop, a C call): end this pool
+    child. Its message is requeued (reject_on_worker_lost) and then ignored, since the node is
+    cancelled or held by another attempt; the pool starts a new child. Never the main process."""
+    if _POOL_CHILD["pid"] != os.getpid():
+        log.warning("cannot stop %s: not in a pool child", reason)
+        return
+    log.warning("exiting pool child %d: %s", os.getpid(), reason)
+    logging.shutdown()
+    os._exit(70)
 
 
 def record_crash(stores: Stores, execution_id: str, node_key: str, error: dict[str, Any]) -> None:

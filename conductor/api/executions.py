@@ -242,11 +242,10 @@ def _s(ms: int | None) -> float | None:
 
 @router.post("/{execution_id}/{command}", response_model=ExecutionAccepted)
 def control(execution_id: str, command: ControlCommand, request: Request) -> ExecutionAccepted:
-    """cancel: no node starts after it; pause: running nodes finish, no new one starts;
-    resume: runs what has not finished. retry arrives with the reconciler (501 until then)."""
+    """cancel: no node starts after it and running ones stop within seconds; pause: running
+    nodes finish, no new one starts; resume: runs what has not finished; retry: re-runs a
+    failed or cancelled execution's failed and not-yet-run nodes, keeping successful outputs."""
     ctx = context(request)
-    if command is ControlCommand.RETRY:
-        raise ApiProblem(501, "INTERNAL_ERROR", "retry is not available yet")
     outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
     if outcome is ControlOutcome.NOT_FOUND:
         raise ApiProblem(404, "VALIDATION_FAILED", f"no live execution {execution_id!r}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from conductor.api.executions import context
+from conductor.api.metrics import render_metrics
 from conductor.api.models import NodeTypeView
 from conductor.api.problems import ApiProblem
-from storage.state import ExecutionStatus
-from workers.config import DEFAULT_QUEUE
 
 router = APIRouter(tags=["system"])
 
@@ -38,20 +37,11 @@ def readyz(request: Request) -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: executions by status (history), queue depth."""
+    """Prometheus metrics: executions by status, node durations by type, queue depths, live
+    workers (see conductor/api/metrics.py for what each costs)."""
     ctx = context(request)
-    registry = CollectorRegistry()
-    by_status = Gauge(
-        "conductor_executions", "Recorded executions by status", ["status"], registry=registry
-    )
-    for status in ExecutionStatus:
-        page = ctx.history.list_executions(status=status, limit=1000)
-        by_status.labels(status.value).set(len(page.items))
-    depth = Gauge(
-        "conductor_queue_depth", "Messages waiting per queue", ["queue"], registry=registry
-    )
-    depth.labels(DEFAULT_QUEUE).set(int(ctx.client.llen(DEFAULT_QUEUE)))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = render_metrics(ctx.settings, ctx.client, ctx.history)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/nodes", response_model=list[NodeTypeView], tags=["nodes"])

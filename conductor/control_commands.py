@@ -1,0 +1,54 @@
+"""`conductor cancel|pause|resume|retry ID`: execution control from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from conductor.control import Control, ControlOutcome
+from conductor.dispatch import Dispatcher
+from conductor.settings import Settings
+from nodes.registry import default_registry
+from workers.app import create_app
+from workers.tasks import make_stores
+
+EXIT_FAILED = 1
+
+_HELP = {
+    "cancel": "Cancel an execution: no node starts after it, running nodes stop within 5 s.",
+    "pause": "Pause an execution: running nodes finish, no new node starts.",
+    "resume": "Resume a paused execution from its stored outputs.",
+    "retry": "Retry a failed or cancelled execution: re-run its failed and never-run nodes, "
+    "keeping successful outputs.",
+}
+
+
+def _control_command(name: str) -> click.Command:
+    @click.command(name=name, help=_HELP[name])
+    @click.argument("execution_id")
+    @click.option("--json", "as_json", is_flag=True, help='Print {"id": ..., "status": ...}.')
+    def command(execution_id: str, as_json: bool) -> None:
+        settings = Settings.from_env()
+        if settings.redis_url is None:
+            raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+        stores = make_stores(settings)
+        control = Control(Dispatcher(create_app(settings), stores, default_registry()))
+        outcome: ControlOutcome = getattr(control, name)(execution_id)
+        status = stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
+        if outcome is ControlOutcome.NOT_FOUND:
+            click.echo(f"no execution {execution_id!r} in Redis (unknown or expired)", err=True)
+            sys.exit(EXIT_FAILED)
+        if outcome is ControlOutcome.CONFLICT:
+            click.echo(f"cannot {name} execution {execution_id}: it is {status}", err=True)
+            sys.exit(EXIT_FAILED)
+        if as_json:
+            click.echo(json.dumps({"id": execution_id, "status": status}))
+        else:
+            click.echo(f"{execution_id}: {status}")
+
+    return command
+
+
+CONTROL_COMMANDS = [_control_command(name) for name in _HELP]

@@ -1,0 +1,195 @@
+"""The reconciler: finds executions that stopped making progress and repairs them.
+
+Every live execution is in a sorted set scored by its last progress (a node starting or ending,
+a running node's heartbeat, a control command). A pass looks at those idle for a while:
+- over, but never finalized (a cancel cut short): finalize it; drop it from the set;
+- a node running on a lease that lapsed (its worker is gone or cut off): send again what has
+  not finished; the node's next attempt takes over, and the lost one is fenced off;
+- every node finished but no final state (a worker died in between): finalize it;
+- nothing running and nothing queued for `stall_s` (a lost message or chord callback): send
+  again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason.
+It never overwrites a terminal state: finalizing is a set-once in Redis. Every worker runs it,
+one pass at a time across workers (a lock in Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+
+from conductor.dispatch import Dispatcher
+from conductor.settings import Settings
+from nodes.registry import NodeRegistry
+from storage import keys
+from storage.redis_state import RedisStateStore
+from storage.state import LEASE_MS, ExecutionStatus, NodeStatus, Snapshot, StoredPlan, now_ms
+from workers.app import create_app
+from workers.finalize import finalize
+from workers.tasks import make_stores
+
+log = logging.getLogger(__name__)
+
+MAX_REDISPATCHES = 3
+DEFAULT_QUEUE = "conductor"
+
+
+class Repair(StrEnum):
+    """What a pass did to one execution."""
+
+    FINALIZED = "finalized"
+    REDISPATCHED = "redispatched"
+    FAILED = "failed"
+    FORGOTTEN = "forgotten"
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """One pass at a time over the live executions; `run_forever` in a worker's thread."""
+
+    dispatcher: Dispatcher
+    state: RedisStateStore
+    stall_s: int
+    every_s: float = 5.0
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """A pass every `every_s` until `stop` is set; errors are logged, never fatal."""
+        while not stop.wait(self.every_s):
+            try:
+                self.run_once()
+            except redis.RedisError as exc:
+                log.warning("reconciler pass failed: %s", exc)
+            except Exception:
+                log.exception("reconciler pass failed")
+
+    def run_once(self) -> dict[str, Repair]:
+        """One pass, if no other worker is running one; what it repaired."""
+        token = str(uuid.uuid4())
+        lock_ms = max(int(self.every_s * 4000), 10_000)
+        client = self.state.client
+        if not client.set(keys.RECONCILER_LOCK, token, nx=True, px=lock_ms):
+            return {}
+        repairs: dict[str, Repair] = {}
+        try:
+            now = now_ms()
+            for execution_id in self.state.live_executions(
+                now - min(LEASE_MS, self.stall_s * 1000)
+            ):
+                repair = self.check(execution_id, now)
+                if repair is not None:
+                    repairs[execution_id] = repair
+        finally:
+            if client.get(keys.RECONCILER_LOCK) == token.encode():
+                client.delete(keys.RECONCILER_LOCK)
+        for execution_id, repair in repairs.items():
+            if repair is not Repair.FORGOTTEN:
+                log.warning("reconciler: execution %s %s", execution_id, repair.value)
+        return repairs
+
+    def check(self, execution_id: str, now: int) -> Repair | None:
+        """Look at one idle execution and repair it if it is stuck."""
+        snapshot = self.state.snapshot(execution_id, [])
+        stored = self.state.stored_plan(execution_id)
+        if "status" not in snapshot.meta or stored is None:
+            self.state.forget_live(execution_id)
+            return Repair.FORGOTTEN
+        status = ExecutionStatus(snapshot.meta["status"])
+        if status.is_terminal:
+            return self._over(execution_id, status)
+        if status is ExecutionStatus.PAUSED:
+            return None  # a paused execution makes no progress on purpose
+        return self._stuck(execution_id, snapshot, stored, now)
+
+    def _stuck(
+        self, execution_id: str, snapshot: Snapshot, stored: StoredPlan, now: int
+    ) -> Repair | None:
+        """Repair a live execution that is stuck, if it is."""
+        nodes = snapshot.nodes.values()
+        if any(n.lease_lapsed(now) for n in nodes):
+            return self._redispatch(execution_id, count=False)
+        if any(n.status is NodeStatus.RUNNING for n in nodes):
+            return None  # its heartbeats are late, not missing
+        unsettled = _unsettled_failure(snapshot, stored.done)
+        if unsettled is not None or len(stored.done) >= len(stored.plan.nodes):
+            status = ExecutionStatus.SUCCEEDED if unsettled is None else ExecutionStatus.FAILED
+            finalize(execution_id, self.dispatcher.stores, status, unsettled)
+            return Repair.FINALIZED
+        idle_ms = now - self._last_progress(execution_id, now)
+        if idle_ms < self.stall_s * 1000 or self._backlog(stored):
+            return None
+        return self._redispatch(execution_id, count=True)
+
+    def _over(self, execution_id: str, status: ExecutionStatus) -> Repair:
+        """A terminal status without a result: a cancel (or finish) cut short."""
+        self.state.forget_live(execution_id)
+        if self.state.result(execution_id) is not None:
+            return Repair.FORGOTTEN
+        error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
+        finalize(execution_id, self.dispatcher.stores, status, error)
+        return Repair.FINALIZED
+
+    def _redispatch(self, execution_id: str, *, count: bool) -> Repair:
+        if count:
+            sent = self.state.client.hincrby(keys.meta(execution_id), "redispatched", 1)
+            if sent > MAX_REDISPATCHES:
+                message = (
+                    f"no progress for {self.stall_s} s after {MAX_REDISPATCHES} re-dispatches "
+                    "(lost messages, or no worker consumes its queue)"
+                )
+                error = {"code": "EXECUTION_FAILED", "message": message, "nodeId": None}
+                finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
+                return Repair.FAILED
+        self.state.touch_live(execution_id)  # the next look is one idle period from now
+        self.dispatcher.redispatch(execution_id)
+        return Repair.REDISPATCHED
+
+    def _last_progress(self, execution_id: str, default: int) -> int:
+        score = self.state.client.zscore(keys.LIVE_EXECUTIONS, execution_id)
+        return default if score is None else int(score)
+
+    def _backlog(self, stored: StoredPlan) -> bool:
+        """Whether a queue its unfinished nodes use still holds messages (busy workers, not a
+        lost message)."""
+        queues = {
+            node.queue or DEFAULT_QUEUE
+            for key, node in stored.plan.nodes.items()
+            if key not in stored.done
+        }
+        return any(self.state.client.llen(queue) > 0 for queue in sorted(queues))
+
+
+def _unsettled_failure(snapshot: Snapshot, done: frozenset[str]) -> dict[str, Any] | None:
+    """The error of a node whose failure should have ended the execution (not a settled one,
+    which counts as done) when nothing ended it: the worker died in between."""
+    for record in snapshot.nodes.values():
+        if record.status is NodeStatus.FAILED and record.key not in done:
+            return record.error or {"code": "EXECUTION_FAILED", "nodeId": record.key}
+    return None
+
+
+def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
+    """Run a reconciler thread in this worker's main process, from worker_ready to shutdown.
+    It has its own Celery app and Redis clients: pool children, forked from this process,
+    never share a lock with it."""
+    stop = threading.Event()
+
+    def start(**_: Any) -> None:
+        stores = make_stores(settings)
+        assert isinstance(stores.state, RedisStateStore)
+        dispatcher = Dispatcher(create_app(settings), stores, registry)
+        reconciler = Reconciler(
+            dispatcher, stores.state, settings.stall_s, settings.reconcile_every_s
+        )
+        thread = threading.Thread(
+            target=reconciler.run_forever, args=(stop,), name="reconciler", daemon=True
+        )
+        thread.start()
+
+    worker_ready.connect(start, weak=False)
+    worker_shutdown.connect(lambda **_: stop.set(), weak=False)

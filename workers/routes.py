@@ -1,0 +1,31 @@
+"""The Celery router that sends node tasks to queues by node type (CONDUCTOR_QUEUE_ROUTES)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workers.signatures import NODE_TASK
+
+
+class NodeTypeRouter:
+    """Routes a node task to its type's queue; a queue given when sending (a node's own
+    `queue:`) wins, and an unrouted type falls through to the default queue."""
+
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        self.routes = dict(routes)
+
+    def __call__(
+        self,
+        name: str,
+        args: Any,
+        kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+        task: Any = None,
+        **extra: Any,
+    ) -> dict[str, str] | None:
+        """Celery's router signature; None lets the next router (or the default) decide."""
+        if name != NODE_TASK or not kwargs:
+            return None
+        queue = self.routes.get(str(kwargs.get("node_type")))
+        return {"queue": queue} if queue else None
