@@ -627,13 +627,6 @@ def test_pause_starts_no_new_node_and_resume_finishes_running_each_node_once(
     }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: conductor/control.py:46-56 resume re-dispatches every unfinished node "
-    "(conductor/dispatch.py:50-57), including the one still running from before the pause, "
-    "and workers/run_node.py:66 only skips finished nodes: the running node runs twice and "
-    "both canvases go on, so every later node runs and records its outcome twice",
-)
 def test_resume_while_a_node_still_runs_runs_each_node_once(
     api: ApiProcess, http: httpx.Client
 ) -> None:
@@ -672,18 +665,16 @@ def test_cancel_ends_a_running_execution_and_later_nodes_never_start(
     assert view["status"] == "cancelled" and view["result"]["error"]["code"] == "CANCELLED"
     later = [n for n in view["nodes"] if n["node_id"] in {"c", "d"}]
     assert [n["started_at"] for n in later] == [None, None]
-    assert all(n["status"] in {"pending", "cancelled"} for n in later), later
+    assert [n["status"] for n in later] == ["cancelled", "cancelled"], later
     log = [json.loads(raw) for raw in redis_client.lrange(keys.events_log(execution_id), 0, -1)]
     assert {e["node_id"] for e in log if e["type"] == "node.started"} == {"a", "b"}
 
 
 def test_control_of_a_finished_execution_is_a_conflict(http: httpx.Client) -> None:
     execution_id, _ = run(http, {"blueprint": chain(0, "a")})
-    for command in ("cancel", "pause", "resume"):
+    for command in ("cancel", "pause", "resume", "retry"):
         assert_problem(http.post(f"/v1/executions/{execution_id}/{command}"), 409)
     assert http.get(f"/v1/executions/{execution_id}").json()["status"] == "succeeded"
-    problem = assert_problem(http.post(f"/v1/executions/{execution_id}/retry"), 501)
-    assert problem["code"] == "INTERNAL_ERROR"
 
 
 # ---- 8. listing and the history store ----------------------------------------------------------

@@ -105,7 +105,10 @@ def test_a_large_failed_run_keeps_its_error_in_the_terminal_event(
     result = run_blueprint(
         "id: big\nname: Big\nnodes:\n"
         "  - {id: make, type: transform, parameters: {transformFunction: \"x => 'x'.repeat(400000)\"}}\n"
+        "  - {id: wait, type: delay, parameters: {ms: 300}}\n"
         "  - {id: boom, type: transform, parameters: {transformFunction: \"x => { throw new Error('no') }\"}}\n"
+        # `make` (a sink, so in the result) ends before `boom` fails: the result is large
+        "edges: [{source: wait, target: boom}]\n"
     )
     assert result["status"] == "failed"
     terminal = stream_events(redis_client, result["id"])[-1]

@@ -1,0 +1,200 @@
+"""A private Conductor stack for fault tests: its own Redis (AOF), recorder and workers, and the
+checks every fault test ends with."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from conductor.control import Control
+from conductor.dispatch import Dispatcher
+from conductor.embedded import RedisServer, ServiceProcess, WorkerProcess
+from conductor.loader import load_blueprint_text
+from conductor.settings import Settings
+from nodes.registry import default_registry
+from storage import keys
+from storage.events import Event, EventType
+from storage.history import HistoryStore, open_history
+from storage.redis_state import RedisStateStore
+from storage.state import NodeStatus
+from workers.app import create_app
+from workers.tasks import make_stores
+
+TERMINAL_EVENTS = {"execution.succeeded", "execution.failed", "execution.cancelled"}
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
+    """Poll `condition` until it returns something true."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return found
+
+
+@dataclass
+class Stack:
+    """Redis, a recorder and workers, all separate processes; the test drives them."""
+
+    redis_server: RedisServer
+    data_dir: Path
+    history_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[WorkerProcess] = field(default_factory=list)
+    recorder: ServiceProcess | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment of every process of the stack."""
+        return {
+            "CONDUCTOR_REDIS_URL": self.redis_server.url,
+            "CONDUCTOR_DATA_DIR": str(self.data_dir),
+            "CONDUCTOR_HISTORY_URL": self.history_url,
+            "CONDUCTOR_RECONCILE_EVERY_S": "0.5",
+            "CONDUCTOR_STALL_S": "4",
+            **self.extra_env,
+        }
+
+    @property
+    def settings(self) -> Settings:
+        """Client settings for this stack."""
+        return Settings.from_env(self.env)
+
+    @cached_property
+    def client(self) -> redis.Redis:
+        """A client of the stack's Redis."""
+        return redis.Redis.from_url(self.redis_server.url)
+
+    @cached_property
+    def _dispatcher(self) -> Dispatcher:
+        settings = self.settings
+        return Dispatcher(create_app(settings), make_stores(settings), default_registry())
+
+    def dispatcher(self) -> Dispatcher:
+        """A dispatcher as a service would use."""
+        return self._dispatcher
+
+    def control(self) -> Control:
+        """Execution control as the API uses it."""
+        return Control(self.dispatcher())
+
+    def submit(self, text: str, inputs: dict[str, Any] | None = None) -> str:
+        """Submit Blueprint YAML; the execution id."""
+        return self.dispatcher().submit(load_blueprint_text(text), inputs or {}).execution_id
+
+    def start_worker(self, name: str, concurrency: int = 2, **env: str) -> WorkerProcess:
+        """One more `conductor worker` process."""
+        log = self.data_dir / f"{name}.log"
+        process = WorkerProcess(
+            self.redis_server.url,
+            concurrency=concurrency,
+            env={**self.env, **env},
+            name=f"{name}@%h",
+            log_path=log,
+        ).start()
+        self.workers.append(process)
+        return process
+
+    def start_recorder(self) -> ServiceProcess:
+        """`conductor recorder` for the stack's history store."""
+        self.recorder = ServiceProcess(["recorder", "--name", "faults"], self.env).start()
+        return self.recorder
+
+    def stop_all(self) -> None:
+        """Stop every process this stack started."""
+        for process in self.workers:
+            process.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
+        self.client.close()
+        state = self._dispatcher.stores.state
+        if isinstance(state, RedisStateStore):
+            state.client.close()
+        self._dispatcher.app.close()
+
+    def events(self, execution_id: str) -> list[Event]:
+        """The execution's events as Redis logged them."""
+        raw = self.client.lrange(keys.events_log(execution_id), 0, -1)
+        return [Event.model_validate_json(text) for text in raw]
+
+    def wait_event(
+        self, execution_id: str, kind: str, node_id: str | None = None, timeout_s: float = 30
+    ) -> Event:
+        """The first event of `kind` (for `node_id`), once it is logged."""
+
+        def found() -> Event | None:
+            return next(
+                (
+                    e
+                    for e in self.events(execution_id)
+                    if e.type == kind and (node_id is None or e.node_id == node_id)
+                ),
+                None,
+            )
+
+        event: Event = wait_until(found, f"{kind} {node_id or ''}", timeout_s)
+        return event
+
+    def wait_final(self, execution_id: str, timeout_s: float = 60) -> dict[str, Any]:
+        """The execution's result object once it is final."""
+        raw = wait_until(
+            lambda: self.client.get(keys.result(execution_id)), "a final result", timeout_s
+        )
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    def history(self) -> HistoryStore:
+        """The stack's history store (close it after use)."""
+        return open_history(self.history_url)
+
+
+def assert_one_success_per_run(events: list[Event]) -> None:
+    """No node succeeds twice in one run (a retry starts a new run of what it reset)."""
+    successes: Counter[str | None] = Counter()
+    for event in events:
+        if event.type == EventType.EXECUTION_RESUMED and event.data.get("retry"):
+            successes.clear()
+        elif event.type == EventType.NODE_SUCCEEDED:
+            successes[event.node_id] += 1
+            assert successes[event.node_id] == 1, (event.node_id, event.seq)
+
+
+def assert_sound(stack: Stack, execution_ids: list[str], timeout_s: float = 60) -> None:
+    """After a fault: every accepted execution is final, at most one success per node, its
+    history rows equal its events, and nothing is left running."""
+    history = stack.history()
+    try:
+        for execution_id in execution_ids:
+            result = stack.wait_final(execution_id, timeout_s)
+            events = stack.events(execution_id)
+            assert [e.seq for e in events] == list(range(1, len(events) + 1)), execution_id
+            terminal = [e for e in events if e.type in TERMINAL_EVENTS]
+            retries = [e for e in events if e.type == "execution.resumed" and e.data.get("retry")]
+            assert len(terminal) == 1 + len(retries), terminal  # one end per run
+            assert terminal[-1].type == f"execution.{result['status']}"
+            assert_one_success_per_run(events)
+            snapshot = stack.dispatcher().stores.state.snapshot(execution_id, [])
+            running = [k for k, r in snapshot.nodes.items() if r.status is NodeStatus.RUNNING]
+            assert running == [], running
+            assert stack.client.zscore(keys.LIVE_EXECUTIONS, execution_id) is None
+
+            def recorded(execution_id: str = execution_id, count: int = len(events)) -> bool:
+                return len(history.events(execution_id)) == count
+
+            wait_until(recorded, f"history of {execution_id}", timeout_s)
+            assert [e.id for e in history.events(execution_id)] == [e.id for e in events]
+            record = history.execution(execution_id)
+            assert record is not None and record.status.value == result["status"]
+            runs = {run.node_id: run.status for run in history.node_runs(execution_id)}
+            for key, run_status in runs.items():
+                assert run_status is snapshot.nodes[key].status, (key, run_status)
+    finally:
+        history.close()

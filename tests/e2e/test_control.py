@@ -1,0 +1,246 @@
+"""Retry, the reconciler's decisions, and the control commands from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conductor.control import ControlOutcome
+from conductor.embedded import RedisServer
+from conductor.reconciler import MAX_REDISPATCHES, Reconciler, Repair
+from storage import keys
+from storage.events import EventType
+from storage.redis_state import RedisStateStore
+from storage.state import ExecutionStatus
+from tests.e2e.fault_stack import Stack, assert_sound
+from tests.e2e.test_faults import Hits, chain, delay
+from workers.finalize import finalize
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A private Redis, a recorder and one worker."""
+    base = tmp_path_factory.mktemp("control")
+    (base / "data" / "files").mkdir(parents=True)
+    server = RedisServer(base / "redis").start()
+    stack = Stack(server, base / "data", f"sqlite:///{base / 'history.sqlite3'}")
+    stack.start_recorder()
+    stack.start_worker("control", concurrency=2)
+    yield stack
+    stack.stop_all()
+    server.stop()
+
+
+@pytest.fixture
+def hits() -> Iterator[Hits]:
+    server = Hits()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def files(stack: Stack) -> str:
+    return str(stack.data_dir / "files")
+
+
+def read(path: str) -> str:
+    return f"type: file-system, parameters: {{operation: read, path: '{path}', retries: 0}}"
+
+
+def test_retry_reruns_only_the_failed_and_never_run_nodes(stack: Stack, hits: Hits) -> None:
+    flag = f"flag-{time.monotonic_ns()}.txt"
+    execution_id = stack.submit(
+        chain(
+            ("fetch", f"type: http-request, parameters: {{url: '{hits.url}/once'}}"),
+            ("check", read(flag)),
+            ("after", delay(0)),
+        )
+    )
+    failed = stack.wait_final(execution_id)
+    assert failed["status"] == "failed" and failed["error"]["nodeId"] == "check"
+
+    with open(os.path.join(files(stack), flag), "w") as handle:
+        handle.write("now it is there")
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    assert hits.counts == {"/once": 1}  # the successful node kept its output
+    attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
+    assert attempts == {"fetch": 1, "check": 2, "after": 1}
+    events = stack.events(execution_id)
+    resumed = [e for e in events if e.type == "execution.resumed"]
+    assert len(resumed) == 1 and resumed[0].data["retry"] is True
+    assert [e.type for e in events].count(EventType.EXECUTION_FAILED) == 1
+    assert_sound(stack, [execution_id])
+    history = stack.history()
+    try:
+        record = history.execution(execution_id)
+        assert record is not None and record.status is ExecutionStatus.SUCCEEDED
+    finally:
+        history.close()
+
+
+LOOP = """
+id: items
+name: Items
+nodes:
+  - id: each
+    type: loop
+    parameters: {iterateOver: names}
+    nodes:
+      - {id: load, type: file-system, parameters: {operation: read, path: "PREFIX-{{$input}}.txt", retries: 0}}
+      - {id: fetch, type: http-request, parameters: {url: "URL/item/{{$input}}"}}
+    edges: [{source: load, target: fetch}]
+  - id: verify
+    type: transform
+    parameters: {transformFunction: "x => { if (x === null) throw new Error('an item failed'); return 1 }"}
+edges: [{source: each, target: verify}]
+"""
+
+
+def test_retry_reruns_only_the_failed_loop_items(stack: Stack, hits: Hits) -> None:
+    prefix = f"item-{time.monotonic_ns()}"
+    for name in ("a", "c"):
+        with open(os.path.join(files(stack), f"{prefix}-{name}.txt"), "w") as handle:
+            handle.write(name)
+    text = LOOP.replace("URL", hits.url).replace("PREFIX", prefix)
+    execution_id = stack.submit(text, {"names": ["a", "b", "c"]})
+    failed = stack.wait_final(execution_id)
+    assert failed["status"] == "failed" and failed["error"]["nodeId"] == "verify"
+
+    with open(os.path.join(files(stack), f"{prefix}-b.txt"), "w") as handle:
+        handle.write("b")
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    assert result["data"]["verify"]["result"] == [1, 1, 1]
+    assert hits.counts == {"/item/a": 1, "/item/b": 1, "/item/c": 1}
+    attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
+    assert attempts["each#1/load"] == 2 and attempts["each#0/load"] == 1
+    assert_sound(stack, [execution_id])
+
+
+def test_retry_of_a_cancelled_execution_runs_the_rest(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", delay(0)), ("b", delay(1500)), ("c", delay(0))))
+    stack.wait_event(execution_id, "node.started", "b")
+    assert stack.control().cancel(execution_id) is ControlOutcome.DONE
+    assert stack.wait_final(execution_id)["status"] == "cancelled"
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
+    assert attempts == {"a": 1, "b": 2, "c": 1}
+    assert_sound(stack, [execution_id])
+
+
+def test_retry_and_resume_refuse_what_their_state_does_not_allow(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", delay(0))))
+    assert stack.wait_final(execution_id)["status"] == "succeeded"
+    control = stack.control()
+    assert control.retry(execution_id) is ControlOutcome.CONFLICT
+    assert control.resume(execution_id) is ControlOutcome.CONFLICT
+    assert control.cancel(execution_id) is ControlOutcome.CONFLICT
+    assert control.retry("no-such-execution") is ControlOutcome.NOT_FOUND
+
+
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conductor", *args],
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_control_from_the_command_line(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", delay(5000)), ("b", delay(0))))
+    stack.wait_event(execution_id, "node.started", "a")
+    paused = cli(stack, "pause", execution_id, "--json")
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout) == {"id": execution_id, "status": "paused"}
+    assert cli(stack, "pause", execution_id).returncode == 1  # already paused: says why
+    cancelled = cli(stack, "cancel", execution_id)
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    assert stack.wait_final(execution_id)["status"] == "cancelled"
+    retried = cli(stack, "retry", execution_id)
+    assert retried.returncode == 0, retried.stderr
+    assert stack.wait_final(execution_id, timeout_s=30)["status"] == "succeeded"
+    unknown = cli(stack, "resume", "no-such-execution")
+    assert unknown.returncode == 1 and "unknown or expired" in unknown.stderr
+    assert "Retry a failed or cancelled execution" in cli(stack, "retry", "--help").stdout
+
+
+def reconciler(stack: Stack) -> Reconciler:
+    dispatcher = stack.dispatcher()
+    assert isinstance(dispatcher.stores.state, RedisStateStore)
+    return Reconciler(dispatcher, dispatcher.stores.state, stall_s=1)
+
+
+def backdate(stack: Stack, execution_id: str, by_s: float = 60) -> None:
+    """Make the execution look idle for `by_s` seconds."""
+    score = stack.client.zscore(keys.LIVE_EXECUTIONS, execution_id)
+    assert score is not None
+    stack.client.zadd(keys.LIVE_EXECUTIONS, {execution_id: score - by_s * 1000})
+
+
+def test_the_reconciler_fails_an_execution_whose_messages_keep_getting_lost(
+    stack: Stack,
+) -> None:
+    execution_id = stack.submit(chain(("a", "type: delay, queue: nowhere, parameters: {ms: 0}")))
+    checker = reconciler(stack)
+    for attempt in range(MAX_REDISPATCHES + 1):
+        stack.client.delete("nowhere")  # nobody consumes it, and now nothing is queued either
+        backdate(stack, execution_id)
+        expected = Repair.REDISPATCHED if attempt < MAX_REDISPATCHES else Repair.FAILED
+        assert checker.check(execution_id, _now_ms()) is expected
+    assert stack.client.llen("nowhere") == 0
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "failed"
+    assert "no progress" in result["error"]["message"]
+    assert checker.check(execution_id, _now_ms()) is Repair.FORGOTTEN  # terminal: left alone
+    assert stack.wait_final(execution_id)["status"] == "failed"
+    stack.client.delete("nowhere")
+
+
+def test_the_reconciler_waits_while_its_queue_has_a_backlog(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", "type: delay, queue: busy, parameters: {ms: 0}")))
+    backdate(stack, execution_id)
+    assert reconciler(stack).check(execution_id, _now_ms()) is None  # queued, not lost
+    assert stack.client.llen("busy") == 1
+    assert stack.control().cancel(execution_id) is ControlOutcome.DONE
+    stack.client.delete("busy")
+
+
+def test_the_reconciler_never_overwrites_a_final_state(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", delay(0))))
+    assert stack.wait_final(execution_id)["status"] == "succeeded"
+    stack.client.zadd(keys.LIVE_EXECUTIONS, {execution_id: 0})  # a stale entry
+    stores = stack.dispatcher().stores
+    assert reconciler(stack).check(execution_id, _now_ms()) is Repair.FORGOTTEN
+    assert not finalize(execution_id, stores, ExecutionStatus.FAILED, {"code": "X"})
+    assert stack.wait_final(execution_id)["status"] == "succeeded"
+
+
+def test_the_reconciler_finishes_a_cancel_cut_short(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", "type: delay, queue: parked, parameters: {ms: 0}")))
+    assert stack.dispatcher().stores.state.cancel(execution_id) is True  # then the caller died
+    assert stack.client.get(keys.result(execution_id)) is None
+    assert reconciler(stack).check(execution_id, _now_ms()) is Repair.FINALIZED
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "cancelled"
+    stack.client.delete("parked")
+    assert_sound(stack, [execution_id])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
