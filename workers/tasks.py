@@ -36,6 +36,7 @@ from workers.stores import Stores
 log = logging.getLogger(__name__)
 
 
+MAX_COUNTDOWN_S = 30.0  # a longer rate-limit wait is taken in steps: the bucket is asked again
 REDIS_CONNECT_TIMEOUT_S = 5
 REDIS_SOCKET_TIMEOUT_S = 30  # above the recorder's 1 s blocking reads; no half-open hang
 
@@ -95,7 +96,8 @@ def register_tasks(
                 rate_limit["key"], rate_limit["per_second"], rate_limit["burst"]
             )
             if wait_s > 0:  # not an attempt: the node has not started
-                raise self.retry(countdown=wait_s)
+                # short countdowns only: a broker ETA past the visibility timeout is redelivered
+                raise self.retry(countdown=min(wait_s, MAX_COUNTDOWN_S))
         worker = self.request.hostname or "worker"
         try:
             run = run_node(
