@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from conductor.embedded import (
     ServiceProcess,
     WorkerProcess,
     _die_with_parent,
+    answers,
     free_port,
 )
 from conductor.settings import Settings
@@ -140,7 +140,7 @@ class DevStack:
 
     def _wait_http(self, name: str, url: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while not _answers(url):
+        while not answers(url):
             dead = self.exited()
             if dead or time.monotonic() > deadline:
                 log = self.logs / f"{dead or name}.log"
@@ -173,14 +173,6 @@ class DevStack:
             self.services.pop("recorder").stop()
         if self.redis is not None:
             self.redis.stop()  # SIGTERM: the append-only file is flushed
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @contextmanager

@@ -250,14 +250,15 @@ class ApiProcess(ServiceProcess):
         """Start and wait for /healthz."""
         super().start()
         deadline = time.monotonic() + timeout_s
-        while not _answers(self.url + "/healthz"):
+        while not answers(self.url + "/healthz"):
             if (self.process and self.process.poll() is not None) or time.monotonic() > deadline:
                 raise EmbeddedError(f"conductor api did not start on port {self.port}")
             time.sleep(0.05)
         return self
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 within a second."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)

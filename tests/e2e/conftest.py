@@ -14,6 +14,7 @@ from conductor.loader import load_blueprint_text
 from conductor.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
+from tests.e2e.fault_stack import Hits
 from workers.app import create_app
 from workers.tasks import make_stores
 
@@ -49,3 +50,12 @@ def api(api_env: dict[str, str], worker: WorkerProcess) -> Iterator[ApiProcess]:
     process = ApiProcess(api_env).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def hits() -> Iterator[Hits]:
+    """A local HTTP server counting requests per path."""
+    server = Hits()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()

@@ -3,12 +3,15 @@ checks every fault test ends with."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +201,46 @@ def assert_sound(stack: Stack, execution_ids: list[str], timeout_s: float = 60) 
                 assert run_status is snapshot.nodes[key].status, (key, run_status)
     finally:
         history.close()
+
+
+class Hits:
+    """A local HTTP server that counts requests per path (slow ones sleep first)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        hits = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.counts[self.path] += 1
+                if self.path.startswith("/slow"):
+                    time.sleep(1.5)
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def chain(*nodes: tuple[str, str]) -> str:
+    """Blueprint YAML: the nodes (id, inline YAML mapping body) one after another."""
+    lines = [f"  - {{id: {node_id}, {body}}}" for node_id, body in nodes]
+    edges = [f"  - {{source: {a[0]}, target: {b[0]}}}" for a, b in itertools.pairwise(nodes)]
+    return (
+        "id: chain\nname: Chain\nnodes:\n"
+        + "\n".join(lines)
+        + "\nedges:\n"
+        + ("\n".join(edges) or "  []")
+    )
+
+
+def delay(ms: int) -> str:
+    return f"type: delay, parameters: {{ms: {ms}, timeout: {max(30_000, ms * 2)}}}"

@@ -18,8 +18,7 @@ from storage import keys
 from storage.events import EventType
 from storage.redis_state import RedisStateStore
 from storage.state import ExecutionStatus
-from tests.e2e.fault_stack import Stack, assert_sound
-from tests.e2e.test_faults import Hits, chain, delay
+from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay
 from workers.finalize import finalize
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,14 +36,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield stack
     stack.stop_all()
     server.stop()
-
-
-@pytest.fixture
-def hits() -> Iterator[Hits]:
-    server = Hits()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 def files(stack: Stack) -> str:
@@ -125,6 +116,39 @@ def test_retry_reruns_only_the_failed_loop_items(stack: Stack, hits: Hits) -> No
     assert hits.counts == {"/item/a": 1, "/item/b": 1, "/item/c": 1}
     attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
     assert attempts["each#1/load"] == 2 and attempts["each#0/load"] == 1
+    assert_sound(stack, [execution_id])
+
+
+NESTED = """
+id: nested
+name: Nested
+nodes:
+  - id: outer
+    type: group
+    nodes:
+      - {id: fetch, type: http-request, parameters: {url: "URL/nested"}}
+      - id: inner
+        type: group
+        nodes:
+          - {id: check, type: file-system, parameters: {operation: read, path: "FLAG", retries: 0}}
+    edges: [{source: fetch, target: inner}]
+"""
+
+
+def test_retry_reruns_a_failed_node_inside_nested_groups(stack: Stack, hits: Hits) -> None:
+    flag = f"nested-{time.monotonic_ns()}.txt"
+    execution_id = stack.submit(NESTED.replace("URL", hits.url).replace("FLAG", flag))
+    failed = stack.wait_final(execution_id)
+    assert failed["status"] == "failed"
+    assert failed["error"]["nodeId"] == "outer/inner/check"
+    with open(os.path.join(files(stack), flag), "w") as handle:
+        handle.write("found")
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    assert hits.counts == {"/nested": 1}
+    attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
+    assert attempts["outer/fetch"] == 1 and attempts["outer/inner/check"] == 2
     assert_sound(stack, [execution_id])
 
 

@@ -7,13 +7,9 @@ module shares one recorder. The reconciler runs in every worker (a pass every 0.
 
 from __future__ import annotations
 
-import itertools
 import signal
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -22,7 +18,7 @@ import pytest
 from conductor.control import ControlOutcome
 from conductor.embedded import RedisServer
 from storage import keys
-from tests.e2e.fault_stack import Stack, assert_sound, wait_until
+from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay, wait_until
 from workers.signatures import NODE_TASK
 
 pytestmark = pytest.mark.timeout(180)
@@ -48,57 +44,6 @@ def fresh(stack: Stack) -> Iterator[Stack]:
     for process in stack.workers:
         process.stop()
     stack.workers.clear()
-
-
-class Hits:
-    """A local HTTP server that counts requests per path (slow ones sleep first)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        hits = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                hits.counts[self.path] += 1
-                if self.path.startswith("/slow"):
-                    time.sleep(1.5)
-                body = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def hits() -> Iterator[Hits]:
-    server = Hits()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
-def chain(*nodes: tuple[str, str]) -> str:
-    """Blueprint YAML: the nodes (id, inline YAML mapping body) one after another."""
-    lines = [f"  - {{id: {node_id}, {body}}}" for node_id, body in nodes]
-    edges = [f"  - {{source: {a[0]}, target: {b[0]}}}" for a, b in itertools.pairwise(nodes)]
-    return (
-        "id: chain\nname: Chain\nnodes:\n"
-        + "\n".join(lines)
-        + "\nedges:\n"
-        + ("\n".join(edges) or "  []")
-    )
-
-
-def delay(ms: int) -> str:
-    return f"type: delay, parameters: {{ms: {ms}, timeout: {max(30_000, ms * 2)}}}"
 
 
 LONG_RUNNING = {

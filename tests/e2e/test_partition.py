@@ -20,8 +20,7 @@ import pytest
 
 from conductor.embedded import RedisServer
 from storage.state import LEASE_MS
-from tests.e2e.fault_stack import Stack, assert_sound
-from tests.e2e.test_faults import chain, delay
+from tests.e2e.fault_stack import Stack, assert_sound, chain, delay
 
 pytestmark = pytest.mark.timeout(180)
 
