@@ -16,7 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from conductor.api import blueprints, executions, system
 from conductor.api.context import ApiContext
 from conductor.api.limits import BodyLimit
-from conductor.api.problems import ApiProblem, handle_problem, problem_response
+from conductor.api.problems import (
+    PROBLEM_RESPONSES,
+    ApiProblem,
+    handle_problem,
+    problem_response,
+)
 from conductor.dispatch import DispatchFailed
 
 OPEN_PATHS = frozenset({"/healthz"})
@@ -40,9 +45,9 @@ def create_api(context: ApiContext) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.context = context
-    app.include_router(executions.router)
-    app.include_router(blueprints.router)
-    app.include_router(system.router)
+    app.include_router(executions.router, responses=PROBLEM_RESPONSES)
+    app.include_router(blueprints.router, responses=PROBLEM_RESPONSES)
+    app.include_router(system.router, responses=PROBLEM_RESPONSES)
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(redis.ConnectionError, _redis_down)

@@ -43,6 +43,30 @@ _TITLES = {
 }
 
 
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "the contract's error code"},
+        "detail": {"type": "string", "description": "what went wrong and what to do"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "every problem of an invalid Blueprint, each with its path",
+        },
+    },
+}
+
+# Every route may answer these, always as application/problem+json (documented in OpenAPI).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": _TITLES[status], "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+    for status in (400, 401, 404, 409, 413, 422, 503)
+}
+
+
 def problem_response(problem: ApiProblem) -> JSONResponse:
     """The JSON response for a problem."""
     body: dict[str, Any] = {

@@ -123,13 +123,6 @@ def test_no_server_error_and_bodies_match_the_schema(
     explore(api_schema[path][method], probe)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema gap: the routes in conductor/api/executions.py, blueprints.py and system.py "
-    "declare no error responses, so /openapi.json documents only 200/201/202/204 and FastAPI's "
-    "422 as application/json, while the API answers 400/404/409/413/501/503 and every error "
-    "as application/problem+json",
-)
 def test_every_status_and_media_type_is_documented(api_schema: OpenApiSchema) -> None:
     failures = failures_of(api_schema, [status_code_conformance, content_type_conformance])
     assert not failures, "\n".join(failures)
