@@ -29,7 +29,7 @@ from conductor.settings import Settings
 from nodes.registry import NodeRegistry
 from storage import keys
 from storage.redis_state import RedisStateStore
-from storage.state import LEASE_MS, ExecutionStatus, NodeStatus, Snapshot, StoredPlan, now_ms
+from storage.state import ExecutionStatus, NodeStatus, Snapshot, StoredPlan, now_ms
 from workers.app import create_app
 from workers.finalize import finalize
 from workers.tasks import make_stores
@@ -79,7 +79,7 @@ class Reconciler:
         try:
             now = now_ms()
             for execution_id in self.state.live_executions(
-                now - min(LEASE_MS, self.stall_s * 1000)
+                now - min(self.state.lease_ms, self.stall_s * 1000)
             ):
                 repair = self.check(execution_id, now)
                 if repair is not None:

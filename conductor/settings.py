@@ -41,6 +41,9 @@ class Settings(BaseModel):
     # without progress (and with nothing queued for it) before its nodes are sent again.
     reconcile_every_s: float = Field(default=5.0, gt=0)
     stall_s: int = Field(default=300, ge=1)
+    # How long a node attempt holds its node past its last heartbeat (one a second): a worker
+    # that died or was cut off mid-node is taken over this long after it stopped.
+    lease_s: float = Field(default=10.0, ge=2)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +76,7 @@ class Settings(BaseModel):
                 if value
             },
             reconcile_every_s=float(get("RECONCILE_EVERY_S") or 5.0),
+            lease_s=float(get("LEASE_S") or 10.0),
         )
 
     def routed_queues(self) -> list[str]:

@@ -325,9 +325,12 @@ return 1
 class RedisStateStore:
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
-    def __init__(self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S) -> None:
+    def __init__(
+        self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S, lease_ms: int = LEASE_MS
+    ) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        self.lease_ms = lease_ms
         self._create = client.register_script(_CREATE)
         self._load = client.register_script(_LOAD)
         self._complete = client.register_script(_COMPLETE)
@@ -380,7 +383,7 @@ class RedisStateStore:
                 keys.events_log(execution_id),
                 keys.LIVE_EXECUTIONS,
             ],
-            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id(), LEASE_MS],
+            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id(), self.lease_ms],
         )
         if not reply:
             return None
@@ -572,7 +575,7 @@ class RedisStateStore:
         status (None when the execution is gone)."""
         status, holds = self._heartbeat(
             keys=[keys.meta(execution_id), keys.nodes(execution_id), keys.LIVE_EXECUTIONS],
-            args=[key, attempt, now_ms(), LEASE_MS, execution_id],
+            args=[key, attempt, now_ms(), self.lease_ms, execution_id],
         )
         text = _text(status)
         return Heartbeat(ExecutionStatus(text) if text else None, bool(holds))

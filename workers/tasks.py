@@ -56,7 +56,9 @@ def make_stores(settings: Settings) -> Stores:
     assert settings.redis_url is not None, "settings.redis_url must be set"
     client = redis_client(settings.redis_url)
     return Stores(
-        state=RedisStateStore(client, ttl_s=settings.state_ttl_s),
+        state=RedisStateStore(
+            client, ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)
+        ),
         blobs=FilesystemBlobStore(settings.blob_dir),
         blob_threshold_bytes=settings.blob_threshold_bytes,
         finished_ttl_s=settings.finished_ttl_s,

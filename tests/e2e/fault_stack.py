@@ -63,6 +63,7 @@ class Stack:
             "CONDUCTOR_HISTORY_URL": self.history_url,
             "CONDUCTOR_RECONCILE_EVERY_S": "0.5",
             "CONDUCTOR_STALL_S": "4",
+            "CONDUCTOR_LEASE_S": "3",
             **self.extra_env,
         }
 

@@ -91,6 +91,22 @@ def test_a_killed_worker_child_loses_nothing(fresh: Stack) -> None:
     assert_sound(fresh, [execution_id])
 
 
+def test_a_node_that_kills_its_worker_every_time_fails_after_its_deliveries(
+    fresh: Stack,
+) -> None:
+    fresh.start_worker("crash-loop", concurrency=1, CONDUCTOR_ALLOW_SHELL="1")
+    suicide = (
+        'type: shell-command, parameters: {command: sh, args: ["-c", "kill -9 $PPID"], retries: 0}'
+    )
+    execution_id = fresh.submit(chain(("crash", suicide), ("after", delay(0))))
+    result = fresh.wait_final(execution_id, timeout_s=90)
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == "INTERNAL_ERROR"
+    assert "gave up after 3 deliveries" in result["error"]["message"]
+    assert {step["nodeId"]: step["attempts"] for step in result["trace"]}["crash"] == 4
+    assert_sound(fresh, [execution_id])
+
+
 def test_a_whole_worker_killed_while_another_runs(fresh: Stack) -> None:
     doomed = fresh.start_worker("doomed", concurrency=1)
     execution_id = fresh.submit(chain(("a", delay(3000)), ("b", delay(0))))

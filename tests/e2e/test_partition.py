@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from conductor.embedded import RedisServer
-from storage.state import LEASE_MS
 from tests.e2e.fault_stack import Stack, assert_sound, chain, delay
 
 pytestmark = pytest.mark.timeout(180)
@@ -98,7 +97,7 @@ def test_a_worker_cut_off_from_redis_is_fenced_off_and_another_takes_over(
         assert trace["a"]["attempts"] == 2 and trace["a"]["worker"].startswith("healthy@")
         taken_over_s = time.monotonic() - partitioned_at
         # heal only after the lease has lapsed twice over, as a long partition would
-        time.sleep(max(0.0, 2 * LEASE_MS / 1000 - taken_over_s))
+        time.sleep(max(0.0, 2 * stack.settings.lease_s - taken_over_s))
         link(host_end, "up")
         time.sleep(5.0)  # the cut-off attempt finishes and tries to store its outcome
         assert_sound(stack, [execution_id])
