@@ -269,8 +269,13 @@ class ConductorClient:
     def wait(self, execution_id: str, timeout_s: float | None = None) -> Result:
         """Follow the execution's events until it ends and return its result; WaitTimeout
         after `timeout_s` (the execution is not touched)."""
-        # The stream ends with the terminal event (or _follow raises), so next() finds it.
-        terminal = next(e for e in self._follow(execution_id, 0, timeout_s) if e.type.is_terminal)
+        # The stream ends with the terminal event (or _follow raises); an earlier one in it
+        # ended a run that a retry took up again.
+        terminal = None
+        for event in self._follow(execution_id, 0, timeout_s):
+            if event.type.is_terminal:
+                terminal = event
+        assert terminal is not None, "the event stream ends with the terminal event"
         return self._result_of(terminal)
 
     def run(
@@ -403,7 +408,7 @@ class ConductorClient:
     ) -> Iterator[Event]:
         """Events after `after_seq` until the terminal one, reconnecting with Last-Event-ID."""
         deadline = _Deadline(execution_id, timeout_s)
-        last, failures = after_seq, 0
+        last, failures, ended = after_seq, 0, False
         while True:
             read_s = deadline.read_timeout_s()
             broken: Exception | None = None
@@ -412,12 +417,13 @@ class ConductorClient:
                     for event in sse_events(lines):
                         if event is not None and event.seq > last:
                             failures, last = 0, event.seq
+                            ended = event.type.is_terminal  # the last one, unless retried
                             yield event
-                            if event.type.is_terminal:
-                                return
                         if deadline.reconnect_sooner(read_s):
                             break
-                    else:  # the server ended the stream before the terminal event
+                    else:  # the server ends the stream after the terminal event
+                        if ended:
+                            return
                         broken = ConnectionError("the stream ended before the execution did")
             except (httpx.TransportError, UnavailableError) as exc:
                 broken = exc

@@ -42,8 +42,8 @@ def follow_events(
         for event in backlog:
             yield event
             last = event.seq
-            if event.type.is_terminal:
-                return
+            if event.type.is_terminal and event is backlog[-1]:
+                return  # (an earlier terminal event was followed by a retry)
         if not backlog and state.result(execution_id) is not None:
             return  # reconnected after the terminal event: nothing more will come
         yield from _live(pubsub, state, execution_id, last, heartbeat_s)

@@ -37,6 +37,8 @@ from workers.tasks import make_stores
 log = logging.getLogger(__name__)
 
 MAX_REDISPATCHES = 3
+PAGE = 500  # idle executions read per request
+MAX_PER_PASS = 5000  # a pass looks at no more (the rest waits for the next pass)
 DEFAULT_QUEUE = "conductor"
 
 
@@ -78,12 +80,15 @@ class Reconciler:
         repairs: dict[str, Repair] = {}
         try:
             now = now_ms()
-            for execution_id in self.state.live_executions(
-                now - min(self.state.lease_ms, self.stall_s * 1000)
-            ):
-                repair = self.check(execution_id, now)
-                if repair is not None:
-                    repairs[execution_id] = repair
+            idle_since = now - min(self.state.lease_ms, self.stall_s * 1000)
+            for start in range(0, MAX_PER_PASS, PAGE):
+                page = self.state.live_executions(idle_since, start=start, limit=PAGE)
+                for execution_id in page:
+                    repair = self.check(execution_id, now)
+                    if repair is not None:
+                        repairs[execution_id] = repair
+                if len(page) < PAGE:
+                    break
         finally:
             if client.get(keys.RECONCILER_LOCK) == token.encode():
                 client.delete(keys.RECONCILER_LOCK)
@@ -103,18 +108,24 @@ class Reconciler:
         if status.is_terminal:
             return self._over(execution_id, status)
         if status is ExecutionStatus.PAUSED:
-            return None  # a paused execution makes no progress on purpose
+            self.state.forget_live(execution_id)  # resume puts it back
+            return None
         return self._stuck(execution_id, snapshot, stored, now)
 
     def _stuck(
         self, execution_id: str, snapshot: Snapshot, stored: StoredPlan, now: int
     ) -> Repair | None:
         """Repair a live execution that is stuck, if it is."""
-        nodes = snapshot.nodes.values()
-        if any(n.lease_lapsed(now) for n in nodes):
+        held = [n for n in snapshot.nodes.values() if n.held]
+        lapsed = [n for n in held if n.lease_lapsed(now)]
+        # Once per lost attempt; if that does not help, it is a stall like any other.
+        seen = {f"lapsed:{n.key}": str(n.attempts) for n in lapsed}
+        fresh: dict[Any, Any] = {k: v for k, v in seen.items() if snapshot.meta.get(k) != v}
+        if fresh:
+            self.state.client.hset(keys.meta(execution_id), mapping=fresh)
             return self._redispatch(execution_id, count=False)
-        if any(n.status is NodeStatus.RUNNING for n in nodes):
-            return None  # its heartbeats are late, not missing
+        if len(held) > len(lapsed):
+            return None  # an attempt is alive: its heartbeats are late, not missing
         unsettled = _unsettled_failure(snapshot, stored.done)
         if unsettled is not None or len(stored.done) >= len(stored.plan.nodes):
             status = ExecutionStatus.SUCCEEDED if unsettled is None else ExecutionStatus.FAILED
@@ -131,6 +142,9 @@ class Reconciler:
         if self.state.result(execution_id) is not None:
             return Repair.FORGOTTEN
         error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
+        if status is not ExecutionStatus.CANCELLED:
+            message = "the execution ended without storing its result"
+            error = {"code": "INTERNAL_ERROR", "message": message, "nodeId": None}
         finalize(execution_id, self.dispatcher.stores, status, error)
         return Repair.FINALIZED
 

@@ -281,13 +281,14 @@ class ExecutionState(BaseModel):
         if new is not None and event.seq > status_seq:
             status_seq = event.seq
             update["status"] = new
-            if isinstance(data, _EndedData):
-                update.update(
-                    finished_at=event.ts,
-                    duration_ms=_ms(data.duration_ms),
-                    result=data.result,
-                    error=data.error,
-                )
+            # a retry takes a finished execution back to running: its old ending goes
+            ending = data if isinstance(data, _EndedData) else _EndedData()
+            update.update(
+                finished_at=event.ts if isinstance(data, _EndedData) else None,
+                duration_ms=_ms(ending.duration_ms),
+                result=ending.result,
+                error=ending.error,
+            )
         return ExecutionState(record=record.model_copy(update=update), status_seq=status_seq)
 
 
@@ -321,16 +322,18 @@ class NodeRunState(BaseModel):
         return seq > self.status_seq
 
     def cancelled_by(self, execution: ExecutionState) -> NodeRunState:
-        """A run still pending or running when its execution was cancelled ends cancelled."""
+        """A run still pending or running when its execution was cancelled ends cancelled. It
+        keeps the seq of its own latest event, so one of its events that comes late (but
+        before the cancel) still wins, and the cascade is applied again after it."""
         cancelled = execution.record.status is ExecutionStatus.CANCELLED
-        if not cancelled or NODE_RANK[self.record.status] == 2:
-            return self
+        if not cancelled or self.record.status in NODE_OUTCOME_OF.values():
+            return self  # (a run cancelled before is cancelled again: the latest cancel's time)
         if self.status_seq >= execution.status_seq:
             return self
         record = self.record.model_copy(
             update={"status": NodeStatus.CANCELLED, "finished_at": execution.record.finished_at}
         )
-        return self.model_copy(update={"record": record, "status_seq": execution.status_seq})
+        return self.model_copy(update={"record": record})
 
     def _started(self, event: Event, data: _NodeStartedData) -> NodeRunState:
         record, states = self.record, dict[str, int]()
@@ -343,16 +346,16 @@ class NodeRunState(BaseModel):
         if event.seq > self.start_seq:  # the latest attempt names the worker
             update.update(worker=data.worker, type=data.type)
             states["start_seq"] = event.seq
-        if self._wins(event.seq):
-            update["status"] = NodeStatus.RUNNING
+        if self._wins(event.seq):  # a new attempt (after a retry: the old ending goes)
+            update.update(status=NodeStatus.RUNNING, finished_at=None, duration_ms=None)
             states["status_seq"] = event.seq
         return self.model_copy(update={"record": record.model_copy(update=update), **states})
 
     def _retrying(self, event: Event, data: _NodeRetryingData) -> NodeRunState:
         record, states = self.record, dict[str, int]()
         update: dict[str, Any] = {"attempts": max(record.attempts, data.attempt)}
-        # An outcome's error (even none) outranks any attempt's; the latest attempt's wins.
-        if NODE_RANK[record.status] < 2 and event.seq > self.error_seq:
+        # The error of the latest attempt or outcome (by seq) is the run's error.
+        if event.seq > self.error_seq:
             update["error"] = data.error
             states["error_seq"] = event.seq
         return self.model_copy(update={"record": record.model_copy(update=update), **states})
@@ -361,15 +364,12 @@ class NodeRunState(BaseModel):
         status = NODE_OUTCOME_OF[event.type]
         if not self._wins(event.seq):
             return self
-        record = self.record.model_copy(
-            update={
-                "status": status,
-                "finished_at": event.ts,
-                "duration_ms": _ms(data.duration_ms),
-                "error": data.error,
-            }
-        )
-        states = {"status_seq": event.seq, "error_seq": event.seq}
+        update = {"status": status, "finished_at": event.ts, "duration_ms": _ms(data.duration_ms)}
+        states = {"status_seq": event.seq}
+        if event.seq > self.error_seq:  # an outcome's error (even none) replaces older ones
+            update["error"] = data.error
+            states["error_seq"] = event.seq
+        record = self.record.model_copy(update=update)
         return self.model_copy(update={"record": record, **states})
 
 

@@ -95,8 +95,10 @@ return 1
 """
 
 # KEYS: meta, plan, nodes, outputs, stream, log, live executions.
-# ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id, lease (ms).
-# A node another attempt holds (a lease not yet expired) is not taken: the reply says busy.
+# ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id, lease (ms),
+#       phase ('collect' for a loop's collecting run, else '').
+# A node another attempt holds (a lease not yet expired) is not taken: the reply says busy; nor
+# is one delivered for the other phase of a loop (a stale duplicate): the reply says so.
 _LOAD = (
     _EMIT
     + """
@@ -112,10 +114,12 @@ local node_status = node[1] or 'pending'
 local attempt = tonumber(node[2] or '0')
 local live = status == 'queued' or status == 'running'
 local busy = 0
-if live and not finished(node_status) and node_status == 'running'
-   and tonumber(node[3] or '0') > tonumber(ARGV[5]) then
+local wrong_phase = (decoded['expanded'] == true) ~= (ARGV[10] == 'collect')
+if wrong_phase or not live or finished(node_status) then
+  busy = 0
+elseif node_status == 'running' and tonumber(node[3] or '0') > tonumber(ARGV[5]) then
   busy = 1
-elseif live and not finished(node_status) then
+else
   local ts = tonumber(ARGV[5]) / 1000
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
   redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[5],
@@ -144,7 +148,7 @@ for i, source in ipairs(sources) do
 end
 local tries = attempt - tonumber(node[4] or '0')
 return {spec, status, node_status, attempt, meta[2], meta[3], meta[4], meta[5], pairs_out, busy,
-        tries}
+        tries, wrong_phase and 1 or 0}
 """
 )
 
@@ -223,7 +227,11 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if not string.find(',' .. ARGV[8] .. ',', ',' .. status .. ',', 1, true) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+if ARGV[4] == 'paused' then  -- makes no progress on purpose: not the reconciler's business
+  redis.call('ZREM', KEYS[4], ARGV[3])
+else
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+end
 emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type=ARGV[7], node_id=cjson.null,
                                  ts=tonumber(ARGV[5]) / 1000, data={status=ARGV[4]}})
 return 1
@@ -281,6 +289,8 @@ for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
     redis.call('HSET', KEYS[3], key .. ':status', 'cancelled', key .. ':finished_ms', ARGV[1])
   end
 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
 return 1
 """
 
@@ -294,10 +304,18 @@ _REOPEN = (
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status ~= 'failed' and status ~= 'cancelled' then return 0 end
-for i = 7, #ARGV do
-  local k = ARGV[i] .. ':'
-  redis.call('SREM', KEYS[4], ARGV[i])
-  redis.call('HDEL', KEYS[3], ARGV[i])
+local reset = {}
+for i = 7, #ARGV do reset[ARGV[i]] = true end
+for _, key in ipairs(redis.call('HKEYS', KEYS[9])) do  -- also what failed since the caller looked
+  local s = redis.call('HGET', KEYS[2], key .. ':status')
+  if s == 'failed' or s == 'cancelled' then reset[key] = true end
+end
+local count = 0
+for key in pairs(reset) do
+  count = count + 1
+  local k = key .. ':'
+  redis.call('SREM', KEYS[4], key)
+  redis.call('HDEL', KEYS[3], key)
   redis.call('HDEL', KEYS[2], k .. 'error', k .. 'finished_ms', k .. 'lease_ms')
   local attempts = redis.call('HGET', KEYS[2], k .. 'attempts') or '0'
   redis.call('HSET', KEYS[2], k .. 'status', 'pending', k .. 'base', attempts)
@@ -309,14 +327,14 @@ if meta[1] and meta[1] ~= '' then  -- the execution's timeout counts again from 
   redis.call('HSET', KEYS[1], 'deadline_ms', tonumber(ARGV[4]) + span)
 end
 redis.call('HSET', KEYS[1], 'status', 'running')
-redis.call('HDEL', KEYS[1], 'finished_ms')
+redis.call('HDEL', KEYS[1], 'finished_ms', 'redispatched')
 redis.call('ZADD', KEYS[8], ARGV[4], ARGV[3])
 for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[9]}) do
   redis.call('EXPIRE', key, ARGV[6])  -- a finished execution's keys had a shorter retention
 end
 emit(KEYS[1], KEYS[6], KEYS[7], {id=ARGV[5], type='execution.resumed', node_id=cjson.null,
                                  ts=tonumber(ARGV[4]) / 1000,
-                                 data={status='running', retry=true, nodes=#ARGV - 6}})
+                                 data={status='running', retry=true, nodes=count}})
 return 1
 """
 )
@@ -371,7 +389,9 @@ class RedisStateStore:
         if not created:
             raise ExecutionExists(execution_id)
 
-    def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
+    def load(
+        self, execution_id: str, key: str, worker: str, phase: str | None = None
+    ) -> NodeLoad | None:
         """One EVALSHA: spec, execution state, attempt number and upstream outputs."""
         reply = self._load(
             keys=[
@@ -383,7 +403,16 @@ class RedisStateStore:
                 keys.events_log(execution_id),
                 keys.LIVE_EXECUTIONS,
             ],
-            args=[*self._common(execution_id), key, now_ms(), worker, _id(), _id(), self.lease_ms],
+            args=[
+                *self._common(execution_id),
+                key,
+                now_ms(),
+                worker,
+                _id(),
+                _id(),
+                self.lease_ms,
+                phase or "",
+            ],
         )
         if not reply:
             return None
@@ -401,6 +430,7 @@ class RedisStateStore:
             upstream_finished_ms={_text(flat[i]): int(flat[i + 2]) for i in range(0, len(flat), 3)},
             busy=bool(reply[9]),
             tries=int(reply[10]),
+            wrong_phase=bool(reply[11]),
         )
 
     def complete(
@@ -454,7 +484,8 @@ class RedisStateStore:
             items: dict[Any, Any] = dict(expansion.item_outputs)
             pipe.hset(keys.outputs(execution_id), mapping=items)
         pipe.hincrby(keys.meta(execution_id), "total", len(expansion.nodes))
-        # The expanding attempt is done; the collecting run must not wait for its lease.
+        # The expanding attempt is done: lease 0 says no attempt holds the loop while its items
+        # run, so the collecting run need not wait and the reconciler sees no lapsed lease.
         pipe.hset(keys.nodes(execution_id), f"{expansion.loop.key}:lease_ms", 0)
         pipe.expire(keys.outputs(execution_id), self.ttl_s)
         pipe.execute()
@@ -566,10 +597,6 @@ class RedisStateStore:
         )
         return bool(won)
 
-    def release(self, execution_id: str, key: str) -> None:
-        """Give up the lease on a node just taken (by the attempt that holds it)."""
-        self.client.hset(keys.nodes(execution_id), f"{key}:lease_ms", 0)
-
     def heartbeat(self, execution_id: str, key: str, attempt: int) -> Heartbeat:
         """Renew the attempt's lease; say whether it still holds the node, and the execution's
         status (None when the execution is gone)."""
@@ -624,10 +651,11 @@ class RedisStateStore:
         )
         return None if reopened < 0 else reopened == 1
 
-    def live_executions(self, idle_since_ms: int, limit: int = 500) -> list[str]:
-        """Executions in the live index that made no progress since `idle_since_ms`."""
+    def live_executions(self, idle_since_ms: int, start: int = 0, limit: int = 500) -> list[str]:
+        """Executions in the live index that made no progress since `idle_since_ms`, oldest
+        first, from the `start`th."""
         found = self.client.zrangebyscore(
-            keys.LIVE_EXECUTIONS, "-inf", idle_since_ms, start=0, num=limit
+            keys.LIVE_EXECUTIONS, "-inf", idle_since_ms, start=start, num=limit
         )
         return [_text(value) for value in found]
 

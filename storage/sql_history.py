@@ -360,14 +360,15 @@ class SqlHistoryStore:
                 node_runs.update()
                 .where(
                     node_runs.c.execution_id == state.record.id,
-                    node_runs.c.status.in_([NodeStatus.PENDING.value, NodeStatus.RUNNING.value]),
+                    node_runs.c.status.in_(
+                        [
+                            s.value
+                            for s in (NodeStatus.PENDING, NodeStatus.RUNNING, NodeStatus.CANCELLED)
+                        ]
+                    ),
                     node_runs.c.status_seq < state.status_seq,
                 )
-                .values(
-                    status=NodeStatus.CANCELLED.value,
-                    status_seq=state.status_seq,
-                    finished_at=state.record.finished_at,
-                )
+                .values(status=NodeStatus.CANCELLED.value, finished_at=state.record.finished_at)
             )
 
     def _node_states(

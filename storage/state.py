@@ -86,6 +86,7 @@ class NodeLoad:
     upstream_finished_ms: dict[str, int] = field(default_factory=dict)
     busy: bool = False  # another attempt holds the node: this delivery did not take it
     tries: int = 0  # attempts since the node was last reset by a retry (`attempt` is the token)
+    wrong_phase: bool = False  # a loop delivered for the phase it is not in: not taken
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,17 @@ class NodeRecord:
     finished_ms: int | None = None
     worker: str | None = None
     error: dict[str, Any] | None = None
-    lease_ms: int | None = None  # a running attempt holds the node until then
+    lease_ms: int | None = None  # a running attempt holds the node until then (0: none does)
+
+    @property
+    def held(self) -> bool:
+        """Running, with an attempt holding it (an expanded loop waiting for its items is
+        running with no attempt holding it)."""
+        return self.status is NodeStatus.RUNNING and bool(self.lease_ms)
 
     def lease_lapsed(self, at_ms: int) -> bool:
-        """Running, but its attempt stopped renewing its lease (its worker is gone)."""
-        return self.status is NodeStatus.RUNNING and (self.lease_ms or 0) < at_ms
+        """Held, but its attempt stopped renewing its lease (its worker is gone)."""
+        return self.held and (self.lease_ms or 0) < at_ms
 
 
 @dataclass(frozen=True)
@@ -141,9 +148,12 @@ class StateStore(Protocol):
         """Store a new execution (status queued) with its plan, atomically; raise
         ExecutionExists when the id is taken."""
 
-    def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
-        """Read a node's spec and upstream outputs; mark it running unless it is finished or
-        the execution is over. None when the execution or node is unknown (expired)."""
+    def load(
+        self, execution_id: str, key: str, worker: str, phase: str | None = None
+    ) -> NodeLoad | None:
+        """Read a node's spec and upstream outputs; mark it running unless it is finished, held
+        by another attempt, or delivered for the wrong loop `phase`, or the execution is over.
+        None when the execution or node is unknown (expired)."""
 
     def complete(
         self,
@@ -184,9 +194,6 @@ class StateStore(Protocol):
         attempt: int | None = None,
     ) -> bool:
         """Record a failed attempt that will be retried (as `fail`)."""
-
-    def release(self, execution_id: str, key: str) -> None:
-        """Give up the lease on a node just taken, so the next delivery need not wait."""
 
     def heartbeat(self, execution_id: str, key: str, attempt: int) -> Heartbeat:
         """Renew a running attempt's lease."""
@@ -381,7 +388,9 @@ class MemoryStateStore:
         self.done[execution_id] = set()
         self.events_of[execution_id] = [queued_event(plan)]
 
-    def load(self, execution_id: str, key: str, worker: str) -> NodeLoad | None:
+    def load(
+        self, execution_id: str, key: str, worker: str, phase: str | None = None
+    ) -> NodeLoad | None:
         """Read and mark running, as the Redis script does."""
         spec = self.plans.get(execution_id, {}).get(key)
         if spec is None:
@@ -392,8 +401,9 @@ class MemoryStateStore:
         attempt = int(nodes.get(f"{key}:attempts", "0"))
         live = status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
         lease_ms = int(nodes.get(f"{key}:lease_ms", "0"))
+        wrong_phase = json.loads(spec).get("expanded", False) != (phase == "collect")
         busy = live and node_status is NodeStatus.RUNNING and lease_ms > now_ms()
-        if live and node_status not in FINISHED_NODE and not busy:
+        if live and node_status not in FINISHED_NODE and not busy and not wrong_phase:
             attempt = self._start(execution_id, key, worker, json.loads(spec)["type"])
         sources = [wire["source"] for wire in json.loads(spec)["wires"]]
         outputs = self.outputs[execution_id]
@@ -412,8 +422,9 @@ class MemoryStateStore:
                 for source in sources
                 if source in outputs
             },
-            busy=busy,
+            busy=busy and not wrong_phase,
             tries=attempt - int(nodes.get(f"{key}:base", "0")),
+            wrong_phase=wrong_phase,
         )
 
     def _start(self, execution_id: str, key: str, worker: str, kind: str) -> int:
@@ -476,11 +487,7 @@ class MemoryStateStore:
         self.outputs[execution_id].update(expansion.item_outputs)
         meta = self.meta[execution_id]
         meta["total"] = str(int(meta["total"]) + len(expansion.nodes))
-        self.release(execution_id, expansion.loop.key)
-
-    def release(self, execution_id: str, key: str) -> None:
-        """Drop the lease."""
-        self.nodes[execution_id][f"{key}:lease_ms"] = "0"
+        self.nodes[execution_id][f"{expansion.loop.key}:lease_ms"] = "0"
 
     def _holds(self, execution_id: str, key: str, attempt: int | None) -> bool:
         """Whether the node has no outcome yet and `attempt` (None: any) holds it."""
@@ -564,7 +571,12 @@ class MemoryStateStore:
         if meta["status"] not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
             return False
         nodes = self.nodes[execution_id]
-        for key in node_keys:
+        again = set(node_keys) | {
+            key
+            for key in self.plans[execution_id]
+            if nodes.get(f"{key}:status") in ("failed", "cancelled")
+        }
+        for key in again:
             self.done[execution_id].discard(key)
             self.outputs[execution_id].pop(key, None)
             for name in ("error", "finished_ms", "lease_ms"):
@@ -572,8 +584,13 @@ class MemoryStateStore:
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")
         self.results.pop(execution_id, None)
+        if meta.get("deadline_ms"):  # the execution's timeout counts again from now
+            span = int(meta["deadline_ms"]) - int(meta["created_ms"])
+            meta["deadline_ms"] = str(now_ms() + span)
         meta["status"] = ExecutionStatus.RUNNING.value
-        data = {"status": "running", "retry": True, "nodes": len(node_keys)}
+        meta.pop("finished_ms", None)
+        meta.pop("redispatched", None)
+        data = {"status": "running", "retry": True, "nodes": len(again)}
         self._emit(execution_id, EventType.EXECUTION_RESUMED, None, data)
         return True
 

@@ -33,8 +33,10 @@ class _Watched:
     key: str
     attempt: int
     stop: threading.Event
+    settling: threading.Event
     started: float = field(default_factory=time.monotonic)
     stop_requested: float | None = None
+    hard_stopped: bool = False
 
 
 class AttemptWatch:
@@ -59,10 +61,16 @@ class AttemptWatch:
 
     @contextmanager
     def watching(
-        self, execution_id: str, key: str, attempt: int, stop: threading.Event
+        self,
+        execution_id: str,
+        key: str,
+        attempt: int,
+        stop: threading.Event,
+        settling: threading.Event,
     ) -> Iterator[None]:
-        """Renew this attempt's lease while the block runs; set `stop` if it must stop."""
-        entry = _Watched(execution_id, key, attempt, stop)
+        """Renew this attempt's lease while the block runs; set `stop` if it must stop. Once
+        `settling` is set (the attempt is storing its outcome) it is left alone."""
+        entry = _Watched(execution_id, key, attempt, stop, settling)
         with self._lock:
             self._watched[id(entry)] = entry
             self._ensure_thread()
@@ -74,7 +82,7 @@ class AttemptWatch:
 
     def _ensure_thread(self) -> None:
         """Start the thread in this process (a forked pool child does not inherit it)."""
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
             return
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name="attempt-watch", daemon=True)
@@ -87,11 +95,18 @@ class AttemptWatch:
                 entries = list(self._watched.values())
             now = time.monotonic()
             for entry in entries:
-                self._check(entry, now)
+                try:
+                    self._check(entry, now)
+                except Exception:  # the watch must outlive any one failure
+                    log.exception("attempt watch of %s/%s failed", entry.execution_id, entry.key)
 
     def _check(self, entry: _Watched, now: float) -> None:
+        if entry.settling.is_set():
+            return
         if entry.stop_requested is not None:
-            if now - entry.stop_requested > self.grace_s and self.hard_stop is not None:
+            late = now - entry.stop_requested > self.grace_s
+            if late and self.hard_stop is not None and not entry.hard_stopped:
+                entry.hard_stopped = True
                 self.hard_stop(f"{entry.execution_id}/{entry.key} did not stop when told")
             return
         if now - entry.started < self.every_s:

@@ -29,7 +29,6 @@ from workers.attempt_watch import AttemptWatch
 from workers.expansion import ItemsToRun, expand_items, item_outcomes, items_to_run
 from workers.finalize import finalize
 from workers.invocation import Invocation, gather_inputs, prepare
-from workers.signatures import COLLECT_PHASE
 from workers.stores import Stores
 
 # A message redelivered after its worker died counts as an attempt; past this many extra
@@ -76,17 +75,16 @@ def run_node(
     """Load the node and its inputs, run it, store its output or error, end the execution
     when this was the last node or a final failure. `phase` is `collect` for the run of a
     loop that follows its items. `watch` keeps the attempt's lease and stops it on cancel."""
-    load = stores.state.load(execution_id, node_key, worker)
+    load = stores.state.load(execution_id, node_key, worker, phase)
     if load is None or load.node_status in FINISHED_NODE:
         return NodeRun(Outcome.IGNORED)
     if load.execution_status.is_terminal or load.execution_status is ExecutionStatus.PAUSED:
         return NodeRun(Outcome.IGNORED, load.attempt)
+    if load.wrong_phase:  # a stale delivery of a loop's other phase
+        return NodeRun(Outcome.IGNORED, load.attempt)
     if load.busy:  # a duplicate delivery, or a resume while the node still runs
         return NodeRun(Outcome.BUSY, load.attempt, BUSY_RETRY_S)
     spec = PlannedNode.model_validate_json(load.spec)
-    if spec.expanded != (phase == COLLECT_PHASE):
-        stores.state.release(execution_id, node_key)  # a duplicate of the other phase
-        return NodeRun(Outcome.IGNORED, load.attempt)
     attempt = _Attempt(execution_id, spec, load, stores, environment or NodeEnvironment(), watch)
     return attempt.run(registry)
 
@@ -102,6 +100,9 @@ class _Attempt:
     environment: NodeEnvironment
     watch: AttemptWatch | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # Set once the attempt stores its outcome: the watch then leaves it alone (a heartbeat
+    # would find the node finished, and must not stop the attempt while it finalizes).
+    settling: threading.Event = field(default_factory=threading.Event)
 
     def run(self, registry: NodeRegistry) -> NodeRun:
         refused = self._refuse()
@@ -122,7 +123,9 @@ class _Attempt:
         if self.watch is None:
             yield
             return
-        with self.watch.watching(self.execution_id, self.spec.key, self.load.attempt, self.stop):
+        with self.watch.watching(
+            self.execution_id, self.spec.key, self.load.attempt, self.stop, self.settling
+        ):
             yield
 
     def _invoke(self, registry: NodeRegistry, ports: dict[str, Any], data: Any) -> NodeRun:
@@ -209,6 +212,7 @@ class _Attempt:
         cached: bool = False,
     ) -> NodeRun:
         """Store the output; the node that finishes the last one ends the execution."""
+        self.settling.set()
         try:
             packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
         except (TypeError, ValueError) as exc:
@@ -232,6 +236,7 @@ class _Attempt:
         """Record the failure: settled, it becomes the node's output; otherwise it ends the
         execution as failed."""
         error = {"code": code, "message": message, "nodeId": self.spec.key}
+        self.settling.set()
         if self.spec.settle:
             return self.complete(settled_failure(error), NodeStatus.FAILED, error)
         if not self.stores.state.fail(
@@ -244,6 +249,7 @@ class _Attempt:
     def retry_later(self, exc: NodeError) -> NodeRun:
         """Record the failed attempt; the caller schedules the retry after the backoff."""
         error = {"code": exc.code, "message": str(exc), "nodeId": self.spec.key}
+        self.settling.set()
         delay_s = backoff_s(self.load.tries)
         if not self.stores.state.retry_later(
             self.execution_id, self.spec.key, error, delay_s, attempt=self.load.attempt

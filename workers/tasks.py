@@ -121,7 +121,9 @@ def register_tasks(
             log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
             raise self.retry(countdown=run.retry_in_s)
         if run.outcome is Outcome.BUSY:  # not an attempt: another one holds the node
-            raise self.retry(countdown=run.retry_in_s)
+            # (its rate-limit token was taken already: looking again must not take another)
+            kwargs = {**(self.request.kwargs or {}), "rate_limit": None}
+            raise self.retry(countdown=run.retry_in_s, kwargs=kwargs)
         if run.outcome is Outcome.EXPANDED and run.items is not None:
             # Each item node and the collecting run carry their own errbacks; the loop's
             # would otherwise be linked to every task of the replacement.

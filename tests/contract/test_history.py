@@ -128,7 +128,48 @@ def paused_execution() -> Script:
     return script
 
 
-SCENARIOS = {"eventful": eventful_execution, "paused": paused_execution}
+def cancelled_execution() -> Script:
+    """Cancelled while one node ran: an earlier node keeps its success, the running one ends
+    cancelled (a cascade that must not depend on which events arrive first)."""
+    script = Script().queued()
+    script.add(EventType.EXECUTION_STARTED)
+    script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
+    script.add(EventType.NODE_SUCCEEDED, "a", duration_ms=3)
+    script.add(EventType.NODE_STARTED, "b", attempt=1, worker="w1", type="code")
+    return script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
+
+
+def retried_execution() -> Script:
+    """Failed, retried (execution.resumed with retry), running again: the old ending goes."""
+    error = {"code": "EXECUTION_FAILED", "message": "boom", "nodeId": "a"}
+    script = Script().queued()
+    script.add(EventType.EXECUTION_STARTED)
+    script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
+    script.add(EventType.NODE_FAILED, "a", error=error, settled=False, duration_ms=5)
+    script.ended(ExecutionStatus.FAILED, error=error)
+    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=1)
+    script.add(EventType.NODE_STARTED, "a", attempt=2, worker="w2", type="code")
+    script.add(EventType.NODE_RETRYING, "a", attempt=2, error={"message": "503"}, retry_in_s=1)
+    return script
+
+
+def cancelled_twice_execution() -> Script:
+    """Cancelled, retried, cancelled again before the node restarted."""
+    script = Script().queued()
+    script.add(EventType.EXECUTION_STARTED)
+    script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
+    script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
+    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=1)
+    return script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
+
+
+SCENARIOS = {
+    "eventful": eventful_execution,
+    "paused": paused_execution,
+    "cancelled": cancelled_execution,
+    "retried": retried_execution,
+    "cancelled twice": cancelled_twice_execution,
+}
 
 
 def relabel(events: list[Event], execution_id: str) -> list[Event]:

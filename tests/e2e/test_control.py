@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from conductor.client import ConductorClient
 from conductor.control import ControlOutcome
-from conductor.embedded import RedisServer
+from conductor.embedded import ApiProcess, RedisServer
+from conductor.loader import load_blueprint_text
 from conductor.reconciler import MAX_REDISPATCHES, Reconciler, Repair
 from storage import keys
 from storage.events import EventType
@@ -163,6 +165,27 @@ def test_retry_of_a_cancelled_execution_runs_the_rest(stack: Stack) -> None:
     attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
     assert attempts == {"a": 1, "b": 2, "c": 1}
     assert_sound(stack, [execution_id])
+
+
+def test_a_client_following_a_retried_execution_gets_the_new_result(stack: Stack) -> None:
+    flag = f"client-{time.monotonic_ns()}.txt"
+    api = ApiProcess(stack.env).start()
+    try:
+        with ConductorClient(api.url) as client:
+            text = chain(("check", read(flag)), ("after", delay(0)))
+            submitted = client.submit(load_blueprint_text(text))
+            assert client.wait(submitted.id, timeout_s=30).status == "failed"
+            with open(os.path.join(files(stack), flag), "w") as handle:
+                handle.write("here now")
+            assert client.retry(submitted.id).status == "running"
+            result = client.wait(submitted.id, timeout_s=30)
+            assert result.status == "succeeded", result.error
+            # a stream read from the start passes the first run's end and follows the retry
+            types = [event.type for event in client.events(submitted.id)]
+            assert types.count(EventType.EXECUTION_FAILED) == 1
+            assert types[-1] is EventType.EXECUTION_SUCCEEDED
+    finally:
+        api.stop()
 
 
 def test_retry_and_resume_refuse_what_their_state_does_not_allow(stack: Stack) -> None:
