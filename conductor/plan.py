@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nodes.base import DEFAULT_TIMEOUT_MS
+
 DEFAULT_PORT = "default"
 KEY_SEPARATOR = "/"
 ITEM_MARK = "#"
@@ -74,8 +76,8 @@ class PlannedNode(BaseModel):
 
     def timeout_ms(self) -> int:
         """The node's `timeout` parameter, or the default of 30 s."""
-        value = self.parameters.get("timeout", 30_000)
-        return value if isinstance(value, int) and value > 0 else 30_000
+        value = self.parameters.get("timeout", DEFAULT_TIMEOUT_MS)
+        return value if isinstance(value, int) and value > 0 else DEFAULT_TIMEOUT_MS
 
 
 class ExecutionPlan(BaseModel):

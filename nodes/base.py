@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TIMEOUT_MS = 3_600_000  # one hour; the broker's visibility timeout is set above it
+DEFAULT_TIMEOUT_MS = 30_000
 
 
 class NodeParameters(BaseModel):
@@ -21,7 +22,9 @@ class NodeParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    timeout: int = Field(default=30_000, ge=1, le=MAX_TIMEOUT_MS, description="Time limit in ms")
+    timeout: int = Field(
+        default=DEFAULT_TIMEOUT_MS, ge=1, le=MAX_TIMEOUT_MS, description="Time limit in ms"
+    )
     retries: int = Field(default=1, ge=0, le=10, description="Extra attempts after a failure")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.settings import Settings
+from nodes.base import DEFAULT_TIMEOUT_MS
 from workers.result_backend import BACKEND_PATH
 from workers.routes import NodeTypeRouter
+from workers.signatures import time_limits
 
 DEFAULT_QUEUE = "conductor"
 
@@ -34,6 +36,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         )
     url = broker_url(settings.redis_url)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
+    default_limits = time_limits(DEFAULT_TIMEOUT_MS / 1000)
     return {
         "broker_url": url,
         "result_backend": f"{BACKEND_PATH}+{url}",
@@ -53,6 +56,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_expires": settings.finished_ttl_s,
         "result_chord_expires": settings.state_ttl_s,
         "task_default_queue": DEFAULT_QUEUE,
+        # Time limits of a node with the default timeout; others carry their own.
+        "task_soft_time_limit": default_limits["soft_time_limit"],
+        "task_time_limit": default_limits["time_limit"],
         # A node's own queue (set on its signature) wins over these; see NodeTypeRouter.
         "task_routes": (NodeTypeRouter(settings.queue_routes),) if settings.queue_routes else (),
         "broker_connection_retry_on_startup": True,

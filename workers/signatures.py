@@ -14,12 +14,14 @@ from celery.canvas import Signature
 from conductor.graph import levels
 from conductor.plan import PlannedNode
 from conductor.settings import HARD_LIMIT_MARGIN_S
+from nodes.base import DEFAULT_TIMEOUT_MS
 
 NODE_TASK = "conductor.node"
-NODE_CRASHED_TASK = "conductor.node_crashed"
 COLLECT_PHASE = "collect"
 
-# Soft limit a little after the node's own (cooperative) timeout, hard limit after that.
+# Soft limit a little after the node's own (cooperative) timeout, hard limit after that. The
+# worker's defaults (workers.config) fit the default timeout: only other timeouts travel with
+# the message, which keeps messages small (a chain's carries every later step's options).
 SOFT_LIMIT_MARGIN_S = 1
 
 
@@ -27,13 +29,9 @@ def node_signature(
     app: Celery, execution_id: str, node: PlannedNode, phase: str | None = None
 ) -> Signature[Any]:
     """The immutable task signature of one node, with its time limits and queue."""
-    timeout_s = node.timeout_ms() / 1000
-    crashed = app.signature(NODE_CRASHED_TASK, args=(execution_id, node.key), immutable=True)
-    options: dict[str, Any] = {
-        "soft_time_limit": timeout_s + SOFT_LIMIT_MARGIN_S,
-        "time_limit": timeout_s + HARD_LIMIT_MARGIN_S,
-        "link_error": [crashed],
-    }
+    options: dict[str, Any] = {}
+    if node.timeout_ms() != DEFAULT_TIMEOUT_MS:
+        options.update(time_limits(node.timeout_ms() / 1000))
     if node.queue:
         options["queue"] = node.queue
     kwargs: dict[str, Any] = {"node_type": node.type}
@@ -44,6 +42,14 @@ def node_signature(
     return app.signature(
         NODE_TASK, args=(execution_id, node.key), kwargs=kwargs, immutable=True, **options
     )
+
+
+def time_limits(timeout_s: float) -> dict[str, float]:
+    """Celery's soft and hard time limits for a node with this timeout."""
+    return {
+        "soft_time_limit": timeout_s + SOFT_LIMIT_MARGIN_S,
+        "time_limit": timeout_s + HARD_LIMIT_MARGIN_S,
+    }
 
 
 def levels_canvas(

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.canvas import Signature
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init
 
 from conductor.settings import Settings
@@ -25,7 +26,6 @@ from workers.finalize import finalize
 from workers.run_node import Outcome, run_node
 from workers.signatures import (
     COLLECT_PHASE,
-    NODE_CRASHED_TASK,
     NODE_TASK,
     lanes_canvas,
     levels_canvas,
@@ -81,7 +81,18 @@ def register_tasks(
     watch = AttemptWatch(stores.state, hard_stop=_exit_pool_child)
     worker_process_init.connect(_mark_pool_child, weak=False)
 
-    @app.task(name=NODE_TASK, bind=True, ignore_result=True, max_retries=None)
+    def on_failure(  # noqa: PLR0917  (Celery calls it with these, positionally)
+        task: Task[Any, Any], exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Celery calls this in the worker's main process when it killed a node task at its
+        hard time limit (the task itself records every other failure): fail the node."""
+        if isinstance(exc, TimeLimitExceeded) and len(args) == 2:
+            message = "the node task was killed at its hard time limit"
+            record_crash(stores, args[0], args[1], {"code": "TIMEOUT", "message": message})
+
+    @app.task(
+        name=NODE_TASK, bind=True, ignore_result=True, max_retries=None, on_failure=on_failure
+    )
     def node(
         self: Task[Any, Any],
         execution_id: str,
@@ -125,17 +136,8 @@ def register_tasks(
             kwargs = {**(self.request.kwargs or {}), "rate_limit": None}
             raise self.retry(countdown=run.retry_in_s, kwargs=kwargs)
         if run.outcome is Outcome.EXPANDED and run.items is not None:
-            # Each item node and the collecting run carry their own errbacks; the loop's
-            # would otherwise be linked to every task of the replacement.
-            self.request.errbacks = []
             raise self.replace(items_canvas(app, execution_id, run.items))
         return run.outcome.value
-
-    @app.task(name=NODE_CRASHED_TASK, ignore_result=True)
-    def node_crashed(execution_id: str, node_key: str) -> None:
-        """Errback of a node task that was killed (hard time limit): fail the node."""
-        message = "the node task was killed at its hard time limit"
-        record_crash(stores, execution_id, node_key, {"code": "TIMEOUT", "message": message})
 
 
 _POOL_CHILD = {"pid": 0}  # set in each prefork pool child when it starts

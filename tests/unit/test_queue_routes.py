@@ -9,7 +9,7 @@ import pytest
 from conductor.queues import standard_queues
 from conductor.settings import Settings, parse_queue_routes
 from workers.app import create_app
-from workers.signatures import NODE_CRASHED_TASK, NODE_TASK
+from workers.signatures import NODE_TASK
 
 
 def settings(tmp_path: Path, routes: str | None = None) -> Settings:
@@ -72,5 +72,5 @@ def test_a_node_goes_to_its_own_queue_then_its_types_then_the_default(tmp_path: 
 
 def test_other_tasks_keep_the_default_queue(tmp_path: Path) -> None:
     app = create_app(settings(tmp_path, "image=cpu"))
-    route = app.amqp.router.route({}, NODE_CRASHED_TASK, ("e", "n"), {})
+    route = app.amqp.router.route({}, "conductor.submit", ("e", "n"), {})
     assert route["queue"].name == "conductor"
