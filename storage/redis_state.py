@@ -258,6 +258,32 @@ return 0
 """
 
 
+# KEYS: meta, plan, outputs, nodes. ARGV: loop key, attempt token, number of new nodes, number
+#       of spec fields, then plan fields (key, spec), then item outputs (key, output).
+# Adds a loop's items only while the expanding attempt holds the loop (a stale attempt would
+# count them twice); then lease 0 says no attempt holds the loop while its items run, so the
+# collecting run need not wait and the reconciler sees no lapsed lease.
+_EXPAND = """
+local k = ARGV[1] .. ':'
+local st = redis.call('HMGET', KEYS[4], k .. 'status', k .. 'attempts')
+if st[1] ~= 'running' or st[2] ~= ARGV[2] then return 0 end
+local function hset_all(key, first, last)
+  for start = first, last, 2000 do
+    local chunk = {}
+    for j = start, math.min(start + 1999, last) do table.insert(chunk, ARGV[j]) end
+    redis.call('HSET', key, unpack(chunk))
+  end
+end
+local specs_end = 4 + tonumber(ARGV[4])
+hset_all(KEYS[2], 5, specs_end)
+if specs_end < #ARGV then hset_all(KEYS[3], specs_end + 1, #ARGV) end
+redis.call('HINCRBY', KEYS[1], 'total', ARGV[3])
+redis.call('HSET', KEYS[4], k .. 'lease_ms', 0)
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+return 1
+"""
+
 # KEYS: meta, nodes, live executions. ARGV: node key, attempt token, now (ms), lease (ms),
 #       execution id. Renews the attempt's lease; says the execution's status and whether the
 #       attempt still holds the node.
@@ -359,6 +385,7 @@ class RedisStateStore:
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._cancel = client.register_script(_CANCEL)
         self._reopen = client.register_script(_REOPEN)
+        self._expand = client.register_script(_EXPAND)
 
     def _common(self, execution_id: str) -> list[Any]:
         return [keys.events_channel(execution_id), _RESERVED, execution_id]
@@ -473,22 +500,30 @@ class RedisStateStore:
             )
         )
 
-    def expand(self, execution_id: str, expansion: Expansion) -> None:
-        """One transaction: the items' node specs and virtual outputs, the loop's new spec,
-        and the larger node total."""
-        specs: dict[Any, Any] = {node.key: node.model_dump_json() for node in expansion.nodes}
-        specs[expansion.loop.key] = expansion.loop.model_dump_json()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.plan(execution_id), mapping=specs)
-        if expansion.item_outputs:
-            items: dict[Any, Any] = dict(expansion.item_outputs)
-            pipe.hset(keys.outputs(execution_id), mapping=items)
-        pipe.hincrby(keys.meta(execution_id), "total", len(expansion.nodes))
-        # The expanding attempt is done: lease 0 says no attempt holds the loop while its items
-        # run, so the collecting run need not wait and the reconciler sees no lapsed lease.
-        pipe.hset(keys.nodes(execution_id), f"{expansion.loop.key}:lease_ms", 0)
-        pipe.expire(keys.outputs(execution_id), self.ttl_s)
-        pipe.execute()
+    def expand(self, execution_id: str, expansion: Expansion, *, attempt: int) -> bool:
+        """One script: the items' node specs and virtual outputs, the loop's new spec, and the
+        larger node total; False (nothing written) when `attempt` no longer holds the loop."""
+        specs = [(node.key, node.model_dump_json()) for node in expansion.nodes]
+        specs.append((expansion.loop.key, expansion.loop.model_dump_json()))
+        fields = [item for pair in specs for item in pair]
+        outputs = [item for pair in expansion.item_outputs.items() for item in pair]
+        expanded = self._expand(
+            keys=[
+                keys.meta(execution_id),
+                keys.plan(execution_id),
+                keys.outputs(execution_id),
+                keys.nodes(execution_id),
+            ],
+            args=[
+                expansion.loop.key,
+                attempt,
+                len(expansion.nodes),
+                len(fields),
+                *fields,
+                *outputs,
+            ],
+        )
+        return bool(expanded)
 
     def fail(
         self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None

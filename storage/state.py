@@ -176,8 +176,9 @@ class StateStore(Protocol):
     def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
         """Keep a node output for `ttl_s` seconds."""
 
-    def expand(self, execution_id: str, expansion: Expansion) -> None:
-        """Add a loop's item nodes to the execution, atomically."""
+    def expand(self, execution_id: str, expansion: Expansion, *, attempt: int) -> bool:
+        """Add a loop's item nodes to the execution, atomically, while `attempt` holds the
+        loop; False (nothing added) when it does not."""
 
     def fail(
         self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
@@ -479,8 +480,10 @@ class MemoryStateStore:
         total = int(self.meta[execution_id]["total"])
         return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED
 
-    def expand(self, execution_id: str, expansion: Expansion) -> None:
+    def expand(self, execution_id: str, expansion: Expansion, *, attempt: int) -> bool:
         """Add the item nodes."""
+        if not self._holds(execution_id, expansion.loop.key, attempt):
+            return False
         plans = self.plans[execution_id]
         plans.update({node.key: node.model_dump_json() for node in expansion.nodes})
         plans[expansion.loop.key] = expansion.loop.model_dump_json()
@@ -488,6 +491,7 @@ class MemoryStateStore:
         meta = self.meta[execution_id]
         meta["total"] = str(int(meta["total"]) + len(expansion.nodes))
         self.nodes[execution_id][f"{expansion.loop.key}:lease_ms"] = "0"
+        return True
 
     def _holds(self, execution_id: str, key: str, attempt: int | None) -> bool:
         """Whether the node has no outcome yet and `attempt` (None: any) holds it."""

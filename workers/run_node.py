@@ -198,7 +198,8 @@ class _Attempt:
         if not items:
             return self.complete(node.collect(call.params, call.context, []), NodeStatus.SUCCEEDED)
         expansion = expand_items(self.spec, items)
-        self.stores.state.expand(self.execution_id, expansion)
+        if not self.stores.state.expand(self.execution_id, expansion, attempt=self.load.attempt):
+            return NodeRun(Outcome.IGNORED, self.load.attempt)  # fenced off: another expands
         lanes = node.lanes(call.params)
         to_run = items_to_run(expansion, len(items), lanes)
         return NodeRun(Outcome.EXPANDED, self.load.attempt, items=to_run)
