@@ -29,7 +29,7 @@ from conductor.settings import Settings
 from nodes.registry import NodeRegistry
 from storage import keys
 from storage.redis_state import RedisStateStore
-from storage.state import ExecutionStatus, NodeStatus, Snapshot, StoredPlan, now_ms
+from storage.state import ExecutionStatus, NodeStatus, Snapshot, StoredPlan
 from workers.app import create_app
 from workers.finalize import finalize
 from workers.tasks import make_stores
@@ -79,7 +79,7 @@ class Reconciler:
             return {}
         repairs: dict[str, Repair] = {}
         try:
-            now = now_ms()
+            now = self.state.clock_ms()
             idle_since = now - min(self.state.lease_ms, self.stall_s * 1000)
             for start in range(0, MAX_PER_PASS, PAGE):
                 page = self.state.live_executions(idle_since, start=start, limit=PAGE)
@@ -159,7 +159,7 @@ class Reconciler:
                 error = {"code": "EXECUTION_FAILED", "message": message, "nodeId": None}
                 finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
                 return Repair.FAILED
-        self.state.touch_live(execution_id)  # the next look is one idle period from now
+        self.state.touch_live(execution_id, self.state.clock_ms())  # next look: one period on
         self.dispatcher.redispatch(execution_id)
         return Repair.REDISPATCHED
 

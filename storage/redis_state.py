@@ -58,6 +58,11 @@ local function same_ttl(meta_key, key)
   local ttl = redis.call('TTL', meta_key)
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
+-- Leases run on Redis's clock, so workers' clocks need not agree.
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function is_live(s) return s == 'queued' or s == 'running' or s == 'paused' end
 local function finished(s)
   return s == 'succeeded' or s == 'skipped' or s == 'failed' or s == 'cancelled'
@@ -90,7 +95,8 @@ redis.call('XADD', KEYS[3], '*', 'event', ARGV[5])
 redis.call('RPUSH', KEYS[4], ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('PUBLISH', ARGV[1], ARGV[5])
-redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], 'created_ms'), ARGV[3])
+local t = redis.call('TIME')  -- the live set runs on Redis's clock, like leases
+redis.call('ZADD', KEYS[5], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
 return 1
 """
 
@@ -117,14 +123,14 @@ local busy = 0
 local wrong_phase = (decoded['expanded'] == true) ~= (ARGV[10] == 'collect')
 if wrong_phase or not live or finished(node_status) then
   busy = 0
-elseif node_status == 'running' and tonumber(node[3] or '0') > tonumber(ARGV[5]) then
+elseif node_status == 'running' and tonumber(node[3] or '0') > clock_ms() then
   busy = 1
 else
   local ts = tonumber(ARGV[5]) / 1000
   attempt = redis.call('HINCRBY', KEYS[3], k .. 'attempts', 1)
   redis.call('HSET', KEYS[3], k .. 'status', 'running', k .. 'started_ms', ARGV[5],
-             k .. 'worker', ARGV[6], k .. 'lease_ms', tonumber(ARGV[5]) + tonumber(ARGV[9]))
-  redis.call('ZADD', KEYS[7], ARGV[5], ARGV[3])
+             k .. 'worker', ARGV[6], k .. 'lease_ms', clock_ms() + tonumber(ARGV[9]))
+  redis.call('ZADD', KEYS[7], clock_ms(), ARGV[3])
   same_ttl(KEYS[1], KEYS[3])
   if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'running', 'started_ms', ARGV[5])
@@ -163,7 +169,7 @@ local k = ARGV[4] .. ':'
 -- a duplicate delivery or a stale attempt (fenced off): the first outcome stands, once
 if not holds(KEYS[2], k, ARGV[12]) then return 0 end
 if is_live(redis.call('HGET', KEYS[1], 'status')) then
-  redis.call('ZADD', KEYS[7], ARGV[7], ARGV[3])
+  redis.call('ZADD', KEYS[7], clock_ms(), ARGV[3])
 end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[2], k .. 'status', ARGV[6], k .. 'finished_ms', ARGV[7])
@@ -230,7 +236,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[4])
 if ARGV[4] == 'paused' then  -- makes no progress on purpose: not the reconciler's business
   redis.call('ZREM', KEYS[4], ARGV[3])
 else
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+  redis.call('ZADD', KEYS[4], clock_ms(), ARGV[3])
 end
 emit(KEYS[1], KEYS[2], KEYS[3], {id=ARGV[6], type=ARGV[7], node_id=cjson.null,
                                  ts=tonumber(ARGV[5]) / 1000, data={status=ARGV[4]}})
@@ -293,8 +299,10 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'', 0} end
 local st = redis.call('HMGET', KEYS[2], k .. 'status', k .. 'attempts')
 if st[1] ~= 'running' or st[2] ~= ARGV[2] then return {status, 0} end
-redis.call('HSET', KEYS[2], k .. 'lease_ms', tonumber(ARGV[3]) + tonumber(ARGV[4]))
-if status == 'queued' or status == 'running' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5]) end
+local t = redis.call('TIME')  -- leases run on Redis's clock
+local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], k .. 'lease_ms', clock + tonumber(ARGV[4]))
+if status == 'queued' or status == 'running' then redis.call('ZADD', KEYS[3], clock, ARGV[5]) end
 return {status, 1}
 """
 
@@ -354,7 +362,7 @@ if meta[1] and meta[1] ~= '' then  -- the execution's timeout counts again from 
 end
 redis.call('HSET', KEYS[1], 'status', 'running')
 redis.call('HDEL', KEYS[1], 'finished_ms', 'redispatched')
-redis.call('ZADD', KEYS[8], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[8], clock_ms(), ARGV[3])
 for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[9]}) do
   redis.call('EXPIRE', key, ARGV[6])  -- a finished execution's keys had a shorter retention
 end
@@ -686,6 +694,11 @@ class RedisStateStore:
         )
         return None if reopened < 0 else reopened == 1
 
+    def clock_ms(self) -> int:
+        """Redis's clock, which leases run on."""
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
     def live_executions(self, idle_since_ms: int, start: int = 0, limit: int = 500) -> list[str]:
         """Executions in the live index that made no progress since `idle_since_ms`, oldest
         first, from the `start`th."""
@@ -694,9 +707,9 @@ class RedisStateStore:
         )
         return [_text(value) for value in found]
 
-    def touch_live(self, execution_id: str, at_ms: int | None = None) -> None:
-        """Note progress now (or at `at_ms`); a reconciler's re-dispatch counts as progress."""
-        self.client.zadd(keys.LIVE_EXECUTIONS, {execution_id: now_ms() if at_ms is None else at_ms})
+    def touch_live(self, execution_id: str, at_ms: int) -> None:
+        """Note progress at `at_ms` (Redis's clock); a reconciler's re-dispatch counts."""
+        self.client.zadd(keys.LIVE_EXECUTIONS, {execution_id: at_ms})
 
     def forget_live(self, execution_id: str) -> None:
         """Drop an execution from the live index (it is over or gone)."""
