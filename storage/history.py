@@ -198,6 +198,17 @@ class _NodeRetryingData(_Data):
     error: dict[str, Any] | None = None
 
 
+class _ResumedData(_Data):
+    retry: bool = False
+    # the nodes a retry sent back to pending (a count or {} from older or empty emitters)
+    nodes: list[str] | int | dict[str, Any] = Field(default_factory=list)
+
+    @property
+    def reset(self) -> list[str]:
+        """The node runs this retry starts again."""
+        return self.nodes if self.retry and isinstance(self.nodes, list) else []
+
+
 class _NodeOutcomeData(_Data):
     error: dict[str, Any] | None = None
     duration_ms: float | None = None
@@ -210,8 +221,19 @@ _DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.EXECUTION_CANCELLED: _EndedData,
     EventType.NODE_STARTED: _NodeStartedData,
     EventType.NODE_RETRYING: _NodeRetryingData,
+    EventType.EXECUTION_RESUMED: _ResumedData,
     **dict.fromkeys(NODE_OUTCOME_OF, _NodeOutcomeData),
 }
+
+
+def node_targets(event: Event) -> list[str]:
+    """The node runs an event changes: its own node's, or those a retry sent back to pending."""
+    if event.node_id and event.type in NODE_STATE_EVENTS:
+        return [event.node_id]
+    if event.type == EventType.EXECUTION_RESUMED:
+        data = _data(event)
+        return data.reset if isinstance(data, _ResumedData) else []
+    return []
 
 
 def _data(event: Event) -> _Data:
@@ -316,7 +338,25 @@ class NodeRunState(BaseModel):
             return self._retrying(event, data)
         if isinstance(data, _NodeOutcomeData):
             return self._outcome(event, data)
+        if isinstance(data, _ResumedData):
+            return self._reset(event)
         return self
+
+    def _reset(self, event: Event) -> NodeRunState:
+        """A retry sent this run back to pending: its ending and error go, as in Redis."""
+        if not self._wins(event.seq):
+            return self
+        update: dict[str, Any] = {
+            "status": NodeStatus.PENDING,
+            "finished_at": None,
+            "duration_ms": None,
+        }
+        states = {"status_seq": event.seq}
+        if event.seq > self.error_seq:
+            update["error"] = None
+            states["error_seq"] = event.seq
+        record = self.record.model_copy(update=update)
+        return self.model_copy(update={"record": record, **states})
 
     def _wins(self, seq: int) -> bool:
         return seq > self.status_seq
@@ -382,9 +422,9 @@ def derive(events: Iterable[Event]) -> tuple[ExecutionRecord, list[NodeRunRecord
     nodes: dict[str, NodeRunState] = {}
     for event in batch:
         execution = execution.apply(event)
-        if event.node_id and event.type in NODE_STATE_EVENTS:
-            node = nodes.get(event.node_id) or NodeRunState.empty(event.execution_id, event.node_id)
-            nodes[event.node_id] = node.apply(event)
+        for node_id in node_targets(event):
+            node = nodes.get(node_id) or NodeRunState.empty(event.execution_id, node_id)
+            nodes[node_id] = node.apply(event)
     runs = (node.cancelled_by(execution).record for node in nodes.values())
     return execution.record, sorted(runs, key=node_run_order)
 

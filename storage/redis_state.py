@@ -344,9 +344,9 @@ for _, key in ipairs(redis.call('HKEYS', KEYS[9])) do  -- also what failed since
   local s = redis.call('HGET', KEYS[2], key .. ':status')
   if s == 'failed' or s == 'cancelled' then reset[key] = true end
 end
-local count = 0
+local reset_keys = {}
 for key in pairs(reset) do
-  count = count + 1
+  table.insert(reset_keys, key)
   local k = key .. ':'
   redis.call('SREM', KEYS[4], key)
   redis.call('HDEL', KEYS[3], key)
@@ -368,7 +368,7 @@ for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[9]}) do
 end
 emit(KEYS[1], KEYS[6], KEYS[7], {id=ARGV[5], type='execution.resumed', node_id=cjson.null,
                                  ts=tonumber(ARGV[4]) / 1000,
-                                 data={status='running', retry=true, nodes=count}})
+                                 data={status='running', retry=true, nodes=reset_keys}})
 return 1
 """
 )

@@ -25,7 +25,6 @@ from sqlalchemy.pool import StaticPool
 
 from storage.events import Event, EventType
 from storage.history import (
-    NODE_STATE_EVENTS,
     ExecutionRecord,
     ExecutionState,
     HistoryError,
@@ -36,6 +35,7 @@ from storage.history import (
     Page,
     SchemaMismatch,
     node_run_order,
+    node_targets,
 )
 from storage.state import ExecutionStatus, NodeStatus
 
@@ -333,9 +333,9 @@ class SqlHistoryStore:
         for event in sorted(batch, key=lambda event: (event.execution_id, event.seq, event.id)):
             execution_id = event.execution_id
             states[execution_id] = states[execution_id].apply(event)
-            if event.node_id and event.type in NODE_STATE_EVENTS:
-                key = (execution_id, event.node_id)
-                node = after.get(key) or NodeRunState.empty(execution_id, event.node_id)
+            for node_id in node_targets(event):
+                key = (execution_id, node_id)
+                node = after.get(key) or NodeRunState.empty(execution_id, node_id)
                 after[key] = node.apply(event)
         touched = {event.execution_id for event in batch}
         after = {key: state.cancelled_by(states[key[0]]) for key, state in after.items()}
@@ -376,9 +376,7 @@ class SqlHistoryStore:
     ) -> dict[tuple[str, str], NodeRunState]:
         """The stored node runs the batch's node events touch."""
         wanted = {
-            (event.execution_id, event.node_id)
-            for event in batch
-            if event.node_id and event.type in NODE_STATE_EVENTS
+            (event.execution_id, node_id) for event in batch for node_id in node_targets(event)
         }
         found: dict[tuple[str, str], NodeRunState] = {}
         for chunk in _chunks(sorted(wanted)):

@@ -594,7 +594,7 @@ class MemoryStateStore:
         meta["status"] = ExecutionStatus.RUNNING.value
         meta.pop("finished_ms", None)
         meta.pop("redispatched", None)
-        data = {"status": "running", "retry": True, "nodes": len(again)}
+        data = {"status": "running", "retry": True, "nodes": sorted(again)}
         self._emit(execution_id, EventType.EXECUTION_RESUMED, None, data)
         return True
 

@@ -147,7 +147,7 @@ def retried_execution() -> Script:
     script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
     script.add(EventType.NODE_FAILED, "a", error=error, settled=False, duration_ms=5)
     script.ended(ExecutionStatus.FAILED, error=error)
-    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=1)
+    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=["a"])
     script.add(EventType.NODE_STARTED, "a", attempt=2, worker="w2", type="code")
     script.add(EventType.NODE_RETRYING, "a", attempt=2, error={"message": "503"}, retry_in_s=1)
     return script
@@ -159,7 +159,19 @@ def cancelled_twice_execution() -> Script:
     script.add(EventType.EXECUTION_STARTED)
     script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
     script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
-    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=1)
+    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=["a"])
+    return script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
+
+
+def reopened_then_cancelled_execution() -> Script:
+    """A failed node sent back to pending by a retry, cancelled before it started again."""
+    error = {"code": "EXECUTION_FAILED", "message": "boom", "nodeId": "a"}
+    script = Script().queued()
+    script.add(EventType.EXECUTION_STARTED)
+    script.add(EventType.NODE_STARTED, "a", attempt=1, worker="w1", type="code")
+    script.add(EventType.NODE_FAILED, "a", error=error, settled=False, duration_ms=5)
+    script.ended(ExecutionStatus.FAILED, error=error)
+    script.add(EventType.EXECUTION_RESUMED, status="running", retry=True, nodes=["a", "b"])
     return script.ended(ExecutionStatus.CANCELLED, error={"code": "CANCELLED"})
 
 
@@ -169,6 +181,7 @@ SCENARIOS = {
     "cancelled": cancelled_execution,
     "retried": retried_execution,
     "cancelled twice": cancelled_twice_execution,
+    "reopened then cancelled": reopened_then_cancelled_execution,
 }
 
 
