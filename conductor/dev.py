@@ -28,7 +28,7 @@ from conductor.embedded import (
     answers,
     free_port,
 )
-from conductor.settings import Settings
+from conductor.settings import Settings, display_url
 
 POLL_S = 0.5
 
@@ -201,7 +201,7 @@ def banner(stack: DevStack, out: IO[str] | None = None) -> None:
     assert stack.redis is not None
     lines += [
         f"  Redis    {stack.redis.url}   (append-only file in {stack.redis.directory})",
-        f"  history  {settings.history_url}",
+        f"  history  {display_url(settings.history_url)}",
         f"  workers  {len(stack.workers)} x {stack.options.concurrency} processes",
         f"  logs     {stack.logs}",
         "Talk to it from another shell:",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from conductor.recorder import Recorder
-from conductor.settings import Settings
+from conductor.settings import Settings, display_url
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
 from workers.tasks import redis_client
@@ -37,7 +37,7 @@ def recorder(name: str | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     history = open_history(settings.history_url)
-    click.echo(f"recording into {settings.history_url}", err=True)
+    click.echo(f"recording into {display_url(settings.history_url)}", err=True)
     try:
         Recorder(redis_client(settings.redis_url), history, consumer=name).run(stop)
     finally:

@@ -92,6 +92,14 @@ class Settings(BaseModel):
         return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S
 
 
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def display_url(url: str) -> str:
+    """`url` with any password masked, for logs and banners."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
 def parse_queue_routes(text: str) -> dict[str, str]:
     """`CONDUCTOR_QUEUE_ROUTES` ("http-request=io,image=cpu") as node type -> queue."""
     routes: dict[str, str] = {}

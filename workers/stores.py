@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
 from storage.blobs import DEFAULT_THRESHOLD_BYTES, BlobStore
 from storage.redis_state import RedisStateStore
 from storage.retention import expire_execution
@@ -23,4 +25,7 @@ class Stores:
         """Let a finished execution's Redis keys expire in `finished_ttl_s` (never later)."""
         if self.finished_ttl_s is not None and isinstance(self.state, RedisStateStore):
             ttl_s = min(self.finished_ttl_s, self.state.ttl_s)
-            expire_execution(self.state.client, execution_id, ttl_s)
+            try:
+                expire_execution(self.state.client, execution_id, ttl_s)
+            except redis.RedisError:  # the execution is final; its keys keep the longer TTL
+                return

@@ -35,12 +35,36 @@ def compose() -> Json:
     return parsed
 
 
-@pytest.fixture(scope="module")
-def dotenv() -> dict[str, str]:
-    """The variables .env.example defines."""
+# What a user fills in before the first start (.env.example leaves every secret empty).
+SECRETS = {
+    "REDIS_PASSWORD": "r3dis-secret",
+    "POSTGRES_PASSWORD": "pg-secret",
+    "CONDUCTOR_FLOWER_BASIC_AUTH": "admin:flower-secret",
+    "CONDUCTOR_API_TOKEN": "api-secret",
+}
+
+
+def example_env() -> dict[str, str]:
+    """The variables .env.example defines, as shipped."""
     lines = (REPO / ".env.example").read_text().splitlines()
     pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
     return {name.strip(): value.strip() for name, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def dotenv() -> dict[str, str]:
+    """.env.example with its secrets set, as a user's .env would be."""
+    shipped = example_env()
+    assert set(SECRETS) <= set(shipped), "every secret is listed in .env.example"
+    return {**shipped, **SECRETS}
+
+
+def test_compose_refuses_to_start_until_every_secret_is_set() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in SECRETS:
+        partly = {**example_env(), **SECRETS, name: ""}
+        with pytest.raises(AssertionError, match=f"lacks the required {name}"):
+            interpolate(text, partly)
 
 
 def interpolate(text: str, variables: dict[str, str]) -> str:

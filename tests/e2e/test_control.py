@@ -188,6 +188,18 @@ def test_a_client_following_a_retried_execution_gets_the_new_result(stack: Stack
         api.stop()
 
 
+def test_a_late_retire_leaves_a_retried_execution_its_running_ttl(stack: Stack) -> None:
+    execution_id = stack.submit(chain(("a", "type: delay, queue: parked, parameters: {ms: 0}")))
+    assert stack.control().cancel(execution_id) is ControlOutcome.DONE
+    stores = stack.dispatcher().stores
+    assert 0 < stack.client.ttl(keys.meta(execution_id)) <= stack.settings.finished_ttl_s
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    stores.retire(execution_id)  # a finalize that lost the race, arriving after the retry
+    assert stack.client.ttl(keys.meta(execution_id)) > stack.settings.finished_ttl_s
+    assert stack.control().cancel(execution_id) is ControlOutcome.DONE
+    stack.client.delete("parked")
+
+
 def test_retry_and_resume_refuse_what_their_state_does_not_allow(stack: Stack) -> None:
     execution_id = stack.submit(chain(("a", delay(0))))
     assert stack.wait_final(execution_id)["status"] == "succeeded"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.settings import Settings
+from conductor.settings import Settings, display_url
 from workers.config import UnsafeSettings, broker_url, celery_config
 
 
@@ -49,3 +49,11 @@ def test_settings_default_into_the_data_dir(tmp_path: Path) -> None:
     assert loaded.files_root == tmp_path / "files"
     assert loaded.history_url == f"sqlite:///{tmp_path / 'history.sqlite3'}"
     assert loaded.allow_shell is False
+
+
+def test_passwords_in_urls_are_masked_for_display() -> None:
+    assert display_url("postgresql://conductor:s3cret@postgres:5432/db") == (
+        "postgresql://conductor:***@postgres:5432/db"
+    )
+    assert display_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert display_url("sqlite:////data/history.sqlite3") == "sqlite:////data/history.sqlite3"
