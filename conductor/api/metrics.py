@@ -8,9 +8,11 @@ round trips and two SQL queries.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 import redis
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -20,6 +22,8 @@ from storage.history import HistoryStore
 from storage.history_stats import DURATION_BUCKETS_MS, execution_counts, node_durations
 from storage.sql_history import SqlHistoryStore
 from workers.presence import WorkerPresence, live_workers
+
+log = logging.getLogger(__name__)
 
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in the list
 # `<queue>\x06\x16<p>` (its PRIORITY_STEPS and Channel.sep); the depth counts them all.
@@ -46,7 +50,10 @@ def render_metrics(settings: Settings, client: redis.Redis, history: HistoryStor
     )
     families = [*_queue_families(client, queues, workers)]
     if isinstance(history, SqlHistoryStore):  # every store open_history makes
-        families += _history_families(history)
+        try:
+            families += _history_families(history)
+        except sa.exc.SQLAlchemyError as exc:  # the Redis metrics still count
+            log.warning("metrics: the history store did not answer: %s", exc)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return generate_latest(registry)
