@@ -41,9 +41,19 @@ DEFAULT_TTL_S = 7 * 24 * 3600
 # deletes what it has recorded, so the stream holds only the recording backlog.
 _RESERVED = ""
 
+# clock_ms(): Redis's clock. Leases and the live set run on it, so workers' clocks need not agree.
+_CLOCK = """
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # emit(meta key, stream key, log key, event table): seq, XADD, RPUSH to the execution's log,
 # PUBLISH. ARGV[1..3] of every script are the events channel, (reserved), the execution id.
-_EMIT = """
+_EMIT = (
+    _CLOCK
+    + """
 local function emit(meta_key, stream_key, log_key, event)
   event['seq'] = redis.call('HINCRBY', meta_key, 'seq', 1)
   event['execution_id'] = ARGV[3]
@@ -58,11 +68,6 @@ local function same_ttl(meta_key, key)
   local ttl = redis.call('TTL', meta_key)
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
--- Leases run on Redis's clock, so workers' clocks need not agree.
-local function clock_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local function is_live(s) return s == 'queued' or s == 'running' or s == 'paused' end
 local function finished(s)
   return s == 'succeeded' or s == 'skipped' or s == 'failed' or s == 'cancelled'
@@ -74,31 +79,43 @@ local function holds(nodes_key, k, token)
   return token == '' or (st[1] == 'running' and st[2] == token)
 end
 """
+)
 
-# KEYS: meta, plan, stream, log, live executions. ARGV: channel, (reserved), execution id,
-#       ttl (s), the execution.queued event, number of meta fields, then meta fields and values,
-#       then plan keys and specs. Creates the execution whole, or not at all when the id is taken.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+# hset_all(key, first, last): HSET the field/value pairs ARGV[first..last], in chunks that stay
+# under Lua's limit on unpacked arguments.
+_HSET_ALL = """
 local function hset_all(key, first, last)
   for start = first, last, 2000 do
     local chunk = {}
     for j = start, math.min(start + 1999, last) do table.insert(chunk, ARGV[j]) end
     redis.call('HSET', key, unpack(chunk))
   end
-  redis.call('EXPIRE', key, ARGV[4])
 end
+"""
+
+# KEYS: meta, plan, stream, log, live executions. ARGV: channel, (reserved), execution id,
+#       ttl (s), the execution.queued event, number of meta fields, then meta fields and values,
+#       then plan keys and specs. Creates the execution whole, or not at all when the id is taken.
+_CREATE = (
+    _CLOCK
+    + _HSET_ALL
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local meta_end = 6 + 2 * tonumber(ARGV[6])
 hset_all(KEYS[1], 7, meta_end)
-if meta_end < #ARGV then hset_all(KEYS[2], meta_end + 1, #ARGV) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if meta_end < #ARGV then
+  hset_all(KEYS[2], meta_end + 1, #ARGV)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 redis.call('XADD', KEYS[3], '*', 'event', ARGV[5])
 redis.call('RPUSH', KEYS[4], ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('PUBLISH', ARGV[1], ARGV[5])
-local t = redis.call('TIME')  -- the live set runs on Redis's clock, like leases
-redis.call('ZADD', KEYS[5], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
+redis.call('ZADD', KEYS[5], clock_ms(), ARGV[3])
 return 1
 """
+)
 
 # KEYS: meta, plan, nodes, outputs, stream, log, live executions.
 # ARGV: channel, cap, execution id, node key, now (ms), worker, event id, event id, lease (ms),
@@ -269,17 +286,12 @@ return 0
 # Adds a loop's items only while the expanding attempt holds the loop (a stale attempt would
 # count them twice); then lease 0 says no attempt holds the loop while its items run, so the
 # collecting run need not wait and the reconciler sees no lapsed lease.
-_EXPAND = """
+_EXPAND = (
+    _HSET_ALL
+    + """
 local k = ARGV[1] .. ':'
 local st = redis.call('HMGET', KEYS[4], k .. 'status', k .. 'attempts')
 if st[1] ~= 'running' or st[2] ~= ARGV[2] then return 0 end
-local function hset_all(key, first, last)
-  for start = first, last, 2000 do
-    local chunk = {}
-    for j = start, math.min(start + 1999, last) do table.insert(chunk, ARGV[j]) end
-    redis.call('HSET', key, unpack(chunk))
-  end
-end
 local specs_end = 4 + tonumber(ARGV[4])
 hset_all(KEYS[2], 5, specs_end)
 if specs_end < #ARGV then hset_all(KEYS[3], specs_end + 1, #ARGV) end
@@ -289,22 +301,25 @@ local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
 return 1
 """
+)
 
 # KEYS: meta, nodes, live executions. ARGV: node key, attempt token, now (ms), lease (ms),
 #       execution id. Renews the attempt's lease; says the execution's status and whether the
 #       attempt still holds the node.
-_HEARTBEAT = """
+_HEARTBEAT = (
+    _CLOCK
+    + """
 local k = ARGV[1] .. ':'
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'', 0} end
 local st = redis.call('HMGET', KEYS[2], k .. 'status', k .. 'attempts')
 if st[1] ~= 'running' or st[2] ~= ARGV[2] then return {status, 0} end
-local t = redis.call('TIME')  -- leases run on Redis's clock
-local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock = clock_ms()
 redis.call('HSET', KEYS[2], k .. 'lease_ms', clock + tonumber(ARGV[4]))
 if status == 'queued' or status == 'running' then redis.call('ZADD', KEYS[3], clock, ARGV[5]) end
 return {status, 1}
 """
+)
 
 # KEYS: meta, plan, nodes, done. ARGV: now (ms). Marks a live or paused execution cancelled and
 # every node without an outcome cancelled (which fences off their running attempts); 0 when it
