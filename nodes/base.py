@@ -10,22 +10,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 MAX_TIMEOUT_MS = 3_600_000  # one hour; the broker's visibility timeout is set above it
 DEFAULT_TIMEOUT_MS = 30_000
 
 
 class NodeParameters(BaseModel):
-    """Base parameters every node accepts (Atomiton's): enabled, timeout (ms), retries."""
+    """Base parameters every node accepts (Atomiton's): enabled, timeout (ms), retries, and
+    the display-only label and description.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Unknown keys are dropped at run time, as Atomiton does; validation warns about them
+    (conductor.validation), and strict mode refuses them.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     enabled: bool = True
     timeout: int = Field(
         default=DEFAULT_TIMEOUT_MS, ge=1, le=MAX_TIMEOUT_MS, description="Time limit in ms"
     )
     retries: int = Field(default=1, ge=0, le=10, description="Extra attempts after a failure")
+    label: str | None = Field(default=None, description="Display only")
+    description: str | None = Field(default=None, description="Display only")
 
 
 # Base parameters every node accepts; never taken from templates or input ports.
@@ -83,6 +90,9 @@ class Node(ABC, Generic[P]):
     # Parameters that must be written literally: no templates, no input-port overrides (for
     # example a shell command, whose text is split into arguments).
     literal_parameters: ClassVar[frozenset[str]] = frozenset()
+    # Keys Atomiton's own node definition carries for its editor but Conductor does not read:
+    # accepted without a warning.
+    editor_parameters: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def run(self, params: P, context: NodeContext) -> Mapping[str, Any]:
@@ -90,8 +100,34 @@ class Node(ABC, Generic[P]):
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
-        """The JSON Schema of this type's parameters."""
-        return cls.parameters_model.model_json_schema()
+        """The JSON Schema of this type's parameters; each alias is listed as a property too,
+        so an outside schema check accepts a Blueprint that uses it."""
+        schema = cls.parameters_model.model_json_schema()
+        properties = schema.get("properties", {})
+        for field, aliases in parameter_aliases(cls.parameters_model).items():
+            canonical = properties.get(field)
+            for alias in aliases:
+                if canonical is not None and alias not in properties:
+                    properties[alias] = {**canonical, "description": f"Alias of {field}"}
+        return schema
+
+    @classmethod
+    def parameter_names(cls) -> frozenset[str]:
+        """Every key this type reads from `parameters`: fields and their aliases."""
+        aliases = parameter_aliases(cls.parameters_model)
+        return frozenset(cls.parameters_model.model_fields).union(*aliases.values())
+
+
+def parameter_aliases(model: type[BaseModel]) -> dict[str, list[str]]:
+    """Each field's other accepted names (its validation aliases other than itself)."""
+    found: dict[str, list[str]] = {}
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        others = [c for c in choices if isinstance(c, str) and c != name]
+        if others:
+            found[name] = others
+    return found
 
 
 SETTLED_ERROR = "$error"

@@ -15,7 +15,7 @@ class GroupParameters(NodeParameters):
     """Parameters of `group` (Atomiton's `parallel` flag is accepted; children always run as
     soon as their inputs are ready)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     parallel: bool = False
 

@@ -36,7 +36,7 @@ TRANSIENT_ERRORS = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyEr
 class HttpAuth(BaseModel):
     """Atomiton's `auth`: a bearer token, or basic username and password."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     type: Literal["bearer", "basic"]
     token: str | None = None
