@@ -11,9 +11,10 @@ import redis
 
 from conductor.embedded import RedisServer, WorkerProcess
 from conductor.settings import Settings
+from tests.fixture_files import write_atomiton_data
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+ATOMITON_FLOWS = REPO / "examples" / "atomiton"  # Atomiton's three sample flows, held by the repo
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def atomiton_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Atomiton's sample data files (csv, tsv, xlsx, ods, png), built once per session."""
+    return write_atomiton_data(tmp_path_factory.mktemp("atomiton-data"))
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,9 @@ from storage.blueprints import (
     content_of,
     open_blueprint_store,
 )
-from tests.conftest import SHARED
+from tests.conftest import ATOMITON_FLOWS
 
-HELLO_WORLD = SHARED / "fixtures" / "atomiton" / "flows" / "hello-world.flow.yaml"
+HELLO_WORLD = ATOMITON_FLOWS / "hello-world.flow.yaml"
 
 UNSAFE_IDS = [
     "../escape",

@@ -17,12 +17,12 @@ from conductor.loader import load_blueprint_file
 from conductor.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
-from tests.conftest import SHARED
+from tests.conftest import ATOMITON_FLOWS
 from tests.e2e.conftest import RunBlueprint
 from workers.app import create_app
 from workers.tasks import make_stores
 
-HELLO_WORLD = SHARED / "fixtures" / "atomiton" / "flows" / "hello-world.flow.yaml"
+HELLO_WORLD = ATOMITON_FLOWS / "hello-world.flow.yaml"
 SubmitBlueprint = Callable[[Blueprint], dict[str, Any]]
 
 

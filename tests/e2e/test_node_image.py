@@ -7,18 +7,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import SHARED
 from tests.e2e.conftest import RunBlueprint
-
-PHOTO = SHARED / "fixtures" / "atomiton" / "data" / "sample-photo.png"  # 1200x800
 
 
 def test_an_image_is_resized_then_converted_by_the_worker(
-    run_blueprint: RunBlueprint, data_dir: Path
+    run_blueprint: RunBlueprint, data_dir: Path, atomiton_data: Path
 ) -> None:
     files = data_dir / "files"
     (files / "e2e-image").mkdir(parents=True, exist_ok=True)
-    shutil.copy(PHOTO, files / "e2e-image" / "photo.png")
+    shutil.copy(atomiton_data / "sample-photo.png", files / "e2e-image" / "photo.png")
     result = run_blueprint(
         """
 id: images

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED
 from tests.e2e.conftest import RunBlueprint
-
-DATA = SHARED / "fixtures" / "atomiton" / "data"
 
 
 @pytest.fixture
-def sheets(data_dir: Path) -> str:
+def sheets(data_dir: Path, atomiton_data: Path) -> str:
     """Atomiton's test data under the worker's files root; the folder's root-relative name."""
     folder = data_dir / "files" / "e2e-sheets"
-    shutil.copytree(DATA, folder, dirs_exist_ok=True)
+    shutil.copytree(atomiton_data, folder, dirs_exist_ok=True)
     return "e2e-sheets"
 
 

@@ -17,8 +17,9 @@ from conductor.loader import (
     parse_document,
 )
 from conductor.problems import ErrorCode, InvalidBlueprint, Problem
+from tests.conftest import ATOMITON_FLOWS
 
-FLOWS_DIR = Path(__file__).parents[3] / "shared" / "fixtures" / "atomiton" / "flows"
+FLOWS_DIR = ATOMITON_FLOWS
 FLOW_FILES = sorted(FLOWS_DIR.glob("*.flow.yaml"))
 
 HEADER = 'id: "bp-1"\nname: "Test"\n'

@@ -16,9 +16,8 @@ from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import InvalidParameters, NodeError
 from nodes.file_system import FileSystemNode, FileSystemParameters, expand_braces
 from nodes.files import OutsideFilesRoot
-from tests.conftest import SHARED
+from tests.conftest import ATOMITON_FLOWS
 
-FLOWS = SHARED / "fixtures" / "atomiton" / "flows"
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -106,7 +105,7 @@ def test_bad_patterns_are_refused_before_running() -> None:
 
 def test_real_atomiton_file_system_nodes_validate() -> None:
     for flow in ("hello-world", "data-transform", "image-processor"):
-        blueprint = load_blueprint_file(FLOWS / f"{flow}.flow.yaml")
+        blueprint = load_blueprint_file(ATOMITON_FLOWS / f"{flow}.flow.yaml")
         found = [node for node in blueprint.nodes if node.type == "file-system"]
         assert found, flow
         for node in found:

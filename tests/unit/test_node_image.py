@@ -20,21 +20,20 @@ from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import NodeError
 from nodes.files import OutsideFilesRoot
 from nodes.image import ImageNode, ImageParameters
-from tests.conftest import SHARED
+from tests.conftest import ATOMITON_FLOWS
 
-FIXTURES = SHARED / "fixtures" / "atomiton"
 PHOTO = "sample-photo.png"  # 1200x800 RGBA, opaque
 THUMB = "sample-thumbnail.png"  # 300x200 RGBA, one colour
 STEELBLUE = (70, 130, 180)
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A files root holding the two fixture images."""
+def root(tmp_path: Path, atomiton_data: Path) -> Path:
+    """A files root holding the two fixture images (built by the tests)."""
     files = tmp_path / "files"
     files.mkdir()
     for name in (PHOTO, THUMB):
-        shutil.copy(FIXTURES / "data" / name, files / name)
+        shutil.copy(atomiton_data / name, files / name)
     return files
 
 
@@ -117,7 +116,7 @@ def test_contain_pads_with_transparency(root: Path) -> None:
 
 
 def test_atomitons_resize_node_from_the_image_processor_flow(root: Path) -> None:
-    flow = yaml.safe_load((FIXTURES / "flows" / "image-processor.flow.yaml").read_text())
+    flow = yaml.safe_load((ATOMITON_FLOWS / "image-processor.flow.yaml").read_text())
     node = next(node for node in flow["nodes"] if node["id"] == "image-resize")
     output = run(root, data={"path": PHOTO}, **node["parameters"])
     image = written(root, output)
@@ -170,7 +169,7 @@ def test_overlay_changes_the_expected_corner_and_nothing_else(root: Path) -> Non
 def test_watermark_with_atomitons_parameters(root: Path) -> None:
     (root / "assets").mkdir()
     shutil.copy(root / THUMB, root / "assets" / "watermark.png")
-    flow = yaml.safe_load((FIXTURES / "flows" / "image-processor.flow.yaml").read_text())
+    flow = yaml.safe_load((ATOMITON_FLOWS / "image-processor.flow.yaml").read_text())
     node = next(node for node in flow["nodes"] if node["id"] == "image-watermark")
     assert node["parameters"]["watermarkPath"] == "/assets/watermark.png"
     # Rooted paths are refused by nodes.files; the flow's path relative to the files root:

@@ -25,9 +25,7 @@ from nodes.spreadsheet import (
     column_index,
     column_letters,
 )
-from tests.conftest import SHARED
-
-FIXTURES = SHARED / "fixtures" / "atomiton"
+from tests.conftest import ATOMITON_FLOWS
 
 USERS = [
     {"name": "Alice", "age": 30, "email": "alice@example.com", "city": "New York"},
@@ -50,10 +48,10 @@ SHEETS = ["Users", "Products", "Sales"]
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A files root holding copies of Atomiton's test data files."""
+def root(tmp_path: Path, atomiton_data: Path) -> Path:
+    """A files root holding copies of Atomiton's test data files (built by the tests)."""
     files = tmp_path / "files"
-    shutil.copytree(FIXTURES / "data", files)
+    shutil.copytree(atomiton_data, files)
     return files
 
 
@@ -187,7 +185,7 @@ def test_ranges(root: Path, name: str) -> None:
 
 
 def test_the_real_data_transform_flow_csv_source_validates() -> None:
-    blueprint = load_blueprint_file(FIXTURES / "flows" / "data-transform.flow.yaml")
+    blueprint = load_blueprint_file(ATOMITON_FLOWS / "data-transform.flow.yaml")
     (node,) = [node for node in blueprint.nodes if node.id == "csv-source"]
     assert node.type == "spreadsheet"
     params = SpreadsheetParameters.model_validate(node.parameters)
@@ -201,7 +199,7 @@ def test_the_real_data_transform_flow_csv_source_validates() -> None:
 
 def _csv_source_parameters() -> dict[str, Any]:
     """The parameters of the real data-transform flow's csv-source node."""
-    blueprint = load_blueprint_file(FIXTURES / "flows" / "data-transform.flow.yaml")
+    blueprint = load_blueprint_file(ATOMITON_FLOWS / "data-transform.flow.yaml")
     (node,) = [node for node in blueprint.nodes if node.id == "csv-source"]
     return dict(node.parameters)
 

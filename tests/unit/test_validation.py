@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +10,10 @@ from conductor.loader import load_blueprint_file, load_blueprint_text
 from conductor.problems import ErrorCode, InvalidBlueprint, Problem
 from conductor.validation import ensure_valid, validate
 from nodes.registry import NodeRegistry
+from tests.conftest import ATOMITON_FLOWS
 from tests.unit.blueprints import blueprint, chain_edges, edge, group, node
 
-FLOWS_DIR = Path(__file__).parents[3] / "shared" / "fixtures" / "atomiton" / "flows"
+FLOWS_DIR = ATOMITON_FLOWS
 
 
 def problems_of(
