@@ -175,10 +175,10 @@ class SpreadsheetNode(Node[SpreadsheetParameters]):
         root = context.environment.files_root.resolve()
         source = resolve_in_root(root, params.path)
         shown = source.relative_to(root).as_posix()
-        kind = params.format or _format_of(source, shown)
         if not source.is_file():
             what = "is not a file" if source.exists() else "does not exist"
             raise NodeError(f"spreadsheet {shown} {what}", retryable=False)
+        kind = params.format or _format_of(source, shown)
         cells = CellRange.parse(params.range) if params.range else None
         sheet = _READERS[kind](_Request(source, shown, kind, params, cells))
         fill: Cell = "" if kind in ("csv", "tsv") else None
