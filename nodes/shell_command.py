@@ -1,10 +1,13 @@
 """`shell-command`: run a program (off unless CONDUCTOR_ALLOW_SHELL is set).
 
-No shell ever runs: `command` is split with `shlex` into a program and its arguments, and `args`
-are appended as they are. Pipes, redirection, `&&`, `;`, globbing, `~` and `$VAR` expansion do not
-apply (run `sh -c '...'` explicitly when you need them). The program runs in its own session with
-a scrubbed environment, CPU and memory limits, and a working directory inside the files root; at
-the timeout, and when the program exits, its whole process group is killed.
+No shell ever runs. Atomiton's form names the program in `program` and its arguments in `args`,
+each one argument as it is; Conductor's own form `command` is split with `shlex` into a program
+and arguments, and `args` are appended. Pipes, redirection, `&&`, `;`, globbing, `~` and `$VAR`
+expansion do not apply (run `sh -c '...'` explicitly when you need them). A program named
+without a `/` is looked up on the worker's PATH (never on a PATH the node sets), and the program
+is literal, so nothing from the input can change which program runs. It runs in its own session
+with a scrubbed environment, CPU and memory limits, and a working directory inside the files
+root; at the timeout, and when the program exits, its whole process group is killed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import resource
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, NodeStopped, NodeTimeout
@@ -37,19 +41,33 @@ POLL_S = 0.02  # how often the exit of the program is checked while its pipes st
 KILL_GRACE_S = 0.5  # between `killSignal` and SIGKILL; below Celery's 1 s soft-limit margin
 DRAIN_S = 0.25  # for what is left in pipes after the kill (held open only by escaped processes)
 STDERR_TAIL_CHARS = 2000
+SIGNAL_EXIT_BASE = 128  # a program killed by signal N exits with 128 + N, as shells report it
+# Removed from the variables a node sets, as Atomiton does: they load code into the program.
+LOADER_VARIABLES = frozenset(
+    {"LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH"}
+)
 _EXITED = object()  # selector data of the pidfd
 
 Encoding = Literal["utf8", "base64", "binary", "ascii", "hex"]
 
 
 class ShellCommandParameters(NodeParameters):
-    """Parameters of `shell-command` (Atomiton's names)."""
+    """Parameters of `shell-command` (Atomiton's names, and Conductor's `command`)."""
 
-    command: str = Field(
+    command: str | None = Field(
+        default=None,
         min_length=1,
-        description="Program and arguments, split with shlex; no shell features apply",
+        description="Conductor's form: program and arguments in one string, split with shlex",
     )
-    args: list[str] = Field(default_factory=list, description="More arguments, passed as they are")
+    program: str | None = Field(
+        default=None,
+        min_length=1,
+        validate_default=True,
+        description="Program to run: a name on the worker's PATH, or a path (Atomiton's form)",
+    )
+    args: list[str] = Field(
+        default_factory=list, description="Arguments, each passed as it is (or JSON text)"
+    )
     stdin: str | None = Field(default=None, description="Text written to the program's stdin")
     workingDirectory: str | None = Field(
         default=None,
@@ -58,10 +76,12 @@ class ShellCommandParameters(NodeParameters):
     )
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables to set")
     environment: dict[str, str] = Field(
-        default_factory=dict, description="More environment variables (Atomiton's second name)"
+        default_factory=dict, description="More environment variables (Atomiton's name)"
     )
-    throwOnError: bool = Field(
-        default=True, description="A non-zero exit fails the node (Atomiton's default: false)"
+    throwOnError: bool | None = Field(
+        default=None,
+        description="Whether a non-zero exit or a timeout fails the node; default: false with "
+        "`program` (Atomiton: returned in the output), true with `command`",
     )
     captureOutput: bool = Field(default=True, description="Capture stdout and stderr")
     encoding: Encoding = Field(default="utf8", description="How captured output is decoded")
@@ -76,17 +96,29 @@ class ShellCommandParameters(NodeParameters):
         default=512, ge=16, le=1_048_576, description="RLIMIT_AS (address space), MiB"
     )
     shell: Literal["bash", "sh", "zsh", "powershell", "cmd"] = Field(
-        default="bash", description="Accepted for Atomiton flows and ignored: no shell runs"
+        default="bash", description="Accepted for older Atomiton flows and ignored: no shell runs"
     )
     inheritStdio: Literal[False] = Field(
-        default=False, description="Accepted for Atomiton flows; only false is supported"
+        default=False, description="Accepted for older Atomiton flows; only false is supported"
     )
 
     @field_validator("command")
     @classmethod
-    def _splits(cls, value: str) -> str:
-        if not shlex.split(value):  # raises ValueError on unbalanced quotes
+    def _splits(cls, value: str | None) -> str | None:
+        if value is not None and not shlex.split(value):  # ValueError on unbalanced quotes
             raise ValueError("command has no program")
+        return value
+
+    @field_validator("program")
+    @classmethod
+    def _one_program(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "command" not in info.data:  # `command` failed validation: its error says why
+            return value
+        command = info.data["command"]
+        if value is None and command is None:
+            raise ValueError("program is required (or Conductor's command)")
+        if value is not None and command is not None:
+            raise ValueError("give program (with args) or command, not both")
         return value
 
     @field_validator("args", mode="before")
@@ -118,14 +150,24 @@ class ShellCommandParameters(NodeParameters):
             raise ValueError(f"unknown signal {value!r}")
         return name
 
+    def argv(self) -> list[str]:
+        """The program and its arguments."""
+        head = [self.program] if self.program is not None else shlex.split(self.command or "")
+        return [*head, *self.args]
+
+    def throws(self) -> bool:
+        """Whether a non-zero exit or a timeout fails the node instead of being returned."""
+        return self.throwOnError if self.throwOnError is not None else self.program is None
+
 
 class ShellCommandNode(Node[ShellCommandParameters]):
     """Run a program without a shell, confined and limited; refused unless the worker allows it."""
 
     type_name = "shell-command"
-    # `command` is split into arguments: a template or an input in it could add arguments.
-    # Variable parts go in `args`, each of which is exactly one argument.
-    literal_parameters = frozenset({"command"})
+    # Nothing from a template or an input may choose the program (Atomiton reads `program`
+    # from the input: Conductor does not). `command` is also split into arguments. Variable
+    # parts go in `args`, each of which is exactly one argument.
+    literal_parameters = frozenset({"command", "program"})
     description = "Run a program (off unless CONDUCTOR_ALLOW_SHELL is set)"
     parameters_model = ShellCommandParameters
 
@@ -136,7 +178,7 @@ class ShellCommandNode(Node[ShellCommandParameters]):
                 "workers that may run programs (and route these nodes to them with `queue:`)",
                 retryable=False,
             )
-        argv = [*shlex.split(params.command), *params.args]
+        argv = params.argv()
         root = context.environment.files_root
         limit_s = min(context.remaining_s(), params.timeout / 1000)
         started = time.monotonic()
@@ -150,7 +192,7 @@ class ShellCommandNode(Node[ShellCommandParameters]):
         )
         if context.stop.is_set():
             raise NodeStopped(f"command {argv[0]!r} stopped: the execution was cancelled")
-        if finished.timed_out:
+        if finished.timed_out and params.throws():
             raise NodeTimeout(
                 f"command {argv[0]!r} timed out after {limit_s:.1f} s; its process group was killed"
             )
@@ -243,6 +285,7 @@ def _spawn(
     try:
         return subprocess.Popen(
             argv,
+            executable=_executable(argv[0]),
             stdin=subprocess.PIPE if params.stdin is not None else subprocess.DEVNULL,
             stdout=output,
             stderr=output,
@@ -253,11 +296,24 @@ def _spawn(
             preexec_fn=_Limits.of(params).apply,  # noqa: PLW1509  (two setrlimit calls, no locks)
         )
     except FileNotFoundError:
-        raise NodeError(
-            f"program {argv[0]!r} not found on the worker's PATH", retryable=False
-        ) from None
+        raise NodeError(f"program {argv[0]!r} not found", retryable=False) from None
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         raise NodeError(f"cannot start {argv[0]!r}: {exc}", retryable=False) from None
+
+
+def _executable(program: str) -> str:
+    """A program named without a `/`, found on the worker's PATH: a PATH set by the node (or
+    arriving on an input) cannot change which program runs."""
+    if "/" in program:
+        return program  # relative to the working directory, or absolute
+    found = shutil.which(program, path=_worker_path())
+    if found is None:
+        raise NodeError(f"program {program!r} not found on the worker's PATH", retryable=False)
+    return found
+
+
+def _worker_path() -> str:
+    return os.environ.get("PATH") or os.defpath
 
 
 class _Pipes:
@@ -378,13 +434,14 @@ def _working_directory(root: Path, path: str | None) -> Path:
 
 
 def _scrubbed_env(root: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """Only PATH, HOME (the files root) and LANG from the worker, plus the node's own `env`."""
+    """Only PATH, HOME (the files root) and LANG from the worker, plus the node's own `env` and
+    `environment` less the variables that load code into the program."""
     base = {
-        "PATH": os.environ.get("PATH") or os.defpath,
+        "PATH": _worker_path(),
         "HOME": str(root.resolve()),
         "LANG": os.environ.get("LANG") or "C.UTF-8",
     }
-    return {**base, **extra}
+    return {**base, **{name: text for name, text in extra.items() if name not in LOADER_VARIABLES}}
 
 
 def _decode(data: bytes, encoding: Encoding) -> str:
@@ -402,14 +459,18 @@ def _output(
     stdout = _decode(bytes(finished.stdout.data), params.encoding)
     stderr = _decode(bytes(finished.stderr.data), params.encoding)
     code = finished.returncode
-    if code != 0 and params.throwOnError:
+    if code != 0 and params.throws():
         raise _failure(argv[0], code, stderr, params)
+    # Killed by a signal (the timeout's too): 128 + N, never 0 as Atomiton reports it.
+    exit_code = SIGNAL_EXIT_BASE - code if code < 0 else code
     return {
         "result": stdout,
         "stdout": stdout,
         "stderr": stderr,
-        "exitCode": code,
-        "success": code == 0,
+        "exitCode": exit_code,
+        "signal": _signal_name(-code) if code < 0 else None,
+        "success": code == 0 and not finished.timed_out,
+        "timedOut": finished.timed_out,
         "command": shlex.join(argv),
         "duration": duration_ms,
         "duration_ms": duration_ms,
@@ -425,8 +486,12 @@ def _failure(program: str, code: int, stderr: str, params: ShellCommandParameter
     return NodeError(f"command {program!r} exited with code {code}: {tail}")
 
 
+def _signal_name(number: int) -> str:
+    return signal.Signals(number).name if number in signal.valid_signals() else str(number)
+
+
 def _signal_reason(number: int, params: ShellCommandParameters) -> str:
-    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    name = _signal_name(number)
     if number == signal.SIGXCPU:
         return f"was killed by {name}: CPU time limit of {params.cpuLimitSeconds} s exceeded"
     if number == signal.SIGKILL:
