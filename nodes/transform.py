@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError
@@ -26,16 +29,22 @@ _PROGRAMS: dict[str, str] = {
         "return items.reduce((acc, item, index) => fn.length >= 2 ? fn(acc, item, index)"
         " : fn({acc, item, index}), opts.initial);"
     ),
+    # Atomiton's order: both values numbers under Number() compare as numbers, anything else
+    # by String() in UTF-16 code units; Array.prototype.sort is stable, so ties keep order.
     "sort": (
-        "const key = item => opts.sortKey ? (item == null ? item : item[opts.sortKey]) : fn(item);"
+        "const key = item => opts.sortKey === null ? fn(item)"
+        " : (item !== null && typeof item === 'object' && opts.sortKey in item"
+        " ? item[opts.sortKey] : undefined);"
         "const sign = opts.sortDirection === 'desc' ? -1 : 1;"
-        "return items.slice().sort((a, b) => { const x = key(a), y = key(b);"
-        " if (typeof x === 'number' && typeof y === 'number') return sign * (x - y);"
-        " return sign * String(x).localeCompare(String(y)); });"
+        "const order = (x, y) => { const nx = Number(x), ny = Number(y);"
+        " if (!Number.isNaN(nx) && !Number.isNaN(ny)) return nx < ny ? -1 : nx > ny ? 1 : 0;"
+        " const sx = String(x), sy = String(y); return sx < sy ? -1 : sx > sy ? 1 : 0; };"
+        "return items.slice().sort((a, b) => sign * order(key(a), key(b)));"
     ),
     "group": (
         "const out = {}; for (const item of items) {"
-        " const k = String(opts.groupBy ? (item == null ? item : item[opts.groupBy]) : fn(item));"
+        " const k = String(opts.groupKey === null ? fn(item)"
+        " : (item !== null && typeof item === 'object' ? item[opts.groupKey] : undefined));"
         " (out[k] = out[k] || []).push(item); } return out;"
     ),
     "flatten": "return items.flat(opts.flattenDepth);",
@@ -45,10 +54,15 @@ _PROGRAMS: dict[str, str] = {
         " seen.add(k); return true; });"
     ),
     "reverse": "return items.slice().reverse();",
-    "limit": "return items.slice(0, opts.limit);",
-    "skip": "return items.slice(opts.skip);",
-    "slice": "return items.slice(opts.start, opts.end === null ? undefined : opts.end);",
+    "limit": "return items.slice(0, opts.limitCount);",
+    "skip": "return items.slice(opts.skipCount);",
+    "slice": (
+        "return items.slice(opts.sliceStart, opts.sliceEnd === null ? undefined : opts.sliceEnd);"
+    ),
 }
+# Atomiton also takes a bare property path as a function: `item.price` reads it from the item;
+# any other name resolves to undefined (its scope holds only `item`).
+_PROPERTY_PATH = re.compile(r"\s*([A-Za-z_$][\w$]*)((?:\.[A-Za-z_$][\w$]*)*)\s*")
 
 
 DataType = Literal["array", "object", "string", "number", "boolean", "any"]
@@ -62,7 +76,8 @@ _JS_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 class TransformParameters(NodeParameters):
-    """Parameters of `transform`.
+    """Parameters of `transform`, under Atomiton's names (Conductor's earlier names, `groupBy`,
+    `limit`, `skip`, `start` and `end`, are aliases).
 
     Atomiton's flows also write a function *body* as `expression` or `code` (for example
     `return data.filter(row => row.active === 'true');`): it runs with the whole input bound to
@@ -71,17 +86,41 @@ class TransformParameters(NodeParameters):
     """
 
     operation: Operation = "map"
-    transformFunction: str = Field(default=IDENTITY, min_length=1)
+    transformFunction: str = Field(
+        default=IDENTITY,
+        min_length=1,
+        validation_alias=AliasChoices("transformFunction", "function"),
+        description="Arrow function or property path (an input port `function` replaces it)",
+    )
     reduceFunction: str | None = None
-    reduceInitial: Any = 0
-    sortKey: str | None = None
+    reduceInitial: Any = Field(
+        default=0, description="reduce: start value; a string is read as JSON, else a number"
+    )
+    sortKey: str | None = Field(default=None, description="sort: the key; group: fallback key")
     sortDirection: Literal["asc", "desc"] = "asc"
-    groupBy: str | None = None
+    groupKey: str | None = Field(
+        default=None, validation_alias=AliasChoices("groupKey", "groupBy"), description="group"
+    )
     flattenDepth: int = Field(default=1, ge=1, le=10)
-    limit: int = Field(default=10, ge=0)
-    skip: int = Field(default=0, ge=0)
-    start: int = 0
-    end: int | None = None
+    limitCount: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("limitCount", "limit"), description="limit"
+    )
+    skipCount: int = Field(
+        default=0, ge=0, validation_alias=AliasChoices("skipCount", "skip"), description="skip"
+    )
+    sliceStart: int = Field(
+        default=0,
+        validation_alias=AliasChoices("sliceStart", "start"),
+        description="slice: first index (negative counts from the end)",
+    )
+    sliceEnd: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("sliceEnd", "end"),
+        description="slice: end index, excluded (negative counts from the end)",
+    )
+    data: list[Any] | None = Field(
+        default=None, description="The list to transform when no input port `data` gives one"
+    )
     expression: str | None = Field(default=None, min_length=1)
     code: str | None = Field(default=None, min_length=1)
     inputParams: str = Field(default="data", pattern=r"^[A-Za-z_$][\w$]*$")
@@ -89,6 +128,24 @@ class TransformParameters(NodeParameters):
     outputType: DataType = "any"
     returnType: DataType = "any"
     async_: bool = Field(default=False, alias="async")
+
+    @field_validator(
+        "flattenDepth", "limitCount", "skipCount", "sliceStart", "sliceEnd", mode="before"
+    )
+    @classmethod
+    def _truncate(cls, value: Any) -> Any:
+        """Atomiton's counts are JavaScript numbers: a fraction is truncated, as slice does."""
+        if isinstance(value, float) and math.isfinite(value):
+            return math.trunc(value)
+        return value
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _node_output_stands_for_its_result(cls, value: Any) -> Any:
+        """A port `data` fed a whole node output: its `result`, as everywhere in Conductor."""
+        if isinstance(value, dict) and isinstance(value.get("result"), list):
+            return value["result"]
+        return value
 
     @model_validator(mode="after")
     def _one_body(self) -> TransformParameters:
@@ -127,32 +184,84 @@ class TransformNode(Node[TransformParameters]):
     def _run_operation(
         self, params: TransformParameters, context: NodeContext
     ) -> Mapping[str, Any]:
-        data = context.data
-        single = not isinstance(data, list)
-        items = [data] if single else data
-        source = (
-            params.reduceFunction
-            if params.operation == "reduce" and params.reduceFunction
-            else params.transformFunction
-        )
+        data = params.data if params.data is not None else context.data
+        single = not isinstance(data, list) and data is not None
+        items = [] if data is None else [data] if single else data
+        group_key = params.groupKey or params.sortKey
+        if params.operation == "group" and group_key is None and not _custom(params):
+            raise NodeError("groupKey or sortKey is required for group operation", retryable=False)
         options = {
-            "initial": params.reduceInitial,
+            "initial": reduce_initial(params.reduceInitial),
             "sortKey": params.sortKey,
             "sortDirection": params.sortDirection,
-            "groupBy": params.groupBy,
+            "groupKey": group_key,
             "flattenDepth": params.flattenDepth,
-            "limit": params.limit,
-            "skip": params.skip,
-            "start": params.start,
-            "end": params.end,
+            "limitCount": params.limitCount,
+            "skipCount": params.skipCount,
+            "sliceStart": params.sliceStart,
+            "sliceEnd": params.sliceEnd,
         }
         program = "const items = data.items, opts = data.opts;\n" + _PROGRAMS[params.operation]
         sandbox = JavaScriptSandbox(time_limit_s=context.remaining_s())
+        source = function_source(_function(params))
         out = sandbox.run({"fn": source}, program, {"items": items, "opts": options})
         if single and params.operation == "map" and isinstance(out, list) and len(out) == 1:
             out = out[0]
         _check_type("outputType", out, params.outputType)
         return _output(out, items, params.operation)
+
+
+def _function(params: TransformParameters) -> str:
+    """The user function for this operation: `reduceFunction` for reduce when set."""
+    if params.operation == "reduce" and params.reduceFunction:
+        return params.reduceFunction
+    return params.transformFunction
+
+
+def _custom(params: TransformParameters) -> bool:
+    """Whether a function other than the identity was given."""
+    return params.transformFunction.strip() != IDENTITY
+
+
+def function_source(text: str) -> str:
+    """A function expression for `text`: Atomiton's bare property path (`item.price`) becomes
+    an arrow function reading it from the item (another root name reads nothing)."""
+    match = _PROPERTY_PATH.fullmatch(text)
+    if match is None or "=>" in text or match.group(1) in ("function", "async", "class"):
+        return text
+    if match.group(1) != "item":
+        return "item => undefined"
+    return f"item => item{match.group(2)}"
+
+
+def reduce_initial(value: Any) -> Any:
+    """Atomiton's `reduceInitial`: a string is JSON, else a number JavaScript's Number()
+    accepts, else the text itself; any other value is used as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    if not value.strip():
+        return value
+    number = _js_number(value.strip())
+    return value if number is None else number
+
+
+def _js_number(text: str) -> int | float | None:
+    """What Number() gives for `text` (hex, octal, binary, decimals, Infinity), or None."""
+    lowered = text.lower()
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if lowered.startswith(prefix):
+            try:
+                return int(lowered[2:], base)
+            except ValueError:
+                return None
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?", lowered):
+        number = float(lowered)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return None
 
 
 def _output(out: Any, given: Any, operation: str) -> dict[str, Any]:
