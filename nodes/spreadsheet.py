@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import openpyxl
 from odf import teletype
@@ -20,10 +21,13 @@ from odf.opendocument import load as load_odf
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
-from nodes.errors import NodeError
+from nodes.errors import InvalidParameters, NodeError
 from nodes.files import resolve_in_root
 
 Format = Literal["csv", "tsv", "xlsx", "ods"]
+# Formats Atomiton's SheetJS reads that Conductor has no reader for: accepted, refused at run.
+Unsupported = Literal["xls", "xlsb", "fods"]
+TEXT_FORMATS = ("csv", "tsv")
 Cell = str | int | float | bool | None
 
 _EXTENSIONS: dict[str, Format] = {
@@ -87,12 +91,18 @@ class SpreadsheetParameters(NodeParameters):
     """Parameters of `spreadsheet`. Atomiton's spellings are accepted too: `filePath` for
     `path`, `sheetName` or `sheetIndex` for `sheet`."""
 
-    path: str = Field(
+    path: str | None = Field(
+        default=None,
         min_length=1,
         validation_alias=AliasChoices("path", "filePath"),
-        description="The file, relative to the files root (alias: filePath)",
+        description="The file, under the files root (alias: filePath); wins over `data`",
     )
-    format: Format | None = Field(default=None, description="Default: from the file extension")
+    data: str | None = Field(
+        default=None, description="csv or tsv text to read when there is no `path`"
+    )
+    format: Format | Unsupported | None = Field(
+        default=None, description="Default: from the file extension; csv for `data`"
+    )
     hasHeaders: bool = Field(default=True, description="The first row names the columns")
     sheet: str | Annotated[int, Field(ge=0)] | None = Field(
         default=None,
@@ -111,6 +121,14 @@ class SpreadsheetParameters(NodeParameters):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if _ALIASES.get(k) not in data}
         return data
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _node_output_stands_for_its_result(cls, value: Any) -> Any:
+        """A port `data` fed a whole node output (a file read): its `result`."""
+        if isinstance(value, dict) and isinstance(value.get("result"), str):
+            return value["result"]
+        return value
 
     @field_validator("range")
     @classmethod
@@ -145,6 +163,7 @@ class _Request:
     kind: Format
     params: SpreadsheetParameters
     cells: CellRange | None
+    text: str | None = None  # the `data` parameter's text, read instead of `source`
 
     def unreadable(self, exc: Exception) -> NodeError:
         """A damaged or foreign file, described without the host's folders."""
@@ -172,29 +191,78 @@ class SpreadsheetNode(Node[SpreadsheetParameters]):
     parameters_model = SpreadsheetParameters
 
     def run(self, params: SpreadsheetParameters, context: NodeContext) -> Mapping[str, Any]:
-        root = context.environment.files_root.resolve()
-        source = resolve_in_root(root, params.path)
-        shown = source.relative_to(root).as_posix()
-        if not source.is_file():
-            what = "is not a file" if source.exists() else "does not exist"
-            raise NodeError(f"spreadsheet {shown} {what}", retryable=False)
-        kind = params.format or _format_of(source, shown)
         cells = CellRange.parse(params.range) if params.range else None
-        sheet = _READERS[kind](_Request(source, shown, kind, params, cells))
-        fill: Cell = "" if kind in ("csv", "tsv") else None
+        if params.path:
+            request = _file_request(params, context.environment.files_root.resolve(), cells)
+        elif params.data:
+            request = _text_request(params, cells)
+        else:
+            raise InvalidParameters(
+                "spreadsheet needs `path` (a file) or `data` (csv text); neither was given"
+            )
+        sheet = _READERS[request.kind](request)
+        text = request.kind in TEXT_FORMATS
         first_column = cells.first_column if cells else 0
-        columns, records = _records(sheet.rows, params, fill, first_column)
+        columns, records = _records(sheet.rows, params, "" if text else None, first_column)
         return {
             "result": records,
             "data": records,
+            "records": records,
+            "headers": _record_keys(records, columns, params.hasHeaders),
+            "rowCount": len(records),
             "rows": len(records),
             "columns": columns,
             "sheet": sheet.name,
             "sheets": list(sheet.names),
-            "format": kind,
-            "path": shown,
+            # A csv or tsv text is one sheet, named as SheetJS names it.
+            "sheetName": sheet.name or "Sheet1",
+            "sheetNames": list(sheet.names) or ["Sheet1"],
+            "format": request.kind,
+            "path": None if request.text is not None else request.shown,
             "success": True,
+            **({"delimiter": _delimiter(request)} if text else {}),
         }
+
+
+def _file_request(params: SpreadsheetParameters, root: Path, cells: CellRange | None) -> _Request:
+    """Reading the file at `path`: it must exist; its format from `format` or its name."""
+    source = resolve_in_root(root, params.path or "")
+    shown = source.relative_to(root).as_posix()
+    if not source.is_file():
+        what = "is not a file" if source.exists() else "does not exist"
+        raise NodeError(f"spreadsheet {shown} {what}", retryable=False)
+    kind = _supported(params.format, shown) or _format_of(source, shown)
+    return _Request(source, shown, kind, params, cells)
+
+
+def _text_request(params: SpreadsheetParameters, cells: CellRange | None) -> _Request:
+    """Reading the `data` text: csv unless `format` says tsv."""
+    kind = _supported(params.format, "data") or "csv"
+    if kind not in TEXT_FORMATS:
+        raise InvalidParameters(f"data holds csv or tsv text; {kind} needs a file in `path`")
+    return _Request(Path(), "data", kind, params, cells, text=params.data)
+
+
+def _supported(kind: Format | Unsupported | None, shown: str) -> Format | None:
+    """`format` when Conductor can read it; xls, xlsb and fods are refused naming them."""
+    if kind in ("xls", "xlsb", "fods"):
+        message = f"cannot read {shown}: {kind} is not supported (csv, tsv, xlsx, ods); "
+        raise NodeError(message + "save it as xlsx or ods", retryable=False)
+    return cast("Format | None", kind)
+
+
+def _delimiter(request: _Request) -> str:
+    """The delimiter a csv or tsv was read with."""
+    return request.params.delimiter or ("\t" if request.kind == "tsv" else ",")
+
+
+def _record_keys(records: list[Any], columns: list[str], has_headers: bool) -> list[str]:
+    """Atomiton's `headers`: the keys of the first record ("0", "1"... for lists); the header
+    row's names when there are no records."""
+    if not records:
+        return columns if has_headers else []
+    first = records[0]
+    return list(first) if isinstance(first, dict) else [str(i) for i in range(len(first))]
 
 
 def _format_of(source: Path, shown: str) -> Format:
@@ -211,11 +279,16 @@ def _format_of(source: Path, shown: str) -> Format:
 def _read_text(request: _Request) -> _Sheet:
     """csv and tsv: every value a string, as the file has it (no type guessing)."""
     params, shown = request.params, request.shown
-    delimiter = params.delimiter or ("\t" if request.kind == "tsv" else ",")
+    delimiter = _delimiter(request)
     # utf-8-sig also drops the byte-order mark spreadsheet programs put in front.
     utf8 = codecs.lookup(params.encoding).name == "utf-8"
     encoding = "utf-8-sig" if utf8 else params.encoding
-    with request.source.open(encoding=encoding, newline="") as stream:
+    opened = (
+        io.StringIO(request.text, newline="")
+        if request.text is not None
+        else request.source.open(encoding=encoding, newline="")
+    )
+    with opened as stream:
         reader = csv.reader(stream, delimiter=delimiter)
         try:
             rows: list[list[Cell]] = list(_within(reader, request.cells))

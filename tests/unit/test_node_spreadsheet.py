@@ -90,6 +90,13 @@ def test_csv_values_stay_strings(root: Path) -> None:
         "format": "csv",
         "path": "test-data.csv",
         "success": True,
+        # Atomiton's keys
+        "records": expected,
+        "headers": ["name", "age", "email", "city"],
+        "rowCount": 4,
+        "sheetName": "Sheet1",
+        "sheetNames": ["Sheet1"],
+        "delimiter": ",",
     }
 
 
@@ -115,6 +122,12 @@ def test_xlsx_first_sheet_keeps_numbers(root: Path) -> None:
         "format": "xlsx",
         "path": "test-data.xlsx",
         "success": True,
+        # Atomiton's keys
+        "records": USERS,
+        "headers": ["name", "age", "email", "city"],
+        "rowCount": 4,
+        "sheetName": "Users",
+        "sheetNames": SHEETS,
     }
 
 
@@ -379,13 +392,13 @@ def test_other_bad_parameters_are_refused_before_running() -> None:
         {"delimiter": ";;"},
         {"delimiter": '"'},
         {"encoding": "klingon"},
-        {"format": "xls"},
+        {"format": "numbers"},
         {"hasHeader": True},
     ):
         with pytest.raises(ValidationError):
             SpreadsheetParameters.model_validate({"path": "x.csv", **bad})
     with pytest.raises(ValidationError, match="path"):
-        SpreadsheetParameters.model_validate({})
+        SpreadsheetParameters.model_validate({"path": ""})
 
 
 def test_missing_files_and_folders(root: Path) -> None:
