@@ -2,7 +2,9 @@
 
 One operation per node, then Atomiton's optional filters (`blur`, `sharpen`, `grayscale`), then
 the output format. As in Atomiton, `width`/`height` on an operation other than `resize` and `crop`
-resize the image first. Only the first frame of an animated image is processed.
+resize the image first. Atomiton's compositing operations (`overlay`, `merge`, `composite`,
+`blend`, and Conductor's `watermark`) all lay their layers on the base with `blendMode`,
+`opacity` and `position`. Only the first frame of an animated image is processed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
-from pydantic import AliasChoices, Field
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from pydantic import AliasChoices, Field, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.blending import BlendMode, composite
 from nodes.errors import NodeError
 from nodes.files import resolve_in_root
 
@@ -36,10 +39,6 @@ Position = Literal[
 ]  # fmt: skip
 Fit = Literal["cover", "contain", "fill", "inside", "outside"]
 Format = Literal["jpeg", "jpg", "png", "webp", "gif"]
-BlendMode = Literal[
-    "over", "normal", "multiply", "screen", "overlay", "darken", "lighten", "difference", "add",
-    "soft-light", "hard-light",
-]  # fmt: skip
 
 OVERLAYS = frozenset({"overlay", "watermark", "composite", "blend", "merge"})
 PILLOW_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
@@ -50,32 +49,30 @@ ANCHORS: dict[str, tuple[float, float]] = {
     "right": (1.0, 0.5), "top-left": (0.0, 0.0), "top-right": (1.0, 0.0),
     "bottom-left": (0.0, 1.0), "bottom-right": (1.0, 1.0),
 }  # fmt: skip
-BLENDS = {
-    "multiply": ImageChops.multiply, "screen": ImageChops.screen, "overlay": ImageChops.overlay,
-    "darken": ImageChops.darker, "lighten": ImageChops.lighter,
-    "difference": ImageChops.difference, "add": ImageChops.add,
-    "soft-light": ImageChops.soft_light, "hard-light": ImageChops.hard_light,
-}  # fmt: skip
 
 
 class ImageParameters(NodeParameters):
     """Parameters of `image` (Atomiton's names, plus those its image-processor flow uses)."""
 
     operation: Operation = Field(
-        default="overlay", description="watermark = overlay; composite/blend overlay when given one"
+        default="overlay",
+        description="overlay, merge, composite, blend and watermark lay layers on the base",
     )
     path: str | None = Field(
         default=None,
         validation_alias=AliasChoices("path", "inputPath"),
         description="Input image under the files root (alias inputPath); default: the input",
     )
-    images: list[str] = Field(
-        default_factory=list, description="Atomiton's image list: the first is the base image"
+    images: list[str | dict[str, Any] | None] = Field(
+        default_factory=list,
+        description="Atomiton's image list: the first is the base, the others its layers; an "
+        "entry may be a mapping with `path`; empty entries are skipped",
     )
     outputPath: str | None = Field(
         default=None,
         validation_alias=AliasChoices("outputPath", "output"),
-        description="Output file or folder under the files root (alias output)",
+        description="Output file or folder under the files root (alias output); absent or "
+        "empty: next to the input, named after the operation",
     )
     format: Format | None = Field(
         default=None, description="Output format; default: from outputPath, else the input's"
@@ -84,9 +81,15 @@ class ImageParameters(NodeParameters):
     width: int | None = Field(default=None, ge=1, le=MAX_SIDE)
     height: int | None = Field(default=None, ge=1, le=MAX_SIDE)
     maintainAspectRatio: bool = Field(
-        default=True, description="Without `fit`: true fits inside width x height, false stretches"
+        default=True,
+        description="Operation resize without `fit`: true fits inside width x height, false "
+        "stretches",
     )
-    fit: Fit | None = Field(default=None, description="How resize fills width x height")
+    fit: Fit | None = Field(
+        default=None,
+        description="How width x height is filled; default cover (operation resize: see "
+        "maintainAspectRatio)",
+    )
     x: int | None = Field(default=None, ge=0, description="Crop left, or overlay left")
     y: int | None = Field(default=None, ge=0, description="Crop top, or overlay top")
     overlayPath: str | None = Field(
@@ -100,11 +103,18 @@ class ImageParameters(NodeParameters):
         default=None, gt=0, le=1, description="Overlay width as a fraction of the image's width"
     )
     margin: int = Field(default=0, ge=0, le=MAX_SIDE, description="Overlay distance from edges")
-    blendMode: BlendMode = "over"
+    blendMode: BlendMode = Field(
+        default="over", description="How layers are blended (normal = over)"
+    )
     radius: float = Field(default=2.0, ge=0, le=100, description="Blur radius for operation blur")
     blur: float | None = Field(default=None, ge=0, le=100, description="Gaussian blur afterwards")
     sharpen: bool = Field(default=False, description="Sharpen afterwards")
     grayscale: bool = Field(default=False, description="Convert to grayscale afterwards")
+
+    @field_validator("outputPath")
+    @classmethod
+    def _empty_is_default(cls, value: str | None) -> str | None:
+        return value or None  # Atomiton: "" means "pick a file for me"
 
 
 class ImageNode(Node[ImageParameters]):
@@ -113,14 +123,16 @@ class ImageNode(Node[ImageParameters]):
     type_name = "image"
     description = "Resize, crop, composite, filter and convert images"
     parameters_model = ImageParameters
+    # In Atomiton's definition, dropped by its schema; `format` is the output format.
+    editor_parameters = frozenset({"outputFormat", "backgroundColor", "padding"})
 
     def run(self, params: ImageParameters, context: NodeContext) -> Mapping[str, Any]:
         root = context.environment.files_root
-        source_name = _source_path(params, context)
+        source_name, layers = _layers(params, context)
         source = resolve_in_root(root, source_name)
         image = open_image(source)
         out_format = _output_format(params, image.format)
-        processed = _finish(_operate(_workable(image), params, context, root), params)
+        processed = _finish(_operate(_workable(image), params, layers, root), params)
         target = _target_path(root, params, source, out_format)
         _save(processed, target, out_format, params.quality)
         metadata = _metadata(target)
@@ -189,35 +201,46 @@ def _path_of(value: Any) -> str | None:
     return None
 
 
-def _source_path(params: ImageParameters, context: NodeContext) -> str:
+def _layers(params: ImageParameters, context: NodeContext) -> tuple[str, list[str]]:
+    """The base image and the layers to lay on it (none for the other operations)."""
+    listed = [found for found in map(_path_of, params.images) if found]
+    if params.operation == "merge":
+        if len(listed) < 2:
+            raise NodeError(
+                "operation 'merge' needs at least 2 images in `images` (the first is the base)",
+                retryable=False,
+            )
+        return listed[0], listed[1:]
+    base = _source_path(params, context, listed)
+    if params.operation not in OVERLAYS:
+        return base, []
+    overlay = params.overlayPath or _path_of(context.get_input("overlayImage"))
+    layers = [overlay] if overlay else listed[1:] if listed and base == listed[0] else []
+    if not layers and params.operation in {"overlay", "watermark"}:
+        raise NodeError(
+            f"operation {params.operation!r} needs an overlay image: set overlayPath "
+            "(or watermarkPath), wire one into overlayImage, or list it after the base in images",
+            retryable=False,
+        )
+    return base, layers
+
+
+def _source_path(params: ImageParameters, context: NodeContext, listed: list[str]) -> str:
     """`path`, else Atomiton's `baseImage` port, else the first of `images`, else the input
     when it is a path or a mapping with `path` (the output of another file node)."""
     found = params.path or _path_of(context.get_input("baseImage"))
-    found = found or (_path_of(params.images[0]) if params.images else None)
-    found = found or _path_of(context.data)
+    found = found or (listed[0] if listed else None) or _path_of(context.data)
     if found is None:
         raise NodeError(
-            "no input image: set `path` (or inputPath), or wire a file path into the node",
+            "no input image: set `path` (or inputPath) or `images`, or wire a file path into "
+            "the node",
             retryable=False,
         )
     return found
 
 
-def _overlay_paths(params: ImageParameters, context: NodeContext) -> list[str]:
-    if params.operation == "merge":
-        return params.images[1:]
-    found = params.overlayPath or _path_of(context.get_input("overlayImage"))
-    if found is None and params.operation in {"overlay", "watermark"}:
-        raise NodeError(
-            f"operation {params.operation!r} needs an overlay image: set overlayPath "
-            "(or watermarkPath)",
-            retryable=False,
-        )
-    return [found] if found else []
-
-
 def _operate(
-    image: Image.Image, params: ImageParameters, context: NodeContext, root: Path
+    image: Image.Image, params: ImageParameters, layers: list[str], root: Path
 ) -> Image.Image:
     op = params.operation
     if op == "resize":
@@ -227,7 +250,7 @@ def _operate(
     if params.width or params.height:  # Atomiton resizes first for every other operation
         image = _resize(image, params)
     if op in OVERLAYS:
-        for name in _overlay_paths(params, context):
+        for name in layers:
             image = _overlay(image, open_image(resolve_in_root(root, name)), params)
         return image
     return _FILTERS[op](image, params)
@@ -265,7 +288,7 @@ def _resize(image: Image.Image, params: ImageParameters) -> Image.Image:
         _check_pixels(*size, "resized")
         return image.resize(size, Image.Resampling.LANCZOS)
     _check_pixels(width, height, "resized")
-    fit = params.fit or ("inside" if params.maintainAspectRatio else "fill")
+    fit = params.fit or _default_fit(params)
     centering = ANCHORS[params.position]
     if fit == "fill":
         return image.resize((width, height), Image.Resampling.LANCZOS)
@@ -282,6 +305,13 @@ def _resize(image: Image.Image, params: ImageParameters) -> Image.Image:
     size = (max(width, round(image.width * ratio)), max(height, round(image.height * ratio)))
     _check_pixels(*size, "resized")
     return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _default_fit(params: ImageParameters) -> str:
+    """Atomiton's cover; Conductor's own resize operation follows maintainAspectRatio."""
+    if params.operation != "resize":
+        return "cover"
+    return "inside" if params.maintainAspectRatio else "fill"
 
 
 def _crop(image: Image.Image, params: ImageParameters) -> Image.Image:
@@ -305,16 +335,16 @@ def _overlay(base: Image.Image, overlay: Image.Image, params: ImageParameters) -
         height = max(1, round(layer.height * width / layer.width))
         _check_pixels(width, height, "scaled overlay")
         layer = layer.resize((width, height), Image.Resampling.LANCZOS)
-    left, top = _place(base.size, layer.size, params)
-    canvas = base.convert("RGBA")
-    box = (left, top, left + layer.width, top + layer.height)
-    under = canvas.crop(box)
-    alpha = layer.getchannel("A").point(lambda value: round(value * params.opacity))
-    blend = BLENDS.get(params.blendMode)
-    colours = blend(under.convert("RGB"), layer.convert("RGB")) if blend else layer.convert("RGB")
-    under.paste(colours, (0, 0), alpha)
-    canvas.paste(under, box[:2])
-    return canvas if base.mode == "RGBA" else canvas.convert(base.mode)
+    if params.opacity < 1:
+        layer.putalpha(layer.getchannel("A").point(lambda value: round(value * params.opacity)))
+    # The layer covers the whole base, transparent around the overlay: Porter-Duff modes such
+    # as `in` or `clear` act on every pixel, as in Sharp. Overflow is clipped.
+    full = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    full.paste(layer, _place(base.size, layer.size, params))
+    blended = composite(base.convert("RGBA"), full, params.blendMode)
+    if "A" in base.getbands() or blended.getchannel("A").getextrema() != (255, 255):
+        return blended
+    return blended.convert(base.mode)
 
 
 def _place(
