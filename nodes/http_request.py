@@ -74,6 +74,20 @@ class HttpRequestParameters(NodeParameters):
     failOnError: bool = Field(default=True, description="A 4xx/5xx response fails the node")
     maxResponseBytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
 
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_from_json(cls, value: Any) -> Any:
+        """Atomiton also takes `headers` as a JSON object in a string (`body` stays text)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            decoded = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"headers is a string but not a JSON object: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError("headers is a string but not a JSON object")
+        return decoded
+
     @field_validator("method", mode="before")
     @classmethod
     def _upper_method(cls, value: Any) -> Any:
@@ -126,7 +140,7 @@ class HttpRequestNode(Node[HttpRequestParameters]):
         duration_ms = round((time.monotonic() - started) * 1000)
         if reply.response.is_error and params.failOnError:
             raise _status_error(call, reply)
-        return _output(reply, duration_ms)
+        return _output(reply, call, duration_ms)
 
 
 @contextmanager
@@ -248,8 +262,9 @@ def _backoff_s(retry_delay_ms: int, attempt: int) -> float:
     return float(min(retry_delay_ms / 1000 * 2 ** (attempt - 1), MAX_BACKOFF_S))
 
 
-def _output(reply: _Reply, duration_ms: int) -> dict[str, Any]:
-    """Atomiton's output fields, plus `duration_ms`."""
+def _output(reply: _Reply, call: _Call, duration_ms: int) -> dict[str, Any]:
+    """Atomiton's output fields (`url` is the URL asked for), plus `finalUrl` (after
+    redirects) and `duration_ms`."""
     response = reply.response
     data = _parse_body(reply.content, response.headers.get("Content-Type", ""))
     return {
@@ -260,7 +275,8 @@ def _output(reply: _Reply, duration_ms: int) -> dict[str, Any]:
         "headers": dict(response.headers),
         "ok": response.is_success,
         "success": response.is_success,
-        "url": str(response.url),
+        "url": str(call.url),
+        "finalUrl": str(response.url),
         "duration": duration_ms,
         "duration_ms": duration_ms,
     }

@@ -395,7 +395,8 @@ def test_a_binary_response_is_base64(server: LocalServer) -> None:
 def test_redirects_are_followed_by_default(server: LocalServer) -> None:
     output = request(server.url("redirect"))
     assert output["result"] == "héllo, world"
-    assert output["url"] == server.url("text")
+    assert output["finalUrl"] == server.url("text")
+    assert output["url"] == server.url("redirect")  # Atomiton's: the URL asked for
 
 
 def test_redirects_may_be_returned_instead(server: LocalServer) -> None:
