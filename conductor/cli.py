@@ -273,7 +273,10 @@ def worker(
     register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
     blueprints = open_blueprint_store(settings.blueprints_dir)
     submitter = Submitter(
-        Dispatcher(app, stores, registry), client, blueprints, claim_ttl_s=settings.state_ttl_s
+        Dispatcher(app, stores, registry, strict=settings.strict_parameters),
+        client,
+        blueprints,
+        claim_ttl_s=settings.state_ttl_s,
     )
     register_submit_task(app, submitter)
     reconcile_in_worker(settings, registry)

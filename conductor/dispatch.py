@@ -29,10 +29,13 @@ class DispatchFailed(RuntimeError):
 class Dispatcher:
     """Turns Blueprints into executions on the workers."""
 
-    def __init__(self, app: Celery, stores: Stores, registry: NodeRegistry) -> None:
+    def __init__(
+        self, app: Celery, stores: Stores, registry: NodeRegistry, *, strict: bool = False
+    ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
+        self.strict = strict  # unknown node fields and parameters are errors, not warnings
 
     def submit(
         self,
@@ -41,7 +44,7 @@ class Dispatcher:
         execution_id: str | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
-        ensure_valid(blueprint, self.registry)
+        ensure_valid(blueprint, self.registry, strict=self.strict)
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
         self.stores.state.create(plan)
         self.dispatch(plan)

@@ -31,6 +31,7 @@ class Settings(BaseModel):
     blob_dir: Path
     api_token: str | None = None
     allow_shell: bool = False
+    strict_parameters: bool = False  # unknown node fields and parameters are errors
     flower_basic_auth: str | None = None
     state_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     visibility_timeout_s: int = Field(default=2 * 3600, ge=1)
@@ -61,7 +62,8 @@ class Settings(BaseModel):
             files_root=Path(get("FILES_ROOT") or data_dir / "files"),
             blob_dir=Path(get("BLOB_DIR") or data_dir / "blobs"),
             api_token=get("API_TOKEN"),
-            allow_shell=(get("ALLOW_SHELL") or "").lower() in {"1", "true", "yes", "on"},
+            allow_shell=_flag(get("ALLOW_SHELL")),
+            strict_parameters=_flag(get("STRICT_PARAMETERS")),
             flower_basic_auth=get("FLOWER_BASIC_AUTH"),
             queue_routes=parse_queue_routes(get("QUEUE_ROUTES") or ""),
             **{
@@ -90,6 +92,10 @@ class Settings(BaseModel):
     def max_time_limit_s(self) -> int:
         """The longest hard time limit any node task can get."""
         return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes", "on"}
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")

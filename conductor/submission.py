@@ -8,14 +8,15 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 
 from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
-from conductor.validation import ensure_valid
+from conductor.problems import Problem
+from conductor.validation import ensure_valid, find_warnings
 from storage import keys
 from storage.blueprints import BlueprintStore
 from storage.state import ExecutionExists
@@ -34,6 +35,8 @@ class Submitted:
     execution_id: str
     status: str
     created: bool
+    # Unknown node fields and parameters, ignored at run time (empty in strict mode).
+    warnings: tuple[Problem, ...] = ()
 
 
 class Submitter:
@@ -65,8 +68,12 @@ class Submitter:
         model = self._resolve(blueprint, blueprint_id)
         if idempotency_key is None:
             plan = self.dispatcher.submit(model, inputs)
-            return Submitted(plan.execution_id, "queued", created=True)
-        return self._idempotent(model, dict(inputs or {}), idempotency_key)
+            submitted = Submitted(plan.execution_id, "queued", created=True)
+        else:
+            submitted = self._idempotent(model, dict(inputs or {}), idempotency_key)
+        if self.dispatcher.strict:
+            return submitted
+        return replace(submitted, warnings=tuple(find_warnings(model, self.dispatcher.registry)))
 
     def _resolve(self, blueprint: Blueprint | None, blueprint_id: str | None) -> Blueprint:
         if (blueprint is None) == (blueprint_id is None):
@@ -83,7 +90,8 @@ class Submitter:
         claim = keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
         execution_id = str(uuid.uuid4())
         request = _fingerprint(model, inputs)
-        ensure_valid(model, self.dispatcher.registry)  # an invalid request claims no key
+        # An invalid request claims no key.
+        ensure_valid(model, self.dispatcher.registry, strict=self.dispatcher.strict)
         if self.client.set(claim, f"{execution_id} {request}", nx=True, ex=self.claim_ttl_s):
             # From here on the key stays: a repeat finds, takes over or re-sends this execution.
             with suppress(ExecutionExists):  # a repeat took over while this one was slow

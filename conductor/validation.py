@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterator, Sequence
 
 from pydantic import AliasChoices, BaseModel, ValidationError
 
@@ -16,17 +17,105 @@ from nodes.templates import has_template
 
 CONTAINER_TYPES = frozenset({GROUP_TYPE, LOOP_TYPE, PARALLEL_TYPE})
 
+# Node fields the Atomiton editor writes for itself: accepted, kept, never read.
+EDITOR_NODE_FIELDS = frozenset(
+    {
+        "version", "metadata", "position", "inputPorts", "outputPorts", "description",
+        "category", "icon", "label", "data", "width", "height", "measured", "selected",
+        "dragging", "positionAbsolute", "style", "className", "hidden", "zIndex", "parentId",
+    }
+)  # fmt: skip
+NODE_FIELDS = frozenset(BlueprintNode.model_fields)
+NODE_OPTIONS = frozenset({"queue", "cache", "rate_limit"})  # Conductor's, beside `parameters`
 
-def validate(blueprint: Blueprint, registry: NodeRegistry) -> list[Problem]:
-    """All problems with the Blueprint, nested groups included; empty means valid."""
-    return _validate_group(blueprint.nodes, blueprint.edges, registry, ())
+
+def validate(
+    blueprint: Blueprint, registry: NodeRegistry, *, strict: bool = False
+) -> list[Problem]:
+    """All problems with the Blueprint, nested groups included; empty means valid. Strict:
+    unknown node fields and parameters are problems too, not warnings."""
+    problems = _validate_group(blueprint.nodes, blueprint.edges, registry, ())
+    return problems + find_warnings(blueprint, registry) if strict else problems
 
 
-def ensure_valid(blueprint: Blueprint, registry: NodeRegistry) -> None:
-    """Raise InvalidBlueprint with every problem, if there is any."""
-    problems = validate(blueprint, registry)
+def ensure_valid(
+    blueprint: Blueprint, registry: NodeRegistry, *, strict: bool = False
+) -> list[Problem]:
+    """Raise InvalidBlueprint with every problem, if there is any; else return the warnings."""
+    problems = validate(blueprint, registry, strict=strict)
     if problems:
         raise InvalidBlueprint(problems)
+    return [] if strict else find_warnings(blueprint, registry)
+
+
+def find_warnings(blueprint: Blueprint, registry: NodeRegistry) -> list[Problem]:
+    """Unknown node fields and unknown parameters: ignored at run time, as Atomiton does."""
+    found: list[Problem] = []
+    for node, at in _walk(blueprint.nodes, ()):
+        found += _unknown_fields(node, at)
+        if node.type in registry:
+            found += _unknown_parameters(node, registry, at)
+    return found
+
+
+def _walk(
+    nodes: Sequence[BlueprintNode], at: tuple[str | int, ...]
+) -> Iterator[tuple[BlueprintNode, tuple[str | int, ...]]]:
+    for index, node in enumerate(nodes):
+        node_at = (*at, "nodes", index)
+        yield node, node_at
+        yield from _walk(node.nodes, node_at)
+
+
+def _unknown_fields(node: BlueprintNode, at: tuple[str | int, ...]) -> list[Problem]:
+    unknown = sorted(set(node.model_extra or {}) - EDITOR_NODE_FIELDS - BASE_PARAMETERS)
+    return [
+        _problem((*at, key), f"unknown node field, ignored{_hint(key, NODE_FIELDS)}")
+        for key in unknown
+    ]
+
+
+def _unknown_parameters(
+    node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
+) -> list[Problem]:
+    node_type = registry.get(node.type)
+    known = node_type.parameter_names() | node_type.editor_parameters
+    return [
+        Problem(
+            path=join_path(*at, "parameters", key),
+            code=ErrorCode.INVALID_PARAMETERS,
+            message=f"unknown parameter of {node.type}, ignored{_hint(key, known)}",
+        )
+        for key in sorted(set(node.parameters) - known - NODE_OPTIONS)
+    ]
+
+
+def _hint(key: str, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _misplaced(
+    node: BlueprintNode, registry: NodeRegistry, at: tuple[str | int, ...]
+) -> list[Problem]:
+    """Base parameters written beside `parameters`, and node options written inside it."""
+    extra = node.model_extra or {}
+    problems = [
+        _problem(
+            (*at, key),
+            f"{key!r} is a parameter: write it as {join_path(*at, 'parameters', key)}",
+        )
+        for key in sorted(BASE_PARAMETERS & set(extra) - EDITOR_NODE_FIELDS)
+    ]
+    names = registry.get(node.type).parameter_names() if node.type in registry else frozenset()
+    problems += [
+        _problem(
+            (*at, "parameters", key),
+            f"{key!r} is a node option, not a parameter: write it beside `parameters`",
+        )
+        for key in sorted(NODE_OPTIONS & set(node.parameters) - names)
+    ]
+    return problems
 
 
 def _validate_group(
@@ -77,7 +166,7 @@ def _validate_node(
                 message=f"unknown node type {node.type!r}; known types: {known}",
             )
         ]
-    problems = _validate_parameters(node, registry, at)
+    problems = _misplaced(node, registry, at) + _validate_parameters(node, registry, at)
     if node.type in CONTAINER_TYPES:
         problems += _validate_group(node.nodes, node.edges, registry, at)
     elif node.nodes or node.edges:

@@ -40,7 +40,9 @@ class ApiContext:
         stores = make_stores(settings)
         registry = default_registry()
         blueprints = open_blueprint_store(settings.blueprints_dir)
-        dispatcher = Dispatcher(create_app(settings), stores, registry)
+        dispatcher = Dispatcher(
+            create_app(settings), stores, registry, strict=settings.strict_parameters
+        )
         return cls(
             settings=settings,
             client=client,

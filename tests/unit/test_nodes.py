@@ -19,6 +19,7 @@ from nodes.errors import (
     ScriptError,
     UnknownNodeType,
 )
+from nodes.file_system import FileSystemNode
 from nodes.group import GroupNode, GroupParameters
 from nodes.registry import (
     NodeRegistry,
@@ -403,7 +404,15 @@ def test_json_schema_includes_the_base_parameters(node_type: NodeType) -> None:
     assert properties["enabled"]["default"] is True
     assert properties["timeout"]["default"] == 30000
     assert properties["retries"]["default"] == 1
-    assert schema.get("additionalProperties") is False
+    assert {"label", "description"} <= set(properties)
+    # Unknown keys are dropped with a warning, as Atomiton drops them: not a schema error.
+    assert schema.get("additionalProperties") is not False
+
+
+def test_json_schema_lists_each_alias_beside_its_canonical_name() -> None:
+    properties = FileSystemNode.json_schema()["properties"]
+    assert properties["filePath"]["description"] == "Alias of path"
+    assert properties["filePath"]["type"] == properties["path"]["type"]
 
 
 @pytest.mark.parametrize("node_type", builtin_node_types(), ids=lambda t: t.type_name)

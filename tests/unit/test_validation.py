@@ -8,7 +8,7 @@ import pytest
 
 from conductor.loader import load_blueprint_file, load_blueprint_text
 from conductor.problems import ErrorCode, InvalidBlueprint, Problem
-from conductor.validation import ensure_valid, validate
+from conductor.validation import ensure_valid, find_warnings, validate
 from nodes.registry import NodeRegistry
 from tests.conftest import ATOMITON_FLOWS
 from tests.unit.blueprints import blueprint, chain_edges, edge, group, node
@@ -88,10 +88,14 @@ def test_invalid_parameter_value(registry: NodeRegistry) -> None:
     assert "greater than or equal to 0" in problem.message
 
 
-def test_unknown_extra_parameter(registry: NodeRegistry) -> None:
-    (problem,) = problems_of(registry, [node("a", "delay", ms=1, secnods=3)])
-    assert problem.path == "nodes[0].parameters.secnods"
-    assert problem.code is ErrorCode.INVALID_PARAMETERS
+def test_unknown_extra_parameter_warns_and_strict_refuses(registry: NodeRegistry) -> None:
+    model = blueprint([node("a", "delay", ms=1, timout=3)])
+    assert validate(model, registry) == []
+    (warning,) = find_warnings(model, registry)
+    assert warning.path == "nodes[0].parameters.timout"
+    assert warning.code is ErrorCode.INVALID_PARAMETERS
+    assert "did you mean 'timeout'?" in warning.message
+    assert validate(model, registry, strict=True) == [warning]
 
 
 @pytest.mark.parametrize(
