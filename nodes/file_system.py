@@ -252,7 +252,8 @@ def _copy(params: FileSystemParameters, context: NodeContext, files: _Files) -> 
         shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
     else:
         shutil.copyfile(source, dest)
-    message = f"Copied from {shown_source} to {shown_dest}"
+    kind = "Directory" if source.is_dir() else "File"
+    message = f"{kind} copied from {shown_source} to {shown_dest}"
     return _transferred(message, shown_source, shown_dest)
 
 

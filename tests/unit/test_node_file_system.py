@@ -481,7 +481,7 @@ def test_delete_of_a_link_removes_the_link_not_its_target(root: Path) -> None:
 def test_copy_a_file(root: Path) -> None:
     (root / "a.txt").write_text("a")
     assert run(root, operation="copy", path="a.txt", targetPath="b.txt") == {
-        "result": "Copied from a.txt to b.txt",
+        "result": "File copied from a.txt to b.txt",
         "success": True,
         "path": "b.txt",
         "sourcePath": "a.txt",
