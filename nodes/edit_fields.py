@@ -1,14 +1,25 @@
-"""`edit-fields`: set or create fields on the input object."""
+"""`edit-fields`: set or create fields on the input object, rendering Atomiton's templates."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.errors import NodeError, ScriptError
+from nodes.javascript import evaluate_expression
+from nodes.templates import evaluate, render_value
+
+# Atomiton's tags; one newline right after a tag is swallowed, as Squirrelly does.
+_TAG = re.compile(r"\{\{(.*?)\}\}\n?", re.DOTALL)
+# Conductor's own templates ($input, $vars...) keep Conductor's meaning inside `values`.
+_CONDUCTOR = re.compile(r"\s*\$(now|input|inputs|vars|execution)(?![\w$])(?:[.\[][^(]*)?\s*")
 
 
 class EditFieldsParameters(NodeParameters):
@@ -30,14 +41,63 @@ class EditFieldsParameters(NodeParameters):
 
 
 class EditFieldsNode(Node[EditFieldsParameters]):
-    """Set fields from `values` (templates already rendered) over the input object."""
+    """Set fields from `values` over the input object. A string value is an Atomiton
+    template: `{{ expression }}` is JavaScript over the input's fields and `$now`, its value
+    inserted as text, HTML-escaped; `{{$input.x}}` and the other `$` names are Conductor's."""
 
     type_name = "edit-fields"
     description = "Edit existing fields or create new data fields"
     parameters_model = EditFieldsParameters
+    self_rendered_parameters = frozenset({"values"})
 
     def run(self, params: EditFieldsParameters, context: NodeContext) -> Mapping[str, Any]:
         data = context.data
-        base = {} if params.keepOnlySet or not isinstance(data, dict) else dict(data)
-        edited = {**base, **params.values}
+        base = dict(data) if isinstance(data, dict) else {}
+        edited = {} if params.keepOnlySet else dict(base)
+        for name, value in params.values.items():
+            edited[name] = _render(name, value, base, context)
         return {"result": edited, "data": edited}
+
+
+def _render(name: str, value: Any, fields: dict[str, Any], context: NodeContext) -> Any:
+    """One field's value: strings as templates, anything else with Conductor's templates."""
+    scope = {
+        "input": context.data,
+        "inputs": dict(context.inputs),
+        "vars": dict(context.variables),
+        "execution": {"id": context.execution_id},
+    }
+    if not isinstance(value, str):
+        return render_value(value, scope)
+    tags = list(_TAG.finditer(value))
+    whole = len(tags) == 1 and tags[0].span() == (0, len(value))
+    if whole and _CONDUCTOR.fullmatch(tags[0].group(1)):
+        return evaluate(tags[0].group(1).strip(), scope)  # keeps the value's type
+    return _TAG.sub(lambda tag: _tag_text(name, tag.group(1), fields, scope, context), value)
+
+
+def _tag_text(
+    name: str, expression: str, fields: dict[str, Any], scope: dict[str, Any], context: NodeContext
+) -> str:
+    """A tag's text: Conductor's `$` names as text, anything else as Atomiton renders it."""
+    if _CONDUCTOR.fullmatch(expression):
+        found = evaluate(expression.strip(), scope)
+        if found is None or isinstance(found, str):
+            return found or ""
+        return json.dumps(found, ensure_ascii=False, separators=(",", ":"))
+    variables = {**fields, "$now": _now()}
+    # Atomiton pre-seeds the first name of the tag: an unknown field renders as "".
+    first = re.split(r"[. ]", expression.strip(), maxsplit=1)[0]
+    variables.setdefault(first, "")
+    try:
+        text = evaluate_expression(f"String({expression})", variables, context.remaining_s())
+    except ScriptError as exc:
+        raise ScriptError(f"values.{name}: template {{{{{expression}}}}}: {exc}") from None
+    except NodeError:
+        raise
+    return html.escape(str(text), quote=True).replace("&#x27;", "&#39;")
+
+
+def _now() -> str:
+    """The current UTC time as Atomiton writes it: milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import quickjs
@@ -60,6 +61,21 @@ class JavaScriptSandbox:
                 retryable=False,
             )
         return ScriptError(f"JavaScript threw {message}")
+
+
+def evaluate_expression(
+    expression: str,
+    variables: Mapping[str, Any],
+    time_limit_s: float,
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+) -> Any:
+    """The JSON value of one JavaScript expression whose free names are `variables`' keys
+    (looked up `with`-style, so any key works; prototype names do not leak in)."""
+    program = (
+        "const scope = Object.assign(Object.create(null), data);\n"
+        f"with (scope) {{ return (\n{expression}\n); }}"
+    )
+    return JavaScriptSandbox(time_limit_s, memory_limit_bytes).run({}, program, dict(variables))
 
 
 def _first_line(exc: Exception) -> str:

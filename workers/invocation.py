@@ -71,7 +71,8 @@ def prepare(
         "vars": load.variables,
         "execution": {"id": execution_id},
     }
-    raw = render_value(spec.parameters, scope)
+    own = node_type.self_rendered_parameters
+    raw = {k: v if k in own else render_value(v, scope) for k, v in spec.parameters.items()}
     # Only ports fed by edges override parameters: a source node's "ports" are the execution's
     # inputs, and a caller must not be able to replace, say, a shell command's `command`.
     overrides = _overrides(node_type, ports) if spec.wires else {}
