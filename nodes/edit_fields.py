@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, ScriptError
 from nodes.javascript import evaluate_expression
-from nodes.templates import evaluate, render_value
+from nodes.templates import evaluate, render_string
 
 # Atomiton's tags; one newline right after a tag is swallowed, as Squirrelly does.
 _TAG = re.compile(r"\{\{(.*?)\}\}\n?", re.DOTALL)
@@ -68,12 +68,24 @@ def _render(name: str, value: Any, fields: dict[str, Any], context: NodeContext)
         "execution": {"id": context.execution_id},
     }
     if not isinstance(value, str):
-        return render_value(value, scope)
+        return _render_nested(value, scope)
     tags = list(_TAG.finditer(value))
     whole = len(tags) == 1 and tags[0].span() == (0, len(value))
     if whole and _CONDUCTOR.fullmatch(tags[0].group(1)):
         return evaluate(tags[0].group(1).strip(), scope)  # keeps the value's type
     return _TAG.sub(lambda tag: _tag_text(name, tag.group(1), fields, scope, context), value)
+
+
+def _render_nested(value: Any, scope: dict[str, Any]) -> Any:
+    """Inside lists and mappings only Conductor's `$` templates are rendered; Atomiton
+    stores nested values unchanged, so its own `{{name}}` stays text there."""
+    if isinstance(value, dict):
+        return {key: _render_nested(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render_nested(item, scope) for item in value]
+    if isinstance(value, str) and all(_CONDUCTOR.fullmatch(t) for t in _TAG.findall(value)):
+        return render_string(value, scope)
+    return value
 
 
 def _tag_text(
