@@ -9,12 +9,11 @@ import click
 
 from conductor.control import Control, ControlOutcome
 from conductor.dispatch import Dispatcher
+from conductor.exit_codes import EXIT_FAILED
 from conductor.settings import Settings
 from nodes.registry import default_registry
 from workers.app import create_app
 from workers.tasks import make_stores
-
-EXIT_FAILED = 1
 
 _HELP = {
     "cancel": "Cancel an execution: no node starts after it, running nodes stop within 5 s.",
@@ -52,3 +51,4 @@ def _control_command(name: str) -> click.Command:
 
 
 CONTROL_COMMANDS = [_control_command(name) for name in _HELP]
+cancel, pause, resume, retry = CONTROL_COMMANDS

@@ -28,6 +28,7 @@ from conductor.embedded import (
     answers,
     free_port,
 )
+from conductor.ports import ensure_port_free
 from conductor.settings import Settings, display_url
 
 POLL_S = 0.5
@@ -268,6 +269,11 @@ def dev(
     to export to use it; stopping it stops every child (they die with it even when it is
     killed).
     """
+    ensure_port_free("127.0.0.1", api_port, what="api", hint="--api-port (0: a free one)")
+    if with_flower:
+        ensure_port_free(
+            "127.0.0.1", flower_port, what="flower", hint="--flower-port (0: a free one)"
+        )
     options = DevOptions(
         data_dir=data_dir.resolve(),
         workers=workers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from conductor.ports import ensure_port_free
 from conductor.settings import Settings
 from workers.app import create_app
 
@@ -43,5 +44,6 @@ def flower(address: str, port: int, url_prefix: str | None) -> None:
     credentials = settings.flower_basic_auth
     if credentials is not None and not all(":" in pair for pair in credentials.split(",")):
         raise click.UsageError("CONDUCTOR_FLOWER_BASIC_AUTH must be user:password[,user:password]")
+    ensure_port_free(address, port, what="flower")
     # Flower reads task names, arguments and states from worker events: no tasks to register.
     create_app(settings).start(flower_argv(settings, address, port, url_prefix))

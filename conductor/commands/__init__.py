@@ -1,0 +1,1 @@
+"""One module per `conductor` command (or pair of commands); imported when it runs."""

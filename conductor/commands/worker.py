@@ -1,0 +1,65 @@
+"""`conductor worker`: a Celery worker for node tasks and `conductor.submit`."""
+
+from __future__ import annotations
+
+import click
+import redis
+
+from conductor.dispatch import Dispatcher
+from conductor.queues import standard_queues
+from conductor.reconciler import reconcile_in_worker
+from conductor.settings import Settings
+from conductor.submission import Submitter
+from conductor.submit_task import register_submit_task
+from nodes.registry import default_registry
+from storage.blueprints import open_blueprint_store
+from storage.rate_limits import RateLimiter
+from workers.app import create_app
+from workers.presence import announce_presence
+from workers.tasks import make_stores, node_environment, redis_client, register_tasks
+
+
+@click.command()
+@click.option(
+    "-Q",
+    "--queues",
+    default=None,
+    help="Comma-separated queues to consume (default: conductor, celery and every queue in "
+    "CONDUCTOR_QUEUE_ROUTES; 'celery' carries conductor.submit from plain Celery clients).",
+)
+@click.option(
+    "-c", "--concurrency", type=int, default=None, help="Worker processes (default: CPUs)."
+)
+@click.option("-n", "--hostname", default=None, help="Worker name, e.g. io@%h.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(
+    queues: str | None, concurrency: int | None, hostname: str | None, loglevel: str
+) -> None:
+    """Run a Celery worker for node tasks (needs CONDUCTOR_REDIS_URL)."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
+    consumed = [name.strip() for name in (queues or "").split(",") if name.strip()]
+    consumed = consumed or standard_queues(settings)
+    app = create_app(settings)
+    announce_presence(app, redis_client(settings.redis_url), consumed)
+    stores, registry = make_stores(settings), default_registry()
+    client = redis.Redis.from_url(settings.redis_url)
+    register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
+    blueprints = open_blueprint_store(settings.blueprints_dir)
+    submitter = Submitter(
+        Dispatcher(app, stores, registry, strict=settings.strict_parameters),
+        client,
+        blueprints,
+        claim_ttl_s=settings.state_ttl_s,
+    )
+    register_submit_task(app, submitter)
+    reconcile_in_worker(settings, registry)
+    # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
+    # and mingle makes every worker wait a second at start-up.
+    argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
