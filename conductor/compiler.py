@@ -18,6 +18,8 @@ from conductor.plan import (
     RateLimit,
     Wire,
 )
+from nodes.base import DEFAULT_TIMEOUT_MS
+from nodes.containers import ENTRY_PORT
 
 
 def compile_plan(
@@ -49,8 +51,10 @@ def _flatten(
     out: dict[str, PlannedNode],
     *,
     settle: bool,
+    timeout_cap_ms: int | None = None,
 ) -> list[str]:
-    """Add a group's children to `out`; return the keys of its sinks."""
+    """Add a group's children to `out`; return the keys of its sinks. `timeout_cap_ms` (a
+    parallel's `operationTimeout`) caps each leaf child's `timeout`."""
     incoming: dict[str, list[Wire]] = {child.id: [] for child in children}
     for edge in edges:
         incoming[edge.target].append(
@@ -61,7 +65,8 @@ def _flatten(
             )
         )
     for child in children:
-        _add_node(child, prefix + child.id, incoming[child.id] or entry_wires, out, settle=settle)
+        node = _capped(child, timeout_cap_ms) if timeout_cap_ms and not child.nodes else child
+        _add_node(node, prefix + child.id, incoming[child.id] or entry_wires, out, settle=settle)
     has_outgoing = {edge.source for edge in edges}
     return [prefix + child.id for child in children if child.id not in has_outgoing]
 
@@ -75,9 +80,8 @@ def _add_node(
     settle: bool,
 ) -> None:
     parameters = dict(node.parameters)
-    nests = node.type in (GROUP_TYPE, PARALLEL_TYPE)
-    if nests and not node.nodes:
-        parameters["enabled"] = False  # nothing to run: it passes its input through
+    # A group or parallel without children runs its own node (its input, or its operations).
+    nests = node.type in (GROUP_TYPE, PARALLEL_TYPE) and bool(node.nodes)
     enabled = parameters.get("enabled", True) is not False
     collects: list[str] = []
     body: dict[str, PlannedNode] = {}
@@ -85,8 +89,14 @@ def _add_node(
     if nests and enabled:
         children_settle = settle or (node.type == PARALLEL_TYPE and _parallel_settles(parameters))
         prefix = key + KEY_SEPARATOR
-        collects = _flatten(node.nodes, node.edges, prefix, wires, out, settle=children_settle)
-        wires = [Wire(source=sink, port=sink.rsplit(KEY_SEPARATOR, 1)[-1]) for sink in collects]
+        cap = _operation_timeout(parameters) if node.type == PARALLEL_TYPE else None
+        collects = _flatten(
+            node.nodes, node.edges, prefix, wires, out, settle=children_settle, timeout_cap_ms=cap
+        )
+        wires = [
+            *(Wire(source=sink, port=sink.rsplit(KEY_SEPARATOR, 1)[-1]) for sink in collects),
+            *_entry_wires(wires),
+        ]
     elif node.type == LOOP_TYPE and node.nodes:
         entry = [Wire(source=ITEM_SOURCE)]
         body_settle = settle or _loop_continues_on_error(parameters)
@@ -105,7 +115,30 @@ def _add_node(
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,
+        children=len(node.nodes) if collects else 0,
     )
+
+
+def _entry_wires(wires: list[Wire]) -> list[Wire]:
+    """A container's wires from the nodes that feed its children, on reserved ports: their end
+    says when its children could start (for `duration`, `totalExecutionTime`)."""
+    sources = dict.fromkeys(wire.source for wire in wires)
+    return [Wire(source=source, port=f"{ENTRY_PORT}{n}") for n, source in enumerate(sources)]
+
+
+def _operation_timeout(parameters: dict[str, Any]) -> int | None:
+    """A parallel's `operationTimeout` when given as a number: its children's time limit."""
+    value = parameters.get("operationTimeout")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(1, int(value))
+
+
+def _capped(child: BlueprintNode, cap_ms: int) -> BlueprintNode:
+    """The child with its `timeout` at most `cap_ms` (a child's own smaller limit stays)."""
+    own = child.parameters.get("timeout", DEFAULT_TIMEOUT_MS)
+    limit = min(own, cap_ms) if isinstance(own, int) and not isinstance(own, bool) else cap_ms
+    return child.model_copy(update={"parameters": {**child.parameters, "timeout": limit}})
 
 
 def _parallel_settles(parameters: dict[str, Any]) -> bool:

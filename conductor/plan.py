@@ -63,6 +63,10 @@ class PlannedNode(BaseModel):
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)
     expanded: bool = False  # a loop whose items were dispatched: its next run collects
+    children: int = 0  # a group's or parallel's direct children
+    # When a collecting loop expanded, or when a container's loop item was expanded: the
+    # start of its children when no upstream node's end says it.
+    entered_ms: int | None = None
 
     @property
     def depends_on(self) -> list[str]:
@@ -105,9 +109,11 @@ def item_key(loop_key: str, index: int) -> str:
     return f"{loop_key}{ITEM_MARK}{index}"
 
 
-def instantiate_item(loop: PlannedNode, index: int) -> list[PlannedNode]:
+def instantiate_item(
+    loop: PlannedNode, index: int, entered_ms: int | None = None
+) -> list[PlannedNode]:
     """The loop body's nodes for one item: keys under `<loop>#<index>/`, entry wires from the
-    item's virtual output."""
+    item's virtual output; containers among them learn when the item was expanded."""
     source = item_key(loop.key, index)
     prefix = source + KEY_SEPARATOR
 
@@ -121,6 +127,7 @@ def instantiate_item(loop: PlannedNode, index: int) -> list[PlannedNode]:
                 "key": prefix + node.key,
                 "wires": [place(wire) for wire in node.wires],
                 "collects": [prefix + key for key in node.collects],
+                "entered_ms": entered_ms if node.collects else node.entered_ms,
             }
         )
         for node in loop.body

@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from nodes.containers import ContainerRun
+
 MAX_TIMEOUT_MS = 3_600_000  # one hour; the broker's visibility timeout is set above it
 DEFAULT_TIMEOUT_MS = 30_000
 
@@ -63,6 +65,8 @@ class NodeContext:
     on_progress: Callable[[float, str], None] = field(default=lambda fraction, message: None)
     # Set when the node must stop (its execution was cancelled): long waits should watch it.
     stop: threading.Event = field(default_factory=threading.Event)
+    # Set for a container node that ran children (group, parallel, a loop collecting items).
+    container: ContainerRun | None = None
 
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Tell live viewers how far the node is (0.0 to 1.0): a node.progress event."""

@@ -1,45 +1,119 @@
-"""`loop`: run a body sub-graph for each item, in parallel across workers, results in order."""
+"""`loop`: run a body sub-graph for each item, in parallel across workers, results in order;
+without a body, Atomiton's iteration records (forEach, times, while)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from nodes.base import ExpandingNode, NodeContext, NodeParameters, settled_error
+from nodes.containers import ITEM_PORT, iso_timestamp, now_ms
 from nodes.errors import NodeError
+from nodes.js_condition import WhileRun, run_while
 
 
 class LoopParameters(NodeParameters):
-    """Parameters of `loop` (Atomiton's names; `breakOnError: true` means
-    `continueOnError: false`)."""
+    """Parameters of `loop` (Atomiton's names; `items` for `array`, `times` for `count`,
+    `breakOnError: true` for `continueOnError: false`)."""
 
-    loopType: Literal["forEach", "times", "forRange"] = "forEach"
-    items: list[Any] | None = Field(default=None, description="Items (else the input)")
+    loopType: Literal["forEach", "times", "while", "forRange"] = "forEach"
+    array: list[Any] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("array", "items"),
+        description="forEach items (else the input's `array`, else the input itself)",
+    )
     iterateOver: str | None = Field(default=None, description="Key of the input holding items")
-    times: int = Field(default=10, ge=0)
+    count: float = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices("count", "times"),
+        description="times: how many iterations (a fraction is truncated)",
+    )
+    condition: str | None = Field(
+        default=None,
+        description="while: a JavaScript expression of `iteration` and `lastResult`",
+    )
+    collectResults: bool = Field(default=True, description="false leaves `results` empty")
     startValue: int = 0
     endValue: int = 10
     stepSize: int = 1
     concurrency: int = Field(default=5, ge=1, le=1000, description="Items running at once")
     parallel: bool = Field(default=True, description="false runs one item at a time")
-    maxIterations: int = Field(default=1000, ge=1, le=100_000)
+    maxIterations: int = Field(default=1000, ge=1, le=100_000, description="Iteration cap")
     continueOnError: bool = True
     breakOnError: bool | None = None
 
 
 class LoopNode(ExpandingNode[LoopParameters]):
-    """For each item (or `times`, or a range) run the body nodes with the item as their input;
-    output `result` is the list of each item's result, `errors` the items that failed."""
+    """With a body: run it for each item; `result` lists each item's result, `results` holds
+    Atomiton's records with each `result`, `errors` the items that failed. Without a body:
+    Atomiton's records, its summary under `result` and at the top level."""
 
     type_name = "loop"
     description = "Run a body of nodes for each item, in parallel across workers"
     parameters_model = LoopParameters
+    editor_parameters: ClassVar[frozenset[str]] = frozenset({"batchSize", "delay"})
+
+    def run(self, params: LoopParameters, context: NodeContext) -> Mapping[str, Any]:
+        """No body: one record per iteration, as Atomiton's stub, with its bugs fixed."""
+        started = time.monotonic()
+        records, errors, capped = self._records(params, context)
+        summary = {
+            "results": records if params.collectResults else [],
+            "iterationCount": len(records),
+            "errors": errors,
+            "success": not errors,
+            "duration": int((time.monotonic() - started) * 1000),
+            "completed": not errors and not capped,
+            "stopped": bool(errors) or capped,
+        }
+        top = {key: summary[key] for key in ("results", "iterationCount", "errors", "success")}
+        return {"result": summary, **top, "duration": summary["duration"]}
+
+    def _records(
+        self, params: LoopParameters, context: NodeContext
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """Records, condition errors, and whether the iteration cap cut the loop short."""
+        cap = params.maxIterations
+        if params.loopType == "while":
+            run = self._while(params, context)
+            return run.records, run.errors, run.capped
+        stamp = iso_timestamp()
+        if params.loopType == "times":
+            wanted = int(params.count)
+            return (
+                [{"iteration": i, "timestamp": stamp} for i in range(min(wanted, cap))],
+                [],
+                (wanted > cap),
+            )
+        found = self._source(params, context)
+        records = [
+            {"index": i, "item": item, "processed": True, "timestamp": stamp}
+            for i, item in enumerate(found[:cap])
+        ]
+        return records, [], len(found) > cap
+
+    @staticmethod
+    def _while(params: LoopParameters, context: NodeContext) -> WhileRun:
+        return run_while(params.condition, params.maxIterations, context.remaining_s())
 
     def items(self, params: LoopParameters, context: NodeContext) -> list[Any]:
-        """The items, checked against maxIterations."""
-        found = self._items(params, context)
+        """The items the body runs for, checked against maxIterations (a body's work is never
+        cut short silently)."""
+        if params.loopType == "while":
+            run = self._while(params, context)
+            if run.capped:
+                raise NodeError(
+                    f"the condition still held after maxIterations={params.maxIterations}",
+                    retryable=False,
+                )
+            return [record["iteration"] for record in run.records]
+        found = list(range(int(params.count))) if params.loopType == "times" else None
+        found = self._source(params, context) if found is None else found
         if len(found) > params.maxIterations:
             raise NodeError(
                 f"{len(found)} items exceed maxIterations={params.maxIterations}",
@@ -47,47 +121,92 @@ class LoopNode(ExpandingNode[LoopParameters]):
             )
         return found
 
-    def _items(self, params: LoopParameters, context: NodeContext) -> list[Any]:
-        if params.loopType == "times":
-            return list(range(params.times))
+    def _source(self, params: LoopParameters, context: NodeContext) -> list[Any]:
+        """forEach: `array` (or a port feeding it), else the input's `iterateOver` key, its
+        `array` key, or the input itself when it is a list; forRange: the range."""
         if params.loopType == "forRange":
             if params.stepSize == 0:
-                raise NodeError("stepSize must not be 0", retryable=False)
+                raise NodeError("parameters.stepSize: must not be 0", retryable=False)
             return list(range(params.startValue, params.endValue, params.stepSize))
-        source = params.items if params.items is not None else context.data
+        source = params.array if params.array is not None else context.data
         if params.iterateOver is not None:
             if not isinstance(source, dict) or params.iterateOver not in source:
                 raise NodeError(
                     f"the input has no {params.iterateOver!r} to iterate over", retryable=False
                 )
             source = source[params.iterateOver]
-        if not isinstance(source, list):
-            kind = type(source).__name__
-            raise NodeError(f"loop needs a list of items, got {kind}", retryable=False)
-        return source
+        if isinstance(source, list):
+            return source
+        given = context.get_input("array")
+        if isinstance(given, list):
+            return given
+        if source is None or isinstance(source, dict):  # Atomiton: nothing to iterate over
+            return []
+        raise NodeError(f"loop needs a list of items, got {type(source).__name__}", retryable=False)
 
     def collect(
         self, params: LoopParameters, context: NodeContext, outcomes: list[Any]
     ) -> Mapping[str, Any]:
-        """Results in item order; failed items are listed in `errors` with their index."""
-        results: list[Any] = []
+        """Results in item order, each as Atomiton's record plus its `result`; failed items
+        are listed in `errors` with their index."""
+        finished = _finished_by_item(context.finished_ms)
+        records: list[dict[str, Any]] = []
+        values: list[Any] = []
         errors: list[dict[str, Any]] = []
         for index, outcome in enumerate(outcomes):
             error = settled_error(outcome)
+            value = None if error else _result_of(outcome)
+            record = self._record(params, index, _item(context, index), finished.get(index))
+            record["result"] = value
             if error is not None:
-                errors.append({"index": index, "error": error})
-            results.append(None if error else _result_of(outcome))
+                errors.append({"index": index, "iteration": index, "error": error})
+                record["error"] = error.get("message")
+            records.append(record)
+            values.append(value)
+        if params.loopType == "while" and outcomes:  # a later condition failure ended the loop
+            errors += self._while(params, context).errors
+        entered = context.container.entered_ms if context.container else now_ms()
+        keep = params.collectResults
         return {
-            "result": results,
-            "results": results,
+            "result": values if keep else [],
+            "results": records if keep else [],
             "iterationCount": len(outcomes),
             "errors": errors,
             "success": not errors,
+            "duration": max(0, now_ms() - entered),
         }
+
+    @staticmethod
+    def _record(
+        params: LoopParameters, index: int, item: Any, finished_ms: int | None
+    ) -> dict[str, Any]:
+        """Atomiton's record for this loop type; the timestamp is when the item's body ended."""
+        stamp = iso_timestamp(finished_ms or None)
+        if params.loopType == "times":
+            return {"iteration": index, "timestamp": stamp}
+        if params.loopType == "while":
+            return {"iteration": index, "timestamp": stamp, "condition": True}
+        return {"index": index, "item": item, "processed": True, "timestamp": stamp}
 
     def lanes(self, params: LoopParameters) -> int:
         """How many items may run at once."""
         return params.concurrency if params.parallel else 1
+
+
+def _item(context: NodeContext, index: int) -> Any:
+    """The item `index` the body ran for (its virtual output, wired to the collecting loop)."""
+    output = context.get_input(f"{ITEM_PORT}{index}")
+    return output.get("item") if isinstance(output, dict) else None
+
+
+def _finished_by_item(finished_ms: Mapping[str, int]) -> dict[int, int]:
+    """When each item's last sink ended, from ports named `<index>/<sink>`."""
+    latest: dict[int, int] = {}
+    for port, ended in finished_ms.items():
+        head, _, _ = port.partition("/")
+        if head.isdigit():
+            latest[int(head)] = max(latest.get(int(head), 0), ended)
+    return latest
 
 
 def _result_of(outcome: Any) -> Any:

@@ -26,7 +26,14 @@ from storage.state import (
     now_ms,
 )
 from workers.attempt_watch import AttemptWatch
-from workers.expansion import ItemsToRun, expand_items, item_outcomes, items_to_run
+from workers.expansion import (
+    ItemsToRun,
+    expand_items,
+    item_outcomes,
+    items_to_run,
+    settled_output,
+    with_container,
+)
 from workers.finalize import finalize
 from workers.invocation import Invocation, gather_inputs, prepare
 from workers.stores import Stores
@@ -111,7 +118,10 @@ class _Attempt:
         ports, data = gather_inputs(self.spec, self.load, self.stores.blobs)
         upstream_error = self._upstream_failure(ports)
         if upstream_error is not None:
-            return self.complete(settled_failure(upstream_error), NodeStatus.FAILED, upstream_error)
+            output = settled_output(
+                self.spec, upstream_error, self.load, self.stores.state, self.execution_id
+            )
+            return self.complete(output, NodeStatus.FAILED, upstream_error)
         if not self.spec.enabled:
             return self.complete({"result": data}, NodeStatus.SKIPPED)
         with self._watched():
@@ -141,6 +151,7 @@ class _Attempt:
                 on_progress=self.report_progress,
                 stop=self.stop,
             )
+            call = with_container(call, self.spec, self.load, self.stores.state, self.execution_id)
             if isinstance(call.node, ExpandingNode) and self.spec.body:
                 return self.expand_or_collect(call)
             if self.spec.cache_ttl_s is not None:

@@ -145,7 +145,8 @@ def test_loop_times_without_a_body(run_blueprint: RunBlueprint) -> None:
     result = run_blueprint(
         "id: t\nname: T\nnodes: [{id: n, type: loop, parameters: {loopType: times, times: 3}}]\n"
     )
-    assert result["data"]["n"]["result"] == [0, 1, 2]
+    records = result["data"]["n"]["result"]["results"]  # Atomiton's stub shape
+    assert [record["iteration"] for record in records] == [0, 1, 2]
 
 
 PARALLEL = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.containers import ContainerRun
 from nodes.delay import DelayNode, DelayParameters
 from nodes.edit_fields import EditFieldsNode, EditFieldsParameters
 from nodes.errors import (
@@ -325,20 +327,26 @@ def test_delay_rejects_negative_ms() -> None:
 # --- group ----------------------------------------------------------------------------------
 
 
+def collect(children: dict[str, Any]) -> dict[str, Any]:
+    """The group's output for these sink children, without its `metadata`."""
+    ran = dataclasses.replace(context(inputs=children), container=ContainerRun(0, 2))
+    output = dict(GroupNode().run(GroupParameters(), ran))
+    assert output.pop("metadata")["nodeType"] == "group"
+    return output
+
+
 def test_group_with_one_child_outputs_that_childs_output() -> None:
     child = {"result": {"v": 1}, "data": {"v": 1}, "extra": 2}
-    output = GroupNode().run(GroupParameters(), context(inputs={"only": child}))
-    assert output == child
+    assert collect({"only": child}) == child
 
 
 def test_group_with_one_child_wraps_a_plain_value() -> None:
-    output = GroupNode().run(GroupParameters(), context(inputs={"only": 7}))
-    assert output == {"result": 7}
+    assert collect({"only": 7}) == {"result": 7}
 
 
 def test_group_with_several_children_maps_child_ids() -> None:
     children = {"left": {"result": 1, "n": "l"}, "right": {"result": 2}}
-    output = GroupNode().run(GroupParameters(), context(inputs=children))
+    output = collect(children)
     assert output["result"] == {"left": 1, "right": 2}
     assert output["left"] == {"result": 1, "n": "l"}
     assert output["right"] == {"result": 2}
@@ -346,8 +354,7 @@ def test_group_with_several_children_maps_child_ids() -> None:
 
 def test_group_child_called_result_does_not_hide_the_result_map() -> None:
     children = {"result": {"result": 1}, "other": {"result": 2}}
-    output = GroupNode().run(GroupParameters(), context(inputs=children))
-    assert output["result"] == {"result": 1, "other": 2}
+    assert collect(children)["result"] == {"result": 1, "other": 2}
 
 
 # --- registry -------------------------------------------------------------------------------
