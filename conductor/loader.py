@@ -177,6 +177,16 @@ def parse_document(text: str, *, json_only: bool = False) -> Any:
     """Parse Blueprint text (JSON or YAML) into plain data, refusing anything unsafe."""
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise _problem(f"the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    return _parse(text, json_only=json_only)
+
+
+def parse_json_bytes(raw: bytes) -> Any:
+    """A JSON request body (its size already limited) as plain data, refused like a file."""
+    return _parse(decode_utf8(raw), json_only=True)
+
+
+def _parse(text: str, *, json_only: bool) -> Any:
+    """Parse without the size check: nesting, numbers and YAML's limits are checked."""
     try:
         data = parse_json(text) if json_only else _parse_yaml(text)
     except _Rejected as exc:

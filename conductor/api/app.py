@@ -17,6 +17,7 @@ from conductor.api import blueprints, executions, system
 from conductor.api.context import ApiContext
 from conductor.api.limits import BodyLimit
 from conductor.api.problems import (
+    HTTP_CODES,
     PROBLEM_RESPONSES,
     ApiProblem,
     handle_problem,
@@ -73,7 +74,7 @@ def _bearer(
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             problem = ApiProblem(
-                401, "VALIDATION_FAILED", "send Authorization: Bearer <CONDUCTOR_API_TOKEN>",
+                401, "UNAUTHORIZED", "send Authorization: Bearer <CONDUCTOR_API_TOKEN>",
                 headers={"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
             return problem_response(problem)
@@ -100,8 +101,14 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Routing errors (unknown path 404, wrong method 405) as problems too."""
     assert isinstance(exc, StarletteHTTPException)
-    code = "VALIDATION_FAILED" if exc.status_code < 500 else "INTERNAL_ERROR"
-    problem = ApiProblem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+    code = HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR")
+    problem = ApiProblem(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        errors=getattr(exc, "errors", None),  # BodyInvalid: where the body failed to parse
+        headers=dict(exc.headers or {}),
+    )
     return problem_response(problem)
 
 

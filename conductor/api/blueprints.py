@@ -6,26 +6,32 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from conductor.api.body import JsonBodyRoute
 from conductor.api.context import ApiContext
-from conductor.api.executions import context, invalid_blueprint
+from conductor.api.executions import context, invalid_blueprint, warning_view
 from conductor.api.models import ValidationReport
 from conductor.api.problems import ApiProblem
 from conductor.blueprint import Blueprint
 from conductor.loader import blueprint_from_data
-from conductor.problems import InvalidBlueprint
+from conductor.problems import InvalidBlueprint, Problem
 from conductor.validation import ensure_valid
 from storage.blueprints import BlueprintExists, BlueprintNotFound, InvalidCursor, StoredBlueprint
 
-router = APIRouter(prefix="/v1/blueprints", tags=["blueprints"])
+router = APIRouter(prefix="/v1/blueprints", tags=["blueprints"], route_class=JsonBodyRoute)
+
+
+def _checked(ctx: ApiContext, body: dict[str, Any]) -> tuple[Blueprint, list[Problem]]:
+    """The Blueprint and its warnings; 422 listing every problem."""
+    try:
+        model = blueprint_from_data(body)
+        warnings = ensure_valid(model, ctx.registry, strict=ctx.dispatcher.strict)
+    except InvalidBlueprint as exc:
+        raise invalid_blueprint(exc) from None
+    return model, warnings
 
 
 def _valid(ctx: ApiContext, body: dict[str, Any]) -> Blueprint:
-    try:
-        model = blueprint_from_data(body)
-        ensure_valid(model, ctx.registry)
-    except InvalidBlueprint as exc:
-        raise invalid_blueprint(exc) from None
-    return model
+    return _checked(ctx, body)[0]
 
 
 def _view(stored: StoredBlueprint) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def create(body: dict[str, Any], request: Request) -> dict[str, Any]:
         return _view(ctx.blueprints.create(_valid(ctx, body)))
     except BlueprintExists:
         raise ApiProblem(
-            409, "VALIDATION_FAILED", f"Blueprint {body.get('id')!r} exists: PUT replaces it"
+            409, "CONFLICT", f"Blueprint {body.get('id')!r} exists: PUT replaces it"
         ) from None
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc) from None
@@ -57,15 +63,15 @@ def list_blueprints(
     try:
         page = ctx.blueprints.list(limit=limit, cursor=cursor)
     except InvalidCursor:
-        raise ApiProblem(400, "VALIDATION_FAILED", "cursor is not one this API returned") from None
+        raise ApiProblem(400, "BAD_REQUEST", "cursor is not one this API returned") from None
     return {"items": [_view(item) for item in page.items], "next_cursor": page.next_cursor}
 
 
 @router.post("/validate", response_model=ValidationReport)
 def validate(body: dict[str, Any], request: Request) -> ValidationReport:
     """Check a Blueprint without storing it: 200 when valid, 422 listing every problem."""
-    _valid(context(request), body)
-    return ValidationReport(valid=True)
+    _, warnings = _checked(context(request), body)
+    return ValidationReport(valid=True, warnings=[warning_view(w) for w in warnings])
 
 
 @router.get("/{blueprint_id}")
@@ -76,7 +82,7 @@ def read(
     try:
         return _view(context(request).blueprints.get(blueprint_id, revision))
     except (BlueprintNotFound, InvalidBlueprint):
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no Blueprint {blueprint_id!r}") from None
+        raise ApiProblem(404, "NOT_FOUND", f"no Blueprint {blueprint_id!r}") from None
 
 
 @router.put("/{blueprint_id}")
@@ -88,7 +94,7 @@ def replace(blueprint_id: str, body: dict[str, Any], request: Request) -> dict[s
         return _view(ctx.blueprints.replace(blueprint_id, model))
     except BlueprintNotFound:
         raise ApiProblem(
-            404, "VALIDATION_FAILED", f"no Blueprint {blueprint_id!r}: POST creates it"
+            404, "NOT_FOUND", f"no Blueprint {blueprint_id!r}: POST creates it"
         ) from None
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc) from None
@@ -100,5 +106,5 @@ def delete(blueprint_id: str, request: Request) -> Response:
     try:
         context(request).blueprints.delete(blueprint_id)
     except (BlueprintNotFound, InvalidBlueprint):
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no Blueprint {blueprint_id!r}") from None
+        raise ApiProblem(404, "NOT_FOUND", f"no Blueprint {blueprint_id!r}") from None
     return Response(status_code=204)

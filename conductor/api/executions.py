@@ -9,8 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from conductor.api.body import JsonBodyRoute
 from conductor.api.context import ApiContext
 from conductor.api.models import (
+    BlueprintWarning,
     ExecutionAccepted,
     ExecutionPage,
     ExecutionRequest,
@@ -21,7 +23,7 @@ from conductor.api.problems import ApiProblem
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.loader import blueprint_from_data
-from conductor.problems import InvalidBlueprint
+from conductor.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
@@ -29,7 +31,7 @@ from storage.events import Event
 from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
 
-router = APIRouter(prefix="/v1/executions", tags=["executions"])
+router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
 
 
 class ControlCommand(StrEnum):
@@ -64,12 +66,20 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc, prefix="blueprint") from None
     except BlueprintNotFound:
-        raise ApiProblem(
-            404, "VALIDATION_FAILED", f"no stored Blueprint {body.blueprint_id!r}"
-        ) from None
+        raise ApiProblem(404, "NOT_FOUND", f"no stored Blueprint {body.blueprint_id!r}") from None
     except IdempotencyConflict as exc:
-        raise ApiProblem(422, "VALIDATION_FAILED", str(exc)) from None
-    return ExecutionAccepted(id=submitted.execution_id, status=submitted.status)
+        raise ApiProblem(422, "IDEMPOTENCY_CONFLICT", str(exc)) from None
+    return ExecutionAccepted(
+        id=submitted.execution_id,
+        status=submitted.status,
+        warnings=[warning_view(w, prefix="blueprint") for w in submitted.warnings],
+    )
+
+
+def warning_view(problem: Problem, prefix: str = "") -> BlueprintWarning:
+    """A warning as the API shows it, its path under `prefix`."""
+    path = f"{prefix}.{problem.path}" if prefix else problem.path
+    return BlueprintWarning(path=path, code=problem.code.value, message=problem.message)
 
 
 def invalid_blueprint(exc: InvalidBlueprint, prefix: str = "") -> ApiProblem:
@@ -107,7 +117,7 @@ def list_executions(
             status=status, blueprint_id=blueprint_id, limit=limit, cursor=cursor
         )
     except InvalidCursor:
-        raise ApiProblem(400, "VALIDATION_FAILED", "cursor is not one this API returned") from None
+        raise ApiProblem(400, "BAD_REQUEST", "cursor is not one this API returned") from None
     return ExecutionPage(
         items=[_from_history(record, []) for record in page.items], next_cursor=page.next_cursor
     )
@@ -122,7 +132,7 @@ def get_execution(execution_id: str, request: Request) -> ExecutionView:
         return _from_redis(ctx, execution_id, snapshot)
     record = ctx.history.execution(execution_id)
     if record is None:
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}")
+        raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}")
     return _from_history(record, ctx.history.node_runs(execution_id))
 
 
@@ -143,7 +153,7 @@ def events(
     after_seq = after if after is not None else _seq(last_event_id)
     known = "created_ms" in ctx.stores.state.snapshot(execution_id, []).meta
     if not known and ctx.history.execution(execution_id) is None:
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no execution {execution_id!r}")
+        raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}")
     stream = follow_events(
         ctx.client, ctx.stores.state, ctx.history, execution_id, after_seq=after_seq
     )
@@ -170,9 +180,7 @@ def _seq(last_event_id: str | None) -> int:
     if last_event_id is None:
         return 0
     if not last_event_id.strip().isdigit():
-        raise ApiProblem(
-            400, "VALIDATION_FAILED", "Last-Event-ID must be an event's seq (a number)"
-        )
+        raise ApiProblem(400, "BAD_REQUEST", "Last-Event-ID must be an event's seq (a number)")
     return int(last_event_id)
 
 
@@ -248,10 +256,8 @@ def control(execution_id: str, command: ControlCommand, request: Request) -> Exe
     ctx = context(request)
     outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
     if outcome is ControlOutcome.NOT_FOUND:
-        raise ApiProblem(404, "VALIDATION_FAILED", f"no live execution {execution_id!r}")
+        raise ApiProblem(404, "NOT_FOUND", f"no live execution {execution_id!r}")
     status = ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
     if outcome is ControlOutcome.CONFLICT:
-        raise ApiProblem(
-            409, "VALIDATION_FAILED", f"cannot {command.value} an execution that is {status}"
-        )
+        raise ApiProblem(409, "CONFLICT", f"cannot {command.value} an execution that is {status}")
     return ExecutionAccepted(id=execution_id, status=status)

@@ -62,6 +62,6 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_mib = self.max_bytes / (1024 * 1024)
         problem = ApiProblem(
-            413, "VALIDATION_FAILED", f"the request body is larger than {limit_mib:g} MiB"
+            413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {limit_mib:g} MiB"
         )
         await problem_response(problem)(scope, receive, send)

@@ -19,11 +19,21 @@ class ExecutionRequest(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
 
+class BlueprintWarning(BaseModel):
+    """Something in the Blueprint that is ignored (an unknown node field or parameter)."""
+
+    path: str
+    code: str
+    message: str
+
+
 class ExecutionAccepted(BaseModel):
-    """202: the execution's id and status."""
+    """202: the execution's id and status, and what in the Blueprint was ignored
+    (CONDUCTOR_STRICT_PARAMETERS=1 on the API refuses those instead)."""
 
     id: str
     status: str
+    warnings: list[BlueprintWarning] = Field(default_factory=list)
 
 
 class NodeState(BaseModel):
@@ -66,6 +76,7 @@ class ValidationReport(BaseModel):
 
     valid: bool
     errors: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[BlueprintWarning] = Field(default_factory=list)
 
 
 class NodeTypeView(BaseModel):

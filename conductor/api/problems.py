@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from conductor.problems import ErrorCode
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -43,6 +45,20 @@ _TITLES = {
 }
 
 
+# The code of a problem that is about the request rather than a Blueprint or an execution.
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    501: "NOT_IMPLEMENTED",
+    503: "SERVICE_UNAVAILABLE",
+}
+# Every code a problem may carry: the contract's (Blueprints, executions) and the HTTP ones.
+PROBLEM_CODES = sorted({*ErrorCode, *HTTP_CODES.values(), "IDEMPOTENCY_CONFLICT"})
+
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status", "code", "detail"],
@@ -50,7 +66,16 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         "type": {"type": "string"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
-        "code": {"type": "string", "description": "the contract's error code"},
+        "code": {
+            "type": "string",
+            "enum": PROBLEM_CODES,
+            "description": "what happened: a contract error code (VALIDATION_FAILED, "
+            "INVALID_PARAMETERS, NODE_TYPE_NOT_FOUND, CIRCULAR_DEPENDENCY, TRANSPORT_ERROR...) "
+            "or one for the request (BAD_REQUEST: a body that does not parse, with where; "
+            "UNAUTHORIZED; NOT_FOUND; METHOD_NOT_ALLOWED; CONFLICT: the state does not allow "
+            "it; IDEMPOTENCY_CONFLICT: a key reused for another request; PAYLOAD_TOO_LARGE; "
+            "SERVICE_UNAVAILABLE)",
+        },
         "detail": {"type": "string", "description": "what went wrong and what to do"},
         "errors": {
             "type": "array",

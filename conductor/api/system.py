@@ -30,7 +30,7 @@ def readyz(request: Request) -> dict[str, str]:
         ctx.history.list_executions(limit=1)
     except Exception as exc:  # any failure of the store means not ready
         raise ApiProblem(
-            503, "INTERNAL_ERROR", f"history store: {exc}", headers={"Retry-After": "5"}
+            503, "SERVICE_UNAVAILABLE", f"history store: {exc}", headers={"Retry-After": "5"}
         ) from None
     return {"status": "ready"}
 

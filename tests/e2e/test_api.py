@@ -247,7 +247,8 @@ def test_submit_inline_blueprint_and_follow_its_events_to_the_result(http: httpx
     response = http.post("/v1/executions", json={"blueprint": greeting(), "inputs": {"x": 1}})
     assert response.status_code == 202
     accepted = response.json()
-    assert set(accepted) == {"id", "status"} and accepted["status"] in {"queued", "running"}
+    assert set(accepted) == {"id", "status", "warnings"} and accepted["warnings"] == []
+    assert accepted["status"] in {"queued", "running"}
     execution_id = accepted["id"]
 
     events = follow(http, execution_id)
@@ -312,7 +313,7 @@ def test_reconnecting_after_the_terminal_event_ends_at_once(http: httpx.Client) 
 def test_last_event_id_that_is_not_a_seq_is_a_problem(http: httpx.Client) -> None:
     execution_id, _ = run(http, {"blueprint": chain(0, "a")})
     url = f"/v1/executions/{execution_id}/events"
-    assert_problem(http.get(url, headers={"Last-Event-ID": "abc"}), 400, "VALIDATION_FAILED")
+    assert_problem(http.get(url, headers={"Last-Event-ID": "abc"}), 400, "BAD_REQUEST")
     assert_problem(http.get(url, params={"after": -1}), 422, "VALIDATION_FAILED")
 
 
@@ -344,7 +345,7 @@ def test_one_idempotency_key_gives_one_execution_under_concurrency(
     assert [e.event for e in events].count("node.started") == 3
     again = http.post("/v1/executions", json=body)
     assert again.status_code == 202
-    assert again.json() == {"id": execution_id, "status": "succeeded"}
+    assert again.json() == {"id": execution_id, "status": "succeeded", "warnings": []}
     other = submit(http, {**body, "idempotency_key": f"order-{uuid.uuid4()}"})
     assert other != execution_id
     assert follow(http, other)[-1].event == "execution.succeeded"
@@ -395,11 +396,12 @@ def test_a_malformed_request_is_a_422_problem(http: httpx.Client, body: Any) -> 
     assert_problem(http.post("/v1/executions", json=body), 422, "VALIDATION_FAILED")
 
 
-def test_a_body_that_is_not_json_is_a_422_problem(http: httpx.Client) -> None:
+def test_a_body_that_is_not_json_is_a_400_problem_saying_where(http: httpx.Client) -> None:
     response = http.post(
         "/v1/executions", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert_problem(response, 422, "VALIDATION_FAILED")
+    problem = assert_problem(response, 400, "BAD_REQUEST")
+    assert "line 1 column 2 (char 1)" in problem["detail"]
 
 
 def large_body(size: int) -> Iterator[bytes]:
@@ -415,7 +417,7 @@ def test_a_body_over_6_mib_is_refused_with_413(http: httpx.Client) -> None:
     response = http.post(
         "/v1/executions", content=body, headers={"content-type": "application/json"}
     )
-    assert_problem(response, 413, "VALIDATION_FAILED")
+    assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
     assert http.get("/healthz").status_code == 200  # and the server is fine afterwards
 
 
@@ -427,17 +429,19 @@ def test_a_chunked_body_over_6_mib_without_content_length_is_refused_with_413(
     )
     assert "content-length" not in response.request.headers
     assert response.request.headers["transfer-encoding"] == "chunked"
-    assert_problem(response, 413, "VALIDATION_FAILED")
+    assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
 
 
 def test_an_unknown_execution_is_404_everywhere(http: httpx.Client) -> None:
     missing = str(uuid.uuid4())
-    assert_problem(http.get(f"/v1/executions/{missing}"), 404)
-    assert_problem(http.get(f"/v1/executions/{missing}/events"), 404)
+    assert_problem(http.get(f"/v1/executions/{missing}"), 404, "NOT_FOUND")
+    assert_problem(http.get(f"/v1/executions/{missing}/events"), 404, "NOT_FOUND")
     for command in ("cancel", "pause", "resume"):
-        assert_problem(http.post(f"/v1/executions/{missing}/{command}"), 404)
+        assert_problem(http.post(f"/v1/executions/{missing}/{command}"), 404, "NOT_FOUND")
     assert_problem(http.post(f"/v1/executions/{missing}/explode"), 422)
-    problem = assert_problem(http.post("/v1/executions", json={"blueprint_id": missing}), 404)
+    problem = assert_problem(
+        http.post("/v1/executions", json={"blueprint_id": missing}), 404, "NOT_FOUND"
+    )
     assert missing in problem["detail"]
 
 
@@ -459,8 +463,8 @@ def test_a_blueprint_without_nodes_runs_or_is_refused(http: httpx.Client) -> Non
 
 
 def test_routing_errors_are_problems_too(http: httpx.Client) -> None:
-    assert_problem(http.get("/v1/no-such-thing"), 404)
-    assert_problem(http.delete("/v1/executions"), 405)
+    assert_problem(http.get("/v1/no-such-thing"), 404, "NOT_FOUND")
+    assert_problem(http.delete("/v1/executions"), 405, "METHOD_NOT_ALLOWED")
 
 
 @pytest.fixture(scope="module")
@@ -507,7 +511,7 @@ def test_a_token_is_required_when_configured(api_with_token: ApiProcess) -> None
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             for method, path in (("GET", "/v1/nodes"), ("POST", "/v1/executions")):
                 response = http.request(method, path, headers=headers, json={})
-                assert_problem(response, 401)
+                assert_problem(response, 401, "UNAUTHORIZED")
                 assert response.headers["www-authenticate"].startswith("Bearer")
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert http.get("/v1/nodes", headers=good).status_code == 200
@@ -529,7 +533,7 @@ def test_the_blueprint_store_over_http(http: httpx.Client) -> None:
     assert created.status_code == 201
     assert created.json()["revision"] == 1 and created.json()["version"] == "3.1.0"
     assert created.json()["blueprint"]["nodes"][0]["position"] == {"x": 10, "y": 20}  # UI kept
-    assert_problem(http.post("/v1/blueprints", json=first), 409)
+    assert_problem(http.post("/v1/blueprints", json=first), 409, "CONFLICT")
 
     second = {**first, "name": "API test, second revision"}
     second["nodes"] = [*first["nodes"][:1], {**first["nodes"][1], "parameters": {
@@ -576,7 +580,9 @@ def test_the_blueprint_listing_pages_with_a_cursor(http: httpx.Client) -> None:
             break
     assert seen == sorted(seen) and len(seen) == len(set(seen))
     assert [i for i in seen if i.startswith(prefix)] == mine
-    assert_problem(http.get("/v1/blueprints", params={"cursor": "not-a-cursor"}), 400)
+    assert_problem(
+        http.get("/v1/blueprints", params={"cursor": "not-a-cursor"}), 400, "BAD_REQUEST"
+    )
     for blueprint_id in mine:
         assert http.delete(f"/v1/blueprints/{blueprint_id}").status_code == 204
 
@@ -603,7 +609,7 @@ def test_pause_starts_no_new_node_and_resume_finishes_running_each_node_once(
     paused = http.post(f"/v1/executions/{execution_id}/pause")
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     assert http.get(f"/v1/executions/{execution_id}").json()["status"] == "paused"
-    assert_problem(http.post(f"/v1/executions/{execution_id}/pause"), 409)
+    assert_problem(http.post(f"/v1/executions/{execution_id}/pause"), 409, "CONFLICT")
     feed.until(node_event("node.succeeded", "b"))  # the running node finishes
     with pytest.raises(queue.Empty):  # and nothing else starts while paused
         feed.next(timeout_s=1.0)
