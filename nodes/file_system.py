@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import os
+import posixpath
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -280,8 +281,9 @@ def _list(params: FileSystemParameters, context: NodeContext, files: _Files) -> 
         raise _failed(f"{shown} is not a folder")
     found = _walk(folder, params.recursive, params.includeHidden, files)
     keep = _matcher(params)
+    prefix = "/" + shown if params.path.startswith("/") else shown
     entries = [
-        _describe(path, folder, params, files)
+        _describe(path, folder, prefix, params, files)
         for path in sorted(found)
         if keep(path.relative_to(folder))
     ]
@@ -336,9 +338,12 @@ def _matcher(params: FileSystemParameters) -> Callable[[Path], bool]:
 
 
 def _describe(
-    path: Path, folder: Path, params: FileSystemParameters, files: _Files
+    path: Path, folder: Path, prefix: str, params: FileSystemParameters, files: _Files
 ) -> str | dict[str, Any]:
-    shown = files.show(path) if params.fullPaths else path.relative_to(folder).as_posix()
+    """An entry as Atomiton lists it: the listed `path` joined with the entry (so it can be
+    handed to the next node); with `fullPaths`, from the files root."""
+    relative = path.relative_to(folder).as_posix()
+    shown = files.show(path) if params.fullPaths else posixpath.normpath(f"{prefix}/{relative}")
     if not params.includeStats:
         return shown
     try:

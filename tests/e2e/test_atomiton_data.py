@@ -432,9 +432,10 @@ def test_file_system_operations_and_outputs(
     assert (here / "out" / "w.txt").read_text() == "hello"
     assert (here / "from-input.txt").read_text() == "read me"  # the input, when no content
     listed = out["list"]
-    assert listed["result"] == listed["files"] == ["a.txt", "b.txt", "sub"]
+    entries = [f"/{base}/list/{name}" for name in ("a.txt", "b.txt", "sub")]
+    assert listed["result"] == listed["files"] == entries  # Atomiton's: `path` joined
     assert (listed["count"], listed["path"], listed["success"]) == (3, f"{base}/list", True)
-    assert out["list-all"]["files"] == ["a.txt", "b.txt", "sub", "sub/c.txt"]
+    assert out["list-all"]["files"] == [*entries, f"/{base}/list/sub/c.txt"]
     assert out["exists"] == {
         "result": True,
         "exists": True,

@@ -83,7 +83,7 @@ edges:
         {"n": 7, "tags": ["a"]},
     )
     assert result["status"] == "succeeded", result["error"]
-    assert result["data"]["list"]["result"] == ["data.json"]
+    assert result["data"]["list"]["result"] == ["e2e-chain/data.json"]
     written = (data_dir / "files" / "e2e-chain" / "data.json").read_text()
     assert written == '{\n  "n": 7,\n  "tags": [\n    "a"\n  ]\n}'
 

@@ -454,7 +454,7 @@ def test_delete_never_removes_the_root(root: Path) -> None:
 
 def test_the_root_spelled_absolute_is_the_root(root: Path) -> None:
     (root / "kept.txt").write_text("kept")
-    assert run(root, operation="list", path=str(root))["files"] == ["kept.txt"]
+    assert run(root, operation="list", path=str(root))["files"] == ["/kept.txt"]
     for operation in ("delete", "move"):
         fails(
             root,
@@ -558,8 +558,8 @@ def images(root: Path) -> Path:
 
 def test_list_a_folder(root: Path, images: Path) -> None:
     assert run(root, operation="list", path="images/input") == {
-        "result": ["a.jpg", "b.png", "c.gif", "more", "notes.txt"],
-        "files": ["a.jpg", "b.png", "c.gif", "more", "notes.txt"],
+        "result": [f"images/input/{n}" for n in ("a.jpg", "b.png", "c.gif", "more", "notes.txt")],
+        "files": [f"images/input/{n}" for n in ("a.jpg", "b.png", "c.gif", "more", "notes.txt")],
         "count": 5,
         "success": True,
         "path": "images/input",
@@ -576,7 +576,7 @@ def test_list_with_atomitons_image_pattern_and_stats(root: Path, images: Path) -
         includeStats=True,
     )
     assert [entry["name"] for entry in out["files"]] == ["a.jpg", "b.png", "c.gif"]
-    assert out["files"][0]["path"] == "a.jpg"
+    assert out["files"][0]["path"] == "images/input/a.jpg"  # Atomiton's: `path` joined
     assert out["files"][0]["size"] == 5
     assert out["files"][0]["isDirectory"] is False
     assert ISO_MS.fullmatch(out["files"][0]["modified"])
@@ -584,13 +584,13 @@ def test_list_with_atomitons_image_pattern_and_stats(root: Path, images: Path) -
 
 def test_list_recursive_hidden_full_paths_and_filters(root: Path, images: Path) -> None:
     listed = run(root, operation="list", path="images/input", recursive=True, pattern="*.png")
-    assert listed["files"] == ["b.png", "more/d.png"]
+    assert listed["files"] == ["images/input/b.png", "images/input/more/d.png"]
     hidden = run(root, operation="list", path="images/input", pattern="*.png", includeHidden=True)
-    assert hidden["files"] == [".hidden.png", "b.png"]
+    assert hidden["files"] == ["images/input/.hidden.png", "images/input/b.png"]
     full = run(root, operation="list", path="images/input", fullPaths=True, fileFilter=r"^[ab]\.")
     assert full["files"] == ["images/input/a.jpg", "images/input/b.png"]
     by_path = run(root, operation="list", path="images", recursive=True, pattern="input/more/*")
-    assert by_path["files"] == ["input/more/d.png"]
+    assert by_path["files"] == ["images/input/more/d.png"]
     folders = run(root, operation="list", path="images/input", includeStats=True, pattern="more")
     assert folders["files"][0]["isDirectory"] is True
 
