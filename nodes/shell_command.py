@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, ValidationInfo, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, NodeStopped, NodeTimeout
@@ -53,6 +53,11 @@ Encoding = Literal["utf8", "base64", "binary", "ascii", "hex"]
 
 class ShellCommandParameters(NodeParameters):
     """Parameters of `shell-command` (Atomiton's names, and Conductor's `command`)."""
+
+    # One of the two is required (checked by `_one_program`); said so for outside checkers.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["program"]}, {"required": ["command"]}]}
+    )
 
     command: str | None = Field(
         default=None,

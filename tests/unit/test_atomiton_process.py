@@ -111,6 +111,12 @@ def test_every_atomiton_parameter_and_input_key_is_known() -> None:
     assert {"workingDirectory", "environment"} <= names  # read from the input in Atomiton
 
 
+def test_the_schema_says_program_or_command_is_required() -> None:
+    schema = ShellCommandNode.json_schema()
+    assert schema["oneOf"] == [{"required": ["program"]}, {"required": ["command"]}]
+    assert {"program", "args", "command", "workingDirectory", "cwd"} <= set(schema["properties"])
+
+
 def test_atomitons_definition_defaults_bring_no_warning(registry: NodeRegistry) -> None:
     defaults = {"enabled": True, "timeout": 30000, "retries": 1, "args": [], "captureOutput": True}
     plan = blueprint([node("run", "shell-command", program="echo", **defaults)])
