@@ -249,6 +249,39 @@ def test_image_input_keys_are_known() -> None:
     assert {"fit", "position", "blendMode", "opacity", "blur", "sharpen", "grayscale"} <= names
 
 
+def run_image(root: Path, inputs: dict[str, Any] | None = None, **parameters: Any) -> Any:
+    """Run `image` directly on the files root `root`."""
+    context = NodeContext(
+        execution_id="exec-1",
+        node_id="image",
+        inputs=inputs or {},
+        deadline=time.monotonic() + 10,
+        environment=NodeEnvironment(files_root=root),
+    )
+    return ImageNode().run(ImageParameters.model_validate(parameters), context)
+
+
+def test_merge_needs_two_images_and_overlay_an_overlay(tmp_path: Path) -> None:
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "a.png")
+    with pytest.raises(NodeError, match="'merge' needs at least 2 images in `images`"):
+        run_image(tmp_path, operation="merge", images=["a.png", None, ""])
+    with pytest.raises(NodeError, match="'overlay' needs an overlay image"):
+        run_image(tmp_path, inputs={"baseImage": "a.png"})  # the default operation
+    with pytest.raises(NodeError, match="no input image"):
+        run_image(tmp_path, operation="composite", images=[None, {"size": 1}])
+
+
+def test_merge_takes_its_base_from_images_not_from_base_image(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "a.png")
+    Image.new("RGB", (2, 2), "blue").save(tmp_path / "b.png")
+    Image.new("RGB", (30, 30), "white").save(tmp_path / "other.png")
+    inputs = {"baseImage": "other.png"}
+    output = run_image(
+        tmp_path, inputs, operation="merge", images=["a.png", "b.png"], output="m.png"
+    )
+    assert (output["width"], output["height"]) == (8, 8)
+
+
 # --- image: blend modes -----------------------------------------------------------------------
 
 
