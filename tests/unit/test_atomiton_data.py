@@ -367,6 +367,12 @@ def test_non_string_values_are_stored_unchanged() -> None:
     }
 
 
+def test_conductor_templates_are_rendered_inside_nested_values() -> None:
+    assert edit({"l": ["{{$input.n}}", {"k": "n={{$input.n}}"}]}, {"n": 5}, keepOnlySet=True) == {
+        "l": [5, {"k": "n=5"}]
+    }
+
+
 def test_a_broken_template_names_the_field() -> None:
     with pytest.raises(ScriptError, match=r"values\.bad: template \{\{ a \+ \}\}"):
         edit({"bad": "{{ a + }}"}, {})
