@@ -215,7 +215,8 @@ def _layers(params: ImageParameters, context: NodeContext) -> tuple[str, list[st
     if params.operation not in OVERLAYS:
         return base, []
     overlay = params.overlayPath or _path_of(context.get_input("overlayImage"))
-    layers = [overlay] if overlay else listed[1:] if listed and base == listed[0] else []
+    from_list = bool(listed) and base == listed[0]  # then the rest of `images` are layers
+    layers = [overlay] if overlay else listed[1:] if from_list else []
     if not layers and params.operation in {"overlay", "watermark"}:
         raise NodeError(
             f"operation {params.operation!r} needs an overlay image: set overlayPath "
