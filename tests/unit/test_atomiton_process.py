@@ -150,6 +150,13 @@ def test_a_relative_program_runs_from_the_working_directory(tmp_path: Path) -> N
     assert output["stdout"] == "hello from ./hello.sh\n"
 
 
+def test_loader_variables_are_dropped_from_env_too(tmp_path: Path) -> None:
+    env = {"LD_LIBRARY_PATH": "/tmp", "DYLD_INSERT_LIBRARIES": "x", "KEPT": "1"}
+    lines = run_shell(tmp_path, program="env", env=env)["stdout"].splitlines()
+    assert "KEPT=1" in lines
+    assert not [line for line in lines if line.startswith(("LD_", "DYLD_"))]
+
+
 def test_throw_on_error_with_program_fails_the_node(tmp_path: Path) -> None:
     with pytest.raises(NodeError, match="exited with code 3"):
         run_shell(tmp_path, program="sh", args=["-c", "exit 3"], throwOnError=True)
