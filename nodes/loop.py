@@ -161,6 +161,8 @@ class LoopNode(ExpandingNode[LoopParameters]):
             if error is not None:
                 errors.append({"index": index, "iteration": index, "error": error})
                 record["error"] = error.get("message")
+                if "processed" in record:
+                    record["processed"] = False
             records.append(record)
             values.append(value)
         if params.loopType == "while" and outcomes:  # a later condition failure ended the loop

@@ -150,6 +150,8 @@ class _Runner:
         try:
             value = self._perform(index, operation, end)
         except _OperationTimeout:
+            if end >= self.deadline:  # the global (or the node's) limit ended it: all fail
+                raise self._timed_out() from None
             limit_ms = round(self.limits.operation_timeout_s * 1000)
             message = f"Operation {index} timed out after {limit_ms}ms"
         except NodeError as exc:

@@ -99,8 +99,9 @@ class ParallelNode(Node[ParallelParameters]):
 
 
 def _operations(params: ParallelParameters, context: NodeContext) -> list[Any]:
-    """The input's `operations` (Atomiton's), else the parameter, else none."""
-    found = context.get_input("operations", params.operations)
+    """The parameter (an edge into port `operations` overrides it), else the input's
+    `operations` (Atomiton's; execution inputs never override a parameter), else none."""
+    found = params.operations if params.operations is not None else context.get_input("operations")
     if found is None:
         return []
     if not isinstance(found, list):
