@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
-import redis
-from rich.console import Console
 
-from conductor.blueprint import Blueprint
-from conductor.dispatch import Dispatcher
 from conductor.embedded import embedded
-from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
-from conductor.loader import load_blueprint_file
-from conductor.problems import InvalidBlueprint
-from conductor.progress import ProgressView
-from conductor.recorder import Recorder
+from conductor.exit_codes import EXIT_FAILED
 from conductor.settings import Settings
-from conductor.validation import ensure_valid
-from conductor.waiting import ExecutionFollower
-from nodes.registry import NodeRegistry, default_registry
-from storage.history import open_history
-from workers.app import create_app
-from workers.tasks import make_stores
 
 
 @click.command()
@@ -68,83 +53,50 @@ def run(
     inputs = parse_inputs(input_pairs, inputs_json)
     if detach and settings.redis_url is None:
         raise click.UsageError("--detach needs CONDUCTOR_REDIS_URL (the embedded Redis stops)")
-    registry = default_registry()
-    model = _load_valid(blueprint, registry, strict=settings.strict_parameters)
-    show_progress = not as_json and sys.stderr.isatty()
-    submission = Submission(model, inputs, registry, detach, timeout_s, show_progress, as_json)
+    submit = partial(
+        _submit, blueprint, settings=settings, inputs=inputs, detach=detach,
+        timeout_s=timeout_s, as_json=as_json,
+    )  # fmt: skip
     if settings.redis_url is None:
+        # Started first: the private worker boots (about a second) while this process imports
+        # the nodes and checks the Blueprint.
         with embedded(settings) as private:
-            result = submission.run(private)
-            record_history(private)
+            result = submit(private)
     else:
-        result = submission.run(settings)
+        result = submit(settings)
     if detach:
         click.echo(json.dumps(result) if as_json else result["id"])
         return
-    _print_result(result, as_json)
+    from conductor.runner import print_result  # noqa: PLC0415  (loaded by _submit already)
+
+    print_result(result, as_json)
     sys.exit(0 if result["success"] else EXIT_FAILED)
 
 
-def _load_valid(path: Path, registry: NodeRegistry, *, strict: bool) -> Blueprint:
-    """The Blueprint in `path`, its warnings printed; exit 2 listing every problem."""
-    try:
-        model = load_blueprint_file(path)
-        warnings = ensure_valid(model, registry, strict=strict)
-    except InvalidBlueprint as exc:
-        _print_problems(path, exc)
-        sys.exit(EXIT_INVALID)
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
-    return model
+def _submit(
+    path: Path,
+    target: Settings,
+    *,
+    settings: Settings,
+    inputs: dict[str, Any],
+    detach: bool,
+    timeout_s: float | None,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Check the Blueprint in `path` (exit 2 when invalid), then run it on `target`'s Redis."""
+    from conductor import runner  # noqa: PLC0415  (heavy: imported while the worker boots)
+    from nodes.registry import default_registry  # noqa: PLC0415
 
-
-@dataclass(frozen=True)
-class Submission:
-    """One `conductor run`: what to submit and how to follow it."""
-
-    model: Blueprint
-    inputs: dict[str, Any]
-    registry: NodeRegistry
-    detach: bool
-    timeout_s: float | None
-    show_progress: bool
-    quiet: bool = False  # --json: nothing on stderr but problems
-
-    def run(self, settings: Settings) -> dict[str, Any]:
-        """Submit; unless detached, follow the live events to the result."""
-        stores = make_stores(settings)
-        dispatcher = Dispatcher(create_app(settings), stores, self.registry)
-        client = redis.Redis.from_url(str(settings.redis_url))
-        execution_id = str(uuid.uuid4())
-        live = self.show_progress
-        with ExecutionFollower(client, execution_id, live=live) as follower:  # before submitting
-            plan = dispatcher.submit(self.model, self.inputs, execution_id)
-            if not (self.quiet or self.detach):
-                count = len(plan.nodes)
-                click.echo(
-                    f"running {self.model.name!r} ({count} node{'s' * (count != 1)}) "
-                    f"as {execution_id}",
-                    err=True,
-                )
-            if self.detach:
-                return {"id": plan.execution_id, "status": "queued"}
-            timeout_s = self.timeout_s
-            if timeout_s is None and plan.timeout_ms:
-                timeout_s = plan.timeout_ms / 1000 + 5
-            if not self.show_progress:
-                return follower.wait(stores, timeout_s)
-            console = Console(stderr=True)
-            with ProgressView(console, self.model.name, len(plan.nodes)) as view:
-                return follower.wait(stores, timeout_s, on_event=view)
-
-
-def record_history(settings: Settings) -> None:
-    """The embedded stack's recorder: move the run's events into the history store."""
-    history = open_history(settings.history_url)
-    try:
-        Recorder(redis.Redis.from_url(str(settings.redis_url)), history).drain()
-    finally:
-        history.close()
+    registry = default_registry()
+    model = runner.load_valid(path, registry, strict=settings.strict_parameters)
+    show_progress = not as_json and sys.stderr.isatty()
+    submission = runner.Submission(
+        model, inputs, registry, detach, timeout_s, show_progress, as_json
+    )
+    result = submission.run(target)
+    if target is not settings:
+        runner.record_history(target)  # the embedded stack: history outlives its Redis
+    return result
 
 
 def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:
@@ -173,33 +125,6 @@ def _value(text: str) -> Any:
         return text
 
 
-def _print_problems(path: Path, exc: InvalidBlueprint) -> None:
-    click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
-    for problem in exc.problems:
-        click.echo(f"  {problem}", err=True)
-
-
-def _print_result(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    if result["success"]:
-        click.echo(f"succeeded in {result['duration_ms']} ms", err=True)
-    else:
-        error = result.get("error") or {}
-        where = f" at node {error['nodeId']}" if error.get("nodeId") else ""
-        click.echo(
-            f"{result['status']}{where}: [{error.get('code')}] {error.get('message')}", err=True
-        )
-        click.echo(json.dumps({"error": error}, indent=2, ensure_ascii=False))
-        return
-    results = {
-        node: output.get("result") if isinstance(output, dict) else output
-        for node, output in result["data"].items()
-    }
-    click.echo(json.dumps(results, indent=2, ensure_ascii=False))
-
-
 @click.command()
 @click.argument("blueprint", type=click.Path(path_type=Path))
 @click.option(
@@ -211,6 +136,9 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 def validate(blueprint: Path, strict: bool) -> None:
     """Check a Blueprint file: exit 0 (warnings on stderr), or 2 listing every problem with
     its path."""
+    from conductor.runner import load_valid  # noqa: PLC0415  (heavy: only when it runs)
+    from nodes.registry import default_registry  # noqa: PLC0415
+
     strict = strict or Settings.from_env().strict_parameters
-    _load_valid(blueprint, default_registry(), strict=strict)
+    load_valid(blueprint, default_registry(), strict=strict)
     click.echo(f"{blueprint}: valid")

@@ -1,0 +1,119 @@
+"""Running one Blueprint in the foreground: load and check it, submit it, follow it to its
+result, print that (what `conductor run` and `conductor validate` do)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+from rich.console import Console
+
+from conductor.blueprint import Blueprint
+from conductor.dispatch import Dispatcher
+from conductor.exit_codes import EXIT_INVALID
+from conductor.loader import load_blueprint_file
+from conductor.problems import InvalidBlueprint
+from conductor.progress import ProgressView
+from conductor.recorder import Recorder
+from conductor.settings import Settings
+from conductor.validation import ensure_valid
+from conductor.waiting import ExecutionFollower
+from nodes.registry import NodeRegistry
+from storage.history import open_history
+from workers.app import create_app
+from workers.tasks import make_stores
+
+
+def load_valid(path: Path, registry: NodeRegistry, *, strict: bool) -> Blueprint:
+    """The Blueprint in `path`, its warnings printed; exit 2 listing every problem."""
+    try:
+        model = load_blueprint_file(path)
+        warnings = ensure_valid(model, registry, strict=strict)
+    except InvalidBlueprint as exc:
+        print_problems(path, exc)
+        sys.exit(EXIT_INVALID)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return model
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One `conductor run`: what to submit and how to follow it."""
+
+    model: Blueprint
+    inputs: dict[str, Any]
+    registry: NodeRegistry
+    detach: bool
+    timeout_s: float | None
+    show_progress: bool
+    quiet: bool = False  # --json: nothing on stderr but problems
+
+    def run(self, settings: Settings) -> dict[str, Any]:
+        """Submit; unless detached, follow the live events to the result."""
+        stores = make_stores(settings)
+        dispatcher = Dispatcher(create_app(settings), stores, self.registry)
+        client = redis.Redis.from_url(str(settings.redis_url))
+        execution_id = str(uuid.uuid4())
+        live = self.show_progress
+        with ExecutionFollower(client, execution_id, live=live) as follower:  # before submitting
+            plan = dispatcher.submit(self.model, self.inputs, execution_id)
+            if not (self.quiet or self.detach):
+                count = len(plan.nodes)
+                click.echo(
+                    f"running {self.model.name!r} ({count} node{'s' * (count != 1)}) "
+                    f"as {execution_id}",
+                    err=True,
+                )
+            if self.detach:
+                return {"id": plan.execution_id, "status": "queued"}
+            timeout_s = self.timeout_s
+            if timeout_s is None and plan.timeout_ms:
+                timeout_s = plan.timeout_ms / 1000 + 5
+            if not self.show_progress:
+                return follower.wait(stores, timeout_s)
+            console = Console(stderr=True)
+            with ProgressView(console, self.model.name, len(plan.nodes)) as view:
+                return follower.wait(stores, timeout_s, on_event=view)
+
+
+def record_history(settings: Settings) -> None:
+    """The embedded stack's recorder: move the run's events into the history store."""
+    history = open_history(settings.history_url)
+    try:
+        Recorder(redis.Redis.from_url(str(settings.redis_url)), history).drain()
+    finally:
+        history.close()
+
+
+def print_problems(path: Path, exc: InvalidBlueprint) -> None:
+    click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+
+
+def print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if result["success"]:
+        click.echo(f"succeeded in {result['duration_ms']} ms", err=True)
+    else:
+        error = result.get("error") or {}
+        where = f" at node {error['nodeId']}" if error.get("nodeId") else ""
+        click.echo(
+            f"{result['status']}{where}: [{error.get('code')}] {error.get('message')}", err=True
+        )
+        click.echo(json.dumps({"error": error}, indent=2, ensure_ascii=False))
+        return
+    results = {
+        node: output.get("result") if isinstance(output, dict) else output
+        for node, output in result["data"].items()
+    }
+    click.echo(json.dumps(results, indent=2, ensure_ascii=False))
