@@ -19,7 +19,7 @@ from nodes.templates import evaluate, render_string
 # Atomiton's tags; one newline right after a tag is swallowed, as Squirrelly does.
 _TAG = re.compile(r"\{\{(.*?)\}\}\n?", re.DOTALL)
 # Conductor's own templates ($input, $vars...) keep Conductor's meaning inside `values`.
-_CONDUCTOR = re.compile(r"\s*\$(now|input|inputs|vars|execution)(?![\w$])(?:[.\[][^(]*)?\s*")
+_CONDUCTOR = re.compile(r"\s*\$(now|input|inputs|vars|execution)(?:\.[\w-]+|\[\d+\])*\s*")
 
 
 class EditFieldsParameters(NodeParameters):
@@ -97,7 +97,8 @@ def _tag_text(
         if found is None or isinstance(found, str):
             return found or ""
         return json.dumps(found, ensure_ascii=False, separators=(",", ":"))
-    variables = {**fields, "$now": _now()}
+    # Atomiton's scope (the input's fields and $now); Conductor's `$` names are there too.
+    variables = {**{f"${key}": item for key, item in scope.items()}, **fields, "$now": _now()}
     # Atomiton pre-seeds the first name of the tag: an unknown field renders as "".
     first = re.split(r"[. ]", expression.strip(), maxsplit=1)[0]
     variables.setdefault(first, "")

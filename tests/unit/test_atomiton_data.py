@@ -360,6 +360,15 @@ def test_now_and_conductor_templates() -> None:
     assert (result["n"], result["s"], result["j"]) == (5, "n=5", "[1]!")
 
 
+def test_javascript_tags_see_conductors_names_too() -> None:
+    result = edit(
+        {"a": "{{ $input.n + 1 }}", "y": "{{ $now.slice(0, 2) }}", "v": "{{ $vars.x }}"},
+        {"n": 5},
+        keepOnlySet=True,
+    )
+    assert result == {"a": "6", "y": "20", "v": None}  # a plain `$` path is Conductor's
+
+
 def test_non_string_values_are_stored_unchanged() -> None:
     assert edit({"n": 1, "l": [{"x": "{{name}}"}]}, {}, keepOnlySet=True) == {
         "n": 1,
