@@ -166,25 +166,27 @@ class TransformNode(Node[TransformParameters]):
     parameters_model = TransformParameters
 
     def run(self, params: TransformParameters, context: NodeContext) -> Mapping[str, Any]:
-        _check_type("input", context.data, params.inputType)
+        # Atomiton reads `data` from the input, then the parameter; here a port named `data`
+        # has already replaced the parameter, and the main input comes last.
+        data = params.data if params.data is not None else context.data
+        _check_type("input", data, params.inputType)
         body = params.expression or params.code
         if body is not None:
-            return self._run_body(params, context, body)
-        return self._run_operation(params, context)
+            return self._run_body(params, context, body, data)
+        return self._run_operation(params, context, data)
 
     def _run_body(
-        self, params: TransformParameters, context: NodeContext, body: str
+        self, params: TransformParameters, context: NodeContext, body: str, data: Any
     ) -> Mapping[str, Any]:
         program = f"return (function({params.inputParams}) {{\n{body}\n}})(data);"
-        out = JavaScriptSandbox(time_limit_s=context.remaining_s()).run({}, program, context.data)
+        out = JavaScriptSandbox(time_limit_s=context.remaining_s()).run({}, program, data)
         for role in ("outputType", "returnType"):
             _check_type(role, out, getattr(params, role))
-        return _output(out, context.data, "code")
+        return _output(out, data, "code")
 
     def _run_operation(
-        self, params: TransformParameters, context: NodeContext
+        self, params: TransformParameters, context: NodeContext, data: Any
     ) -> Mapping[str, Any]:
-        data = params.data if params.data is not None else context.data
         single = not isinstance(data, list) and data is not None
         items = [] if data is None else [data] if single else data
         group_key = params.groupKey or params.sortKey

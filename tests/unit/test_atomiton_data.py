@@ -421,6 +421,11 @@ def test_data_parameter_is_used_and_wins_over_the_main_input() -> None:
     )
 
 
+def test_a_function_body_reads_the_data_parameter_too() -> None:
+    out = transform({"ignored": True}, data=[1, 2], code="return data.length;", inputType="array")
+    assert (out["result"], out["operation"], out["inputCount"]) == (2, "code", 2)
+
+
 def test_no_data_is_an_empty_list() -> None:
     assert transform(None)["result"] == []
 
