@@ -130,11 +130,7 @@ class LoopNode(ExpandingNode[LoopParameters]):
             return list(range(params.startValue, params.endValue, params.stepSize))
         source = params.array if params.array is not None else context.data
         if params.iterateOver is not None:
-            if not isinstance(source, dict) or params.iterateOver not in source:
-                raise NodeError(
-                    f"the input has no {params.iterateOver!r} to iterate over", retryable=False
-                )
-            source = source[params.iterateOver]
+            source = _key_of(source, params.iterateOver, context)
         if isinstance(source, list):
             return source
         given = context.get_input("array")
@@ -193,6 +189,17 @@ class LoopNode(ExpandingNode[LoopParameters]):
     def lanes(self, params: LoopParameters) -> int:
         """How many items may run at once."""
         return params.concurrency if params.parallel else 1
+
+
+def _key_of(source: Any, key: str, context: NodeContext) -> Any:
+    """`iterateOver`: the key of the input, or of the one port's whole value (a node output
+    whose `result` is not the mapping holding it, e.g. file-system list's `files`)."""
+    if isinstance(source, dict) and key in source:
+        return source[key]
+    ports = list(context.inputs.values())
+    if len(ports) == 1 and isinstance(ports[0], dict) and key in ports[0]:
+        return ports[0][key]
+    raise NodeError(f"the input has no {key!r} to iterate over", retryable=False)
 
 
 def _item(context: NodeContext, index: int) -> Any:

@@ -183,6 +183,8 @@ def test_for_each_reads_its_items_where_atomiton_and_conductor_do() -> None:
     assert [r["item"] for r in loop(array=[9], inputs={"array": [1]})["results"]] == [9]
     assert loop([4, 5, 6])["iterationCount"] == 3  # the main input, a list
     assert loop({"xs": [1, 2]}, iterateOver="xs")["iterationCount"] == 2
+    listed = {"result": ["a.png"], "files": ["a.png"]}  # file-system list: port holds `files`
+    assert loop(["a.png"], {"default": listed}, iterateOver="files")["iterationCount"] == 1
     assert loop({"other": 1})["iterationCount"] == 0  # nothing to iterate over
     with pytest.raises(NodeError, match="needs a list of items, got str"):
         loop("text")
