@@ -31,7 +31,7 @@ return {records, errors, capped: Boolean(go) && errors.length === 0};
 
 @dataclass(frozen=True)
 class WhileRun:
-    """A while loop's records, the condition's errors, and whether the cap stopped it."""
+    """A loop's records, the condition's errors, and whether the cap stopped it."""
 
     records: list[dict[str, Any]]
     errors: list[dict[str, Any]] = field(default_factory=list)

@@ -61,7 +61,8 @@ class LoopNode(ExpandingNode[LoopParameters]):
     def run(self, params: LoopParameters, context: NodeContext) -> Mapping[str, Any]:
         """No body: one record per iteration, as Atomiton's stub, with its bugs fixed."""
         started = time.monotonic()
-        records, errors, capped = self._records(params, context)
+        run = self._records(params, context)
+        records, errors, capped = run.records, run.errors, run.capped
         summary = {
             "results": records if params.collectResults else [],
             "iterationCount": len(records),
@@ -74,28 +75,21 @@ class LoopNode(ExpandingNode[LoopParameters]):
         top = {key: summary[key] for key in ("results", "iterationCount", "errors", "success")}
         return {"result": summary, **top, "duration": summary["duration"]}
 
-    def _records(
-        self, params: LoopParameters, context: NodeContext
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    def _records(self, params: LoopParameters, context: NodeContext) -> WhileRun:
         """Records, condition errors, and whether the iteration cap cut the loop short."""
-        cap = params.maxIterations
         if params.loopType == "while":
-            run = self._while(params, context)
-            return run.records, run.errors, run.capped
-        stamp = iso_timestamp()
+            return self._while(params, context)
+        cap, stamp = params.maxIterations, iso_timestamp()
         if params.loopType == "times":
             wanted = int(params.count)
-            return (
-                [{"iteration": i, "timestamp": stamp} for i in range(min(wanted, cap))],
-                [],
-                (wanted > cap),
-            )
+            records = [{"iteration": i, "timestamp": stamp} for i in range(min(wanted, cap))]
+            return WhileRun(records, capped=wanted > cap)
         found = self._source(params, context)
         records = [
             {"index": i, "item": item, "processed": True, "timestamp": stamp}
             for i, item in enumerate(found[:cap])
         ]
-        return records, [], len(found) > cap
+        return WhileRun(records, capped=len(found) > cap)
 
     @staticmethod
     def _while(params: LoopParameters, context: NodeContext) -> WhileRun:
