@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from nodes.containers import ContainerRun
 
@@ -35,6 +35,18 @@ class NodeParameters(BaseModel):
     retries: int = Field(default=1, ge=0, le=10, description="Extra attempts after a failure")
     label: str | None = Field(default=None, description="Display only")
     description: str | None = Field(default=None, description="Display only")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        """A parameter given under its name and an alias is ambiguous: refuse it, naming both.
+        (Two aliases may meet: Atomiton's sheetName and sheetIndex, the first one wins.)"""
+        if isinstance(data, Mapping):
+            for name, aliases in parameter_aliases(cls).items():
+                given = [key for key in (name, *aliases) if key in data]
+                if name in data and len(given) > 1:
+                    raise ValueError(f"give one of {' and '.join(given)}: they are one parameter")
+        return data
 
 
 # Base parameters every node accepts; never taken from templates or input ports.
@@ -111,11 +123,11 @@ class Node(ABC, Generic[P]):
         so an outside schema check accepts a Blueprint that uses it."""
         schema = cls.parameters_model.model_json_schema()
         properties = schema.get("properties", {})
-        for field, aliases in parameter_aliases(cls.parameters_model).items():
-            canonical = properties.get(field)
+        for name, aliases in parameter_aliases(cls.parameters_model).items():
+            canonical = properties.get(name)
             for alias in aliases:
                 if canonical is not None and alias not in properties:
-                    properties[alias] = {**canonical, "description": f"Alias of {field}"}
+                    properties[alias] = {**canonical, "description": f"Alias of {name}"}
         return schema
 
     @classmethod

@@ -275,7 +275,6 @@ def test_atomiton_parameters_are_accepted(tmp_path: Path) -> None:
         ({"command": "echo", "env": {"A=B": "x"}}, "env"),
         ({"command": "echo", "memoryLimitMb": 1}, "memoryLimitMb"),
         ({"command": "echo", "shell": "fish"}, "shell"),
-        ({"command": "echo", "sudo": True}, "sudo"),
     ],
 )
 def test_invalid_parameters_name_their_field(parameters: dict[str, Any], field: str) -> None:

@@ -393,7 +393,6 @@ def test_other_bad_parameters_are_refused_before_running() -> None:
         {"delimiter": '"'},
         {"encoding": "klingon"},
         {"format": "numbers"},
-        {"hasHeader": True},
     ):
         with pytest.raises(ValidationError):
             SpreadsheetParameters.model_validate({"path": "x.csv", **bad})
