@@ -61,6 +61,13 @@ nodes:
     type: loop
     parameters: {array: [1], collectResults: false}
     nodes: [{id: same, type: transform, parameters: {transformFunction: "x => x"}}]
+  - id: body_group
+    type: loop
+    parameters: {array: [1, 2]}
+    nodes:
+      - id: g
+        type: group
+        nodes: [{id: inc, type: transform, parameters: {transformFunction: "x => x + 1"}}]
   # --- parallel without children: its operations ------------------------------------------
   - {id: ops_input, type: parallel}
   - id: ops_param
@@ -238,6 +245,9 @@ def test_a_loop_with_a_body_returns_records_with_the_bodys_results(ran: dict[str
     looped = ran["body_while"]
     assert looped["result"] == [0, 2, 4]
     assert [r["condition"] for r in looped["results"]] == [True, True, True]
+    grouped = ran["body_group"]  # a group in each item, its children fed by the item
+    assert grouped["result"] == [2, 3]
+    assert grouped["results"][1]["result"] == 3
     quiet = ran["body_quiet"]
     assert (quiet["result"], quiet["results"], quiet["iterationCount"]) == ([], [], 1)
 
