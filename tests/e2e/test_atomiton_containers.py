@@ -38,6 +38,7 @@ nodes:
   - {id: while_cap, type: loop, parameters: {loopType: while, condition: "true", maxIterations: 5}}
   - {id: no_collect, type: loop, parameters: {array: [1, 2], collectResults: false}}
   - {id: feeder, type: loop, parameters: {array: [7, 8]}}
+  - {id: fe_range, type: loop, parameters: {loopType: forRange, startValue: 1, endValue: 7, stepSize: 3}}
   - {id: fe_port, type: loop}
   # --- loop with a body: the same records, each with the body's result -------------------
   - id: body_each
@@ -184,6 +185,7 @@ def test_a_bodyless_for_each_returns_atomitons_records(ran: dict[str, Any]) -> N
     assert (out["completed"], out["stopped"]) == (True, False)
     assert [r["item"] for r in summary(ran["fe_items"])["results"]] == [1, 2]  # alias `items`
     assert [r["item"] for r in summary(ran["fe_input"])["results"]] == ["x", "y"]  # input array
+    assert [r["item"] for r in summary(ran["fe_range"])["results"]] == [1, 4]  # Conductor's
     fed = summary(ran["fe_port"])["results"]  # Atomiton's `items` port is read here
     assert [r["item"]["item"] for r in fed] == [7, 8]
 
@@ -356,3 +358,21 @@ def test_parallel_children_in_atomitons_shape(ran: dict[str, Any]) -> None:
     assert (kids["completed"], kids["failed"], kids["success"]) == (2, 1, False)
     assert kids["duration"] >= 1000
     assert [entry["id"] for entry in kids["result"]] == ["fast", "slow", "capped"]
+
+
+def test_fail_fast_children_fail_the_execution(run_blueprint: RunBlueprint) -> None:
+    result = run_blueprint(
+        """
+id: fail-fast
+name: Fail fast
+nodes:
+  - id: p
+    type: parallel
+    parameters: {failFast: true}
+    nodes:
+      - {id: bad, type: transform, parameters: {retries: 0, transformFunction: "x => { throw new Error('no') }"}}
+      - {id: fine, type: delay, parameters: {ms: 0}}
+"""
+    )
+    assert result["status"] == "failed"
+    assert result["error"]["nodeId"] == "p/bad"

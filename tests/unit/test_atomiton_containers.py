@@ -271,6 +271,16 @@ def test_collect_gives_records_with_results_items_and_errors() -> None:
     assert out["duration"] > 0 and out["iterationCount"] == 2 and out["success"] is False
 
 
+def test_a_while_body_loop_reports_a_later_condition_error() -> None:
+    params = LoopParameters(loopType="while", condition="iteration < 1 || nope")
+    assert LoopNode().items(params, context()) == [0, 1]
+    ran = dataclasses.replace(context(), container=ContainerRun(0))
+    out = LoopNode().collect(params, ran, [{"result": "a"}, {"result": "b"}])
+    assert out["result"] == ["a", "b"]
+    assert out["errors"] == [{"iteration": 1, "error": "Invalid condition: 'nope' is not defined"}]
+    assert out["success"] is False
+
+
 def test_items_for_a_body_refuse_to_cut_work_short() -> None:
     node = LoopNode()
     with pytest.raises(NodeError, match="exceed maxIterations=2"):
