@@ -6,9 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nodes.base import MAX_TIMEOUT_MS
 
@@ -55,31 +56,29 @@ class Settings(BaseModel):
         def get(name: str) -> str | None:
             return env.get(f"CONDUCTOR_{name}") or None
 
-        return cls(
-            redis_url=get("REDIS_URL"),
-            history_url=get("HISTORY_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}",
-            blueprints_dir=Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
-            files_root=Path(get("FILES_ROOT") or data_dir / "files"),
-            blob_dir=Path(get("BLOB_DIR") or data_dir / "blobs"),
-            api_token=get("API_TOKEN"),
-            allow_shell=_flag(get("ALLOW_SHELL")),
-            strict_parameters=_flag(get("STRICT_PARAMETERS")),
-            flower_basic_auth=get("FLOWER_BASIC_AUTH"),
-            queue_routes=parse_queue_routes(get("QUEUE_ROUTES") or ""),
-            **{
-                field: int(value)
-                for field, value in {
-                    "state_ttl_s": get("STATE_TTL_S"),
-                    "visibility_timeout_s": get("VISIBILITY_TIMEOUT_S"),
-                    "blob_threshold_bytes": get("BLOB_THRESHOLD_BYTES"),
-                    "finished_ttl_s": get("FINISHED_TTL_S"),
-                    "stall_s": get("STALL_S"),
-                }.items()
-                if value
-            },
-            reconcile_every_s=float(get("RECONCILE_EVERY_S") or 5.0),
-            lease_s=float(get("LEASE_S") or 10.0),
-        )
+        numbers = {name: get(name.upper()) for name in _NUMBERS}
+        fields: dict[str, Any] = {
+            "redis_url": get("REDIS_URL"),
+            "history_url": get("HISTORY_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}",
+            "blueprints_dir": Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
+            "files_root": Path(get("FILES_ROOT") or data_dir / "files"),
+            "blob_dir": Path(get("BLOB_DIR") or data_dir / "blobs"),
+            "api_token": get("API_TOKEN"),
+            "allow_shell": _flag(get("ALLOW_SHELL")),
+            "strict_parameters": _flag(get("STRICT_PARAMETERS")),
+            "flower_basic_auth": get("FLOWER_BASIC_AUTH"),
+            "queue_routes": parse_queue_routes(get("QUEUE_ROUTES") or ""),
+            **{name: value for name, value in numbers.items() if value},
+        }
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:  # name the variable, not the field
+            raise ValueError(
+                "; ".join(
+                    f"CONDUCTOR_{str(err['loc'][0]).upper()}={err['input']!r}: {err['msg']}"
+                    for err in exc.errors()
+                )
+            ) from None
 
     def routed_queues(self) -> list[str]:
         """The queues routes send to, in order of first mention, without repeats."""
@@ -92,6 +91,13 @@ class Settings(BaseModel):
     def max_time_limit_s(self) -> int:
         """The longest hard time limit any node task can get."""
         return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S
+
+
+# Numeric settings, read from CONDUCTOR_<NAME> as text and checked by the model.
+_NUMBERS = (
+    "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
+    "stall_s", "reconcile_every_s", "lease_s",
+)  # fmt: skip
 
 
 def _flag(value: str | None) -> bool:

@@ -167,3 +167,16 @@ def test_ctrl_c_during_run_exits_130(tmp_path: Path) -> None:
     assert "interrupted" in err
     assert "Traceback" not in err
     assert time.monotonic() - started < 15  # the embedded Redis and worker were stopped
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CONDUCTOR_LEASE_S", "abc", "CONDUCTOR_LEASE_S='abc': Input should be a valid number"),
+        ("CONDUCTOR_STATE_TTL_S", "5", "CONDUCTOR_STATE_TTL_S='5': Input should be greater"),
+        ("CONDUCTOR_QUEUE_ROUTES", "image", "CONDUCTOR_QUEUE_ROUTES: 'image' is not"),
+    ],
+)
+def test_a_bad_setting_is_exit_2_naming_the_variable(variable: str, value: str, says: str) -> None:
+    done = conductor("validate", "examples/hello.yaml", env={variable: value})
+    assert_one_line_error(done, 2, says)
