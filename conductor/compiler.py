@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conductor.blueprint import Blueprint, BlueprintNode, Edge
+from conductor.loop_bodies import with_loop_bodies
 from conductor.plan import (
     DEFAULT_PORT,
     GROUP_TYPE,
@@ -25,11 +26,13 @@ from nodes.containers import ENTRY_PORT
 def compile_plan(
     blueprint: Blueprint, execution_id: str, inputs: Mapping[str, Any]
 ) -> ExecutionPlan:
-    """The plan for one execution; `inputs` override the declared variables' defaults."""
+    """The plan for one execution; `inputs` override the declared variables' defaults. A
+    loop's `item` handle makes the nodes it feeds its body (see conductor.loop_bodies)."""
     variables = {name: var.defaultValue for name, var in blueprint.variables.items()}
     merged = {**variables, **inputs}
     nodes: dict[str, PlannedNode] = {}
-    sinks = _flatten(blueprint.nodes, blueprint.edges, "", [], nodes, settle=False)
+    children, edges = with_loop_bodies(blueprint.nodes, blueprint.edges)
+    sinks = _flatten(children, edges, "", [], nodes, settle=False)
     return ExecutionPlan(
         execution_id=execution_id,
         blueprint_id=blueprint.id,

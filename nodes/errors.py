@@ -8,13 +8,22 @@ class NodeError(Exception):
 
     code = "EXECUTION_FAILED"
     retryable = True
+    node_id: str | None = None  # the node it comes from, when not the one raising it
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool | None = None,
+        node_id: str | None = None,
+    ):
         super().__init__(message)
         if code is not None:
             self.code = code
         if retryable is not None:
             self.retryable = retryable
+        self.node_id = node_id
 
 
 class InvalidParameters(NodeError):

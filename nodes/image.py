@@ -130,7 +130,7 @@ class ImageNode(Node[ImageParameters]):
         root = context.environment.files_root
         source_name, layers = _layers(params, context)
         source = resolve_in_root(root, source_name)
-        image = open_image(source)
+        image = open_image(source, root)
         out_format = _output_format(params, image.format)
         processed = _finish(_operate(_workable(image), params, layers, root), params)
         target = _target_path(root, params, source, out_format)
@@ -159,10 +159,12 @@ def _metadata(path: Path) -> dict[str, Any]:
         }
 
 
-def open_image(path: Path) -> Image.Image:
-    """The image at `path`, loaded, refusing decompression bombs before decoding them."""
+def open_image(path: Path, root: Path | None = None) -> Image.Image:
+    """The image at `path`, loaded, refusing decompression bombs before decoding them; a
+    missing one is named from the files `root` when given (`assets/mark.png`)."""
     if not path.is_file():
-        raise NodeError(f"image {path.name!r} not found", retryable=False)
+        shown = path.relative_to(root.resolve()).as_posix() if root else path.name
+        raise NodeError(f"image {shown!r} not found", retryable=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -252,7 +254,7 @@ def _operate(
         image = _resize(image, params)
     if op in OVERLAYS:
         for name in layers:
-            image = _overlay(image, open_image(resolve_in_root(root, name)), params)
+            image = _overlay(image, open_image(resolve_in_root(root, name), root), params)
         return image
     return _FILTERS[op](image, params)
 

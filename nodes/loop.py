@@ -50,7 +50,8 @@ class LoopParameters(NodeParameters):
 
 class LoopNode(ExpandingNode[LoopParameters]):
     """With a body: run it for each item; `result` lists each item's result, `results` holds
-    Atomiton's records with each `result`, `errors` the items that failed. Without a body:
+    Atomiton's records with each `result`, `errors` the items that failed (when every item
+    failed, the loop fails with the first one's error). Without a body:
     Atomiton's records, its summary under `result` and at the top level."""
 
     type_name = "loop"
@@ -155,6 +156,8 @@ class LoopNode(ExpandingNode[LoopParameters]):
                     record["processed"] = False
             records.append(record)
             values.append(value)
+        if errors and len(errors) == len(outcomes):
+            raise _every_item_failed(errors[0]["error"], len(errors))
         if params.loopType == "while" and outcomes:  # a later condition failure ended the loop
             errors += self._while(params, context).errors
         entered = context.container.entered_ms if context.container else now_ms()
@@ -183,6 +186,22 @@ class LoopNode(ExpandingNode[LoopParameters]):
     def lanes(self, params: LoopParameters) -> int:
         """How many items may run at once."""
         return params.concurrency if params.parallel else 1
+
+
+def _every_item_failed(first: Mapping[str, Any], count: int) -> NodeError:
+    """continueOnError lets the other items go on; when none succeeded there is nothing to go
+    on with, so the loop fails with the first item's error, naming the node that failed."""
+    message = str(first.get("message", "the item failed"))
+    if count > 1:
+        message = f"{message} (all {count} items failed)"
+    code = first.get("code")
+    node_id = first.get("nodeId")
+    return NodeError(
+        message,
+        code=code if isinstance(code, str) else None,
+        retryable=False,
+        node_id=node_id if isinstance(node_id, str) else None,
+    )
 
 
 def _key_of(source: Any, key: str, context: NodeContext) -> Any:

@@ -40,7 +40,8 @@ class ParallelParameters(NodeParameters):
 class ParallelNode(Node[ParallelParameters]):
     """With children: `results` holds each child's result (or `{error}`), `result` the
     outcomes by strategy (`allSettled`: `{id, status, value | reason}`; `all`: the values;
-    `race`: the first child to succeed). Without: runs `operations` (see nodes.operations)."""
+    `race`: the first child to succeed). Without: runs `operations` (see nodes.operations);
+    given none, its `result` is its input."""
 
     type_name = "parallel"
     description = "Run child nodes (or operations) concurrently: all, allSettled or race"
@@ -48,10 +49,11 @@ class ParallelNode(Node[ParallelParameters]):
 
     def run(self, params: ParallelParameters, context: NodeContext) -> Mapping[str, Any]:
         if context.container is None:
-            output = run_operations(
-                _operations(params, context), _limits(params, context), context.stop
-            )
-            return {"result": output["results"], **output}
+            found = _operations(params, context)
+            output = run_operations(found or [], _limits(params, context), context.stop)
+            # Given no operations at all, it has nothing to run: its input goes on, as a
+            # disabled node's (Atomiton's image-processor puts one between a loop and its work).
+            return {"result": output["results"] if found is not None else context.data, **output}
         return self._children(params, context)
 
     def _children(self, params: ParallelParameters, context: NodeContext) -> dict[str, Any]:
@@ -98,12 +100,12 @@ class ParallelNode(Node[ParallelParameters]):
         }
 
 
-def _operations(params: ParallelParameters, context: NodeContext) -> list[Any]:
+def _operations(params: ParallelParameters, context: NodeContext) -> list[Any] | None:
     """The parameter (an edge into port `operations` overrides it), else the input's
-    `operations` (Atomiton's; execution inputs never override a parameter), else none."""
+    `operations` (Atomiton's; execution inputs never override a parameter), else None."""
     found = params.operations if params.operations is not None else context.get_input("operations")
     if found is None:
-        return []
+        return None
     if not isinstance(found, list):
         kind = type(found).__name__
         raise NodeError(f"operations: must be a list, got {kind}", retryable=False)

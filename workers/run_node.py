@@ -160,7 +160,7 @@ class _Attempt:
         except NodeError as exc:
             if exc.retryable and self.load.tries <= _retries(self.spec) and not self.stop.is_set():
                 return self.retry_later(exc)
-            return self.fail(exc.code, str(exc))
+            return self.fail(exc.code, str(exc), exc.node_id)
         return self.complete(output, NodeStatus.SUCCEEDED)
 
     def _refuse(self) -> NodeRun | None:
@@ -244,10 +244,10 @@ class _Attempt:
             finalize(self.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
         return NodeRun(Outcome(status.value), self.load.attempt)
 
-    def fail(self, code: str, message: str) -> NodeRun:
-        """Record the failure: settled, it becomes the node's output; otherwise it ends the
-        execution as failed."""
-        error = {"code": code, "message": message, "nodeId": self.spec.key}
+    def fail(self, code: str, message: str, node_id: str | None = None) -> NodeRun:
+        """Record the failure (of `node_id` when it comes from another node, e.g. a loop's
+        item): settled, it becomes the node's output; otherwise it ends the execution."""
+        error = {"code": code, "message": message, "nodeId": node_id or self.spec.key}
         self.settling.set()
         if self.spec.settle:
             return self.complete(settled_failure(error), NodeStatus.FAILED, error)
