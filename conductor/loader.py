@@ -110,12 +110,20 @@ class _Rejected(Exception):
     """An unsafe document, with the reason."""
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    """Nesting depth of plain JSON data, stopping once past the limit."""
-    if level > MAX_DEPTH or not isinstance(value, dict | list):
-        return level
-    items = value.values() if isinstance(value, dict) else value
-    return max((_depth(item, level + 1) for item in items), default=level)
+def _scan(value: Any) -> str | None:
+    """One pass over plain data: "deep" when nesting passes the limit, "number" at a number
+    JSON cannot carry, else None (iterative: no recursion limit, no paths until needed)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            children = list(item.values() if isinstance(item, dict) else item)
+            if children and level >= MAX_DEPTH:
+                return "deep"
+            stack.extend((child, level + 1) for child in children)
+        elif isinstance(item, TooLong) or (isinstance(item, float) and not math.isfinite(item)):
+            return "number"
+    return None
 
 
 def _bad_number(value: Any, at: tuple[str | int, ...] = ()) -> Problem | None:
@@ -197,11 +205,7 @@ def _parse(text: str, *, json_only: bool) -> Any:
         if "maximum nesting depth" in str(exc):  # libyaml's own limit (1000)
             raise _problem(f"nesting is deeper than {MAX_DEPTH} levels{_deep_at(text)}") from None
         raise _problem(f"not valid {'JSON' if json_only else 'YAML'}: {exc}") from None
-    if _depth(data) > MAX_DEPTH:
-        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels{_deep_at(text)}")
-    bad = _bad_number(data)
-    if bad is not None:
-        raise InvalidBlueprint([bad])
+    _ensure_plain(data, text)
     return data
 
 
@@ -237,12 +241,26 @@ def decode_utf8(raw: bytes) -> str:
         ) from None
 
 
+def _ensure_plain(data: Any, text: str = "") -> None:
+    """Refuse data nested too deep, or holding a number JSON cannot carry (by its path)."""
+    found = _scan(data)
+    if found == "deep":
+        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels{_deep_at(text)}")
+    bad = _bad_number(data) if found == "number" else None
+    if bad is not None:
+        raise InvalidBlueprint([bad])
+
+
 def blueprint_from_data(data: Any) -> Blueprint:
+    """Turn data that did not come through parse_document (HTTP, Celery) into a Blueprint."""
+    _ensure_plain(data)
+    return _model(data)
+
+
+def _model(data: Any) -> Blueprint:
     """Turn parsed data into a Blueprint model, naming every field that does not fit."""
     if not isinstance(data, dict):
         raise _problem("a Blueprint must be a mapping with id, name and nodes")
-    if _depth(data) > MAX_DEPTH:  # data that did not come through parse_document (HTTP, Celery)
-        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels")
     try:
         return Blueprint.model_validate(data)
     except ValidationError as exc:
@@ -260,7 +278,7 @@ def blueprint_from_data(data: Any) -> Blueprint:
 
 def load_blueprint_text(text: str, *, json_only: bool = False) -> Blueprint:
     """Parse and model a Blueprint from text."""
-    return blueprint_from_data(parse_document(text, json_only=json_only))
+    return _model(parse_document(text, json_only=json_only))
 
 
 def load_blueprint_file(path: Path) -> Blueprint:

@@ -7,6 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -133,20 +134,25 @@ class Node(ABC, Generic[P]):
     @classmethod
     def parameter_names(cls) -> frozenset[str]:
         """Every key this type reads from `parameters`: fields and their aliases."""
-        aliases = parameter_aliases(cls.parameters_model)
-        return frozenset(cls.parameters_model.model_fields).union(*aliases.values())
+        return _parameter_names(cls.parameters_model)
 
 
-def parameter_aliases(model: type[BaseModel]) -> dict[str, list[str]]:
+@cache  # a model's fields never change; validation asks once per node
+def parameter_aliases(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
     """Each field's other accepted names (its validation aliases other than itself)."""
-    found: dict[str, list[str]] = {}
+    found: dict[str, tuple[str, ...]] = {}
     for name, info in model.model_fields.items():
         alias = info.validation_alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
-        others = [c for c in choices if isinstance(c, str) and c != name]
+        others = tuple(c for c in choices if isinstance(c, str) and c != name)
         if others:
             found[name] = others
     return found
+
+
+@cache
+def _parameter_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields).union(*parameter_aliases(model).values())
 
 
 SETTLED_ERROR = "$error"
