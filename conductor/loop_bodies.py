@@ -80,16 +80,7 @@ def _fold(
     if not body:
         return nodes, edges
     inner = [_entry(e) if _from_handle(e, loop_id) else e for e in edges if e.target in body]
-    leaving = {
-        (edge.target, edge.targetHandle): edge.model_copy(
-            update={"source": loop_id, "sourceHandle": None}
-        )
-        for edge in edges
-        if edge.source in body and edge.target not in body
-    }
-    kept = [edge for edge in edges if edge.source not in body and edge.target not in body]
-    known = {(edge.source, edge.target, edge.targetHandle) for edge in kept}
-    kept += [e for (target, port), e in leaving.items() if (loop_id, target, port) not in known]
+    kept = _around(loop_id, body, edges)
     folded: list[BlueprintNode] = []
     for node in nodes:
         if node.id == loop_id:
@@ -98,6 +89,22 @@ def _fold(
         elif node.id not in body:
             folded.append(node)
     return folded, kept
+
+
+def _around(loop_id: str, body: set[str], edges: list[Edge]) -> list[Edge]:
+    """The edges outside the body, in place; where a body node fed a node outside, the loop
+    does instead, once per node and port (a port already fed by the loop keeps its edge)."""
+    fed = {(e.target, e.targetHandle) for e in edges if e.source == loop_id}
+    kept: list[Edge] = []
+    for edge in edges:
+        if edge.target in body:
+            continue
+        if edge.source not in body:
+            kept.append(edge)
+        elif (edge.target, edge.targetHandle) not in fed:
+            fed.add((edge.target, edge.targetHandle))
+            kept.append(edge.model_copy(update={"source": loop_id, "sourceHandle": None}))
+    return kept
 
 
 def _entry(edge: Edge) -> Edge:
