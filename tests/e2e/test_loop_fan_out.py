@@ -4,7 +4,15 @@ output; when every item failed the run fails naming the first item's node."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conductor.control import ControlOutcome
+from conductor.embedded import RedisServer
 from tests.e2e.conftest import RunBlueprint
+from tests.e2e.fault_stack import Stack, assert_sound
 
 FAN_OUT = """
 id: fan
@@ -83,3 +91,50 @@ def test_every_item_failing_fails_the_run_at_the_first(run_blueprint: RunBluepri
     assert result["error"]["nodeId"] == "each#0/boom"
     assert "boom 1" in result["error"]["message"]
     assert "(all 2 items failed)" in result["error"]["message"]
+
+
+READ_EACH = """
+id: read-each
+name: Read each
+nodes:
+  - {id: each, type: loop, parameters: {iterateOver: names}}
+  - {id: load, type: file-system, parameters: {operation: read, path: "PREFIX-{{$input}}.txt", retries: 0}}
+  - {id: shout, type: transform, parameters: {transformFunction: "t => t.toUpperCase()"}}
+edges:
+  - {source: each, target: load, sourceHandle: item}
+  - {source: load, target: shout}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A private Redis, a recorder and one worker: retry needs the control surface."""
+    base = tmp_path_factory.mktemp("fan-out")
+    (base / "data" / "files").mkdir(parents=True)
+    server = RedisServer(base / "redis").start()
+    stack = Stack(server, base / "data", f"sqlite:///{base / 'history.sqlite3'}")
+    stack.start_recorder()
+    stack.start_worker("fan-out", concurrency=2)
+    yield stack
+    stack.stop_all()
+    server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_retry_after_every_item_failed_reruns_the_items(stack: Stack) -> None:
+    prefix = f"fan-{time.monotonic_ns()}"
+    execution_id = stack.submit(READ_EACH.replace("PREFIX", prefix), {"names": ["a", "b"]})
+    failed = stack.wait_final(execution_id)
+    assert failed["status"] == "failed"
+    assert failed["error"]["nodeId"] == "each#0/load"
+    assert f"{prefix}-a.txt" in failed["error"]["message"]
+
+    for name in ("a", "b"):
+        (stack.data_dir / "files" / f"{prefix}-{name}.txt").write_text(f"file {name}")
+    assert stack.control().retry(execution_id) is ControlOutcome.DONE
+    result = stack.wait_final(execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    assert result["data"]["each"]["result"] == ["FILE A", "FILE B"]
+    attempts = {step["nodeId"]: step["attempts"] for step in result["trace"]}
+    assert attempts["each#0/load"] == attempts["each#1/load"] == 2
+    assert_sound(stack, [execution_id])
