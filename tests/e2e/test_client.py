@@ -426,7 +426,9 @@ def test_list_executions_pages_what_the_recorder_stored(
                 page = client.list_executions(blueprint_id=sys.argv[2], limit=2)
                 rest = client.list_executions(blueprint_id=sys.argv[2], cursor=page.next_cursor)
                 listed = [e.id for e in page.items + rest.items]
-                if len(listed) == 3 and {e.status for e in page.items + rest.items} == {"succeeded"}:
+                # Both pages read after the recorder stored all three (not one before, one after).
+                complete = len(page.items) == 2 and len(listed) == 3
+                if complete and {e.status for e in page.items + rest.items} == {"succeeded"}:
                     break
                 time.sleep(0.2)
             failed = client.list_executions(status="failed", blueprint_id=sys.argv[2])

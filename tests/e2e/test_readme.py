@@ -252,4 +252,4 @@ def cli(*args: str) -> str:
 def test_every_configuration_variable_is_read_somewhere() -> None:
     code = "".join(p.read_text() for p in (REPO / "conductor").rglob("*.py"))
     for name in set(re.findall(r"^\| `(CONDUCTOR_[A-Z_]+)`", README, re.MULTILINE)):
-        assert name.removeprefix("CONDUCTOR_") in code, name
+        assert name.removeprefix("CONDUCTOR_").lower() in code.lower(), name
