@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -41,15 +44,44 @@ edges: [{source: a, target: b}, {source: b, target: c}]
 EVENTS_PER_RUN = 2 + 3 * 2 + 1  # queued, started, started/succeeded per node, succeeded
 
 
-def start_recorder(redis_url: str, history_url: str) -> subprocess.Popen[bytes]:
-    """`conductor recorder` as its own process."""
+def start_recorder(redis_url: str, history_url: str, name: str) -> subprocess.Popen[bytes]:
+    """`conductor recorder` as its own process, consumer `name`."""
     env = {**os.environ, "CONDUCTOR_REDIS_URL": redis_url, "CONDUCTOR_HISTORY_URL": history_url}
     return subprocess.Popen(
-        [sys.executable, "-m", "conductor", "recorder"],
+        [sys.executable, "-m", "conductor", "recorder", "--name", name],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def consumer_info(client: redis.Redis, name: str) -> dict[str, Any] | None:
+    """XINFO CONSUMERS of the recorder group for consumer `name` (None: it has not read)."""
+    try:
+        consumers = client.xinfo_consumers(keys.EVENTS_STREAM, keys.RECORDER_GROUP)
+    except redis.ResponseError:  # no stream or no group yet
+        return None
+    found = [c for c in consumers if c["name"] in (name, name.encode())]
+    return found[0] if found else None
+
+
+def pending(client: redis.Redis, name: str) -> int:
+    """Entries consumer `name` has read and not acknowledged (XPENDING)."""
+    info = consumer_info(client, name)
+    return 0 if info is None else int(info["pending"])
+
+
+@contextmanager
+def history_write_lock(history_url: str) -> Iterator[None]:
+    """Hold the SQLite history's write lock: a recorder reading a batch blocks before its
+    commit, so the batch stays read and unacknowledged for as long as this is held."""
+    connection = sqlite3.connect(history_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -90,20 +122,28 @@ def test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing(
     submit: Callable[[int], list[str]],
     history_url: str,
 ) -> None:
-    first = start_recorder(redis_server.url, history_url)
-    ids = submit(20)
-    time.sleep(1.0)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    time.sleep(1.0)  # events keep coming while no recorder runs
-    second = start_recorder(redis_server.url, history_url)
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"killed-{uuid.uuid4().hex[:8]}"  # its own consumer: pending counts are its own
+    first = start_recorder(redis_server.url, history_url, name)
+    second: subprocess.Popen[bytes] | None = None
     try:
-        client = redis.Redis.from_url(redis_server.url)
+        wait_until(lambda: consumer_info(client, name) is not None)  # group made, reading
+        with history_write_lock(history_url):
+            ids = submit(20)
+            wait_until(lambda: pending(client, name) > 0)  # read, stuck before its commit
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        left = pending(client, name)
+        assert left > 0
         stores = make_stores(settings)
+        # events keep coming while no recorder runs: wait for one execution's whole run
+        assert wait_for_result(client, stores, ids[0], 60)["status"] == "succeeded"
+        second = start_recorder(redis_server.url, history_url, name)
         for execution_id in ids:
             assert wait_for_result(client, stores, execution_id, 60)["status"] == "succeeded"
         history = open_history(history_url)
         wait_until(lambda: fully_recorded(history, ids, EVENTS_PER_RUN))
+        wait_until(lambda: pending(client, name) == 0)  # the killed one's batch taken back
         for execution_id in ids:
             runs = history.node_runs(execution_id)
             assert [(r.node_id, r.status.value, r.attempts) for r in runs] == [
@@ -111,14 +151,46 @@ def test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing(
             ]  # fmt: skip
         history.close()
     finally:
-        second.terminate()
-        second.wait()
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait()
+        client.close()
+
+
+def test_entries_another_consumer_left_unacknowledged_are_claimed_once_stale(
+    persistent_redis: RedisServer, history_url: str
+) -> None:
+    client = redis.Redis.from_url(persistent_redis.url)
+    history = open_history(history_url)
+    try:
+        Recorder(client, history, consumer="dead").ensure_group()
+        for seq in range(1, 11):
+            _emit(client, "exec-claim", seq)
+        # A recorder on another host read these and died before acknowledging them.
+        client.xreadgroup(keys.RECORDER_GROUP, "dead", {keys.EVENTS_STREAM: ">"}, count=100)
+        assert pending(client, "dead") == 10
+
+        patient = Recorder(client, history, consumer="alive", claim_idle_ms=60_000)
+        assert patient.recover() == 0  # not stale yet: the other consumer may still be alive
+        assert pending(client, "dead") == 10 and history.events("exec-claim") == []
+
+        idle_ms = 200
+        wait_until(lambda: int(consumer_info(client, "dead")["idle"]) > idle_ms)  # type: ignore[index]
+        claimer = Recorder(client, history, consumer="alive", claim_idle_ms=idle_ms)
+        assert claimer.recover() == 10
+        assert [event.seq for event in history.events("exec-claim")] == list(range(1, 11))
+        assert pending(client, "dead") == 0 and pending(client, "alive") == 0
+        assert client.xlen(keys.EVENTS_STREAM) == 0  # recorded, then deleted from the stream
+    finally:
+        history.close()
+        client.close()
 
 
 def test_a_hundred_concurrent_executions_are_all_recorded(
     redis_server: RedisServer, settings: Settings, history_url: str, worker: WorkerProcess
 ) -> None:
-    recorder = start_recorder(redis_server.url, history_url)
+    recorder = start_recorder(redis_server.url, history_url, f"many-{uuid.uuid4().hex[:8]}")
     try:
         dispatcher = Dispatcher(create_app(settings), make_stores(settings), default_registry())
         quick = load_blueprint_text(LINEAR.replace("ms: 150", "ms: 0"))

@@ -1,0 +1,96 @@
+"""Curated mutants: one deliberate breakage per documented guarantee, and the tests that must
+notice it.
+
+Each mutant is applied to a scratch copy of the repository (never the working tree); the named
+tests run there against the copy's code, and must fail. A mutant whose snippet is no longer in
+its file is an error, not a pass, so the list cannot rot silently. A guarantee added later adds
+its mutant here. Run with `python -m tests.mutants` (or `make mutants`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """Replace `original` (exactly once) in `path` by `replacement`; `tests` must fail."""
+
+    name: str
+    guarantee: str
+    path: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+GUARANTEES = "tests/e2e/test_guarantees.py"
+RECORDER = "tests/e2e/test_recorder.py"
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        name="recover-does-nothing",
+        guarantee="a restarted recorder records what it (or a dead recorder) read and never acked",
+        path="conductor/recorder.py",
+        original='consumers left unacknowledged for longer than `claim_idle_ms`."""\n',
+        replacement='consumers left unacknowledged for longer than `claim_idle_ms`."""\n'
+        "        return 0\n",
+        tests=(
+            f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
+            f"{RECORDER}::test_entries_another_consumer_left_unacknowledged_are_claimed_once_stale",
+        ),
+    ),
+    Mutant(
+        name="stale-attempt-accepted",
+        guarantee="a stale attempt's outcome is fenced off once another attempt took the node",
+        path="storage/redis_state.py",
+        original="return token == '' or (st[1] == 'running' and st[2] == token)",
+        replacement="return token == '' or st[1] == 'running'",
+        tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
+    ),
+    Mutant(
+        name="finalize-repair-off",
+        guarantee="the reconciler finalizes an execution whose nodes all finished (or one "
+        "failed) when the worker died before finalizing",
+        path="conductor/reconciler.py",
+        original="if unsettled is not None or len(stored.done) >= len(stored.plan.nodes):",
+        replacement="if False:",
+        tests=(f"{GUARANTEES}::test_the_reconciler_finalizes_what_a_dead_worker_left_unfinalized",),
+    ),
+    Mutant(
+        name="no-event-on-cancel",
+        guarantee="a cancelled execution publishes execution.cancelled (stream, log, channels)",
+        path="storage/redis_state.py",
+        original="  redis.call('XADD', KEYS[3], '*', 'event', text)\n"
+        "  redis.call('RPUSH', KEYS[4], text)\n",
+        replacement="  if ARGV[5] ~= 'cancelled' then\n"
+        "  redis.call('XADD', KEYS[3], '*', 'event', text)\n"
+        "  redis.call('RPUSH', KEYS[4], text)\n"
+        "  end\n",
+        tests=(
+            f"{GUARANTEES}::test_cancel_publishes_the_terminal_event_once",
+            "tests/e2e/test_control.py::test_the_reconciler_finishes_a_cancel_cut_short",
+        ),
+    ),
+    Mutant(
+        name="idempotency-key-ignored",
+        guarantee="the same idempotency key gives the same execution",
+        path="conductor/submission.py",
+        original="        if idempotency_key is None:\n",
+        replacement="        if True:\n",
+        tests=(
+            "tests/e2e/test_celery_submit.py"
+            "::test_the_same_idempotency_key_gives_the_same_execution",
+        ),
+    ),
+    Mutant(
+        name="blob-reference-not-followed",
+        guarantee="an output over the blob threshold flows downstream in full",
+        path="storage/blobs.py",
+        original="        return json.loads(blobs.get(value[_REF]))\n",
+        replacement="        return value\n",
+        tests=(
+            "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
+        ),
+    ),
+)
