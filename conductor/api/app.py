@@ -5,15 +5,17 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conductor.api import blueprints, executions, system
+from conductor.api import blueprints, executions, system, ws
 from conductor.api.context import ApiContext
 from conductor.api.limits import BodyLimit
 from conductor.api.problems import (
@@ -26,6 +28,31 @@ from conductor.api.problems import (
 from conductor.dispatch import DispatchFailed
 
 OPEN_PATHS = frozenset({"/healthz"})
+# The console's static files load before sign-in; its data comes from the API, behind the token.
+OPEN_PREFIXES = ("/ui/",)
+CONSOLE_DIR = Path(__file__).parent / "console"
+DESCRIPTION = """Submit Atomiton Blueprints and follow their executions.
+
+The web console is at [/ui/](/ui/).
+
+**WebSocket `GET /v1/ws`** (JSON text messages; a request's `ref` is echoed in its reply):
+
+- `{"op": "auth", "token": T}`: first, when the API has a token and the handshake carried
+  no `Authorization` header; replies `{"type": "authenticated"}`, or closes with 1008.
+- `{"op": "subscribe", "execution_id": ID, "after": SEQ}`: replies `{"type": "subscribed"}`,
+  then `{"type": "event", "event": {...}}` for each event with seq > SEQ (the SSE objects),
+  ending with the terminal one; resume after a drop with the last seq seen.
+- `{"op": "unsubscribe", "execution_id": ID}`: replies `{"type": "unsubscribed"}`.
+- `{"op": "subscribe_all"}`: every execution's `execution.*` events from now on.
+- `{"op": "cancel" | "pause" | "resume" | "retry", "execution_id": ID}`: replies
+  `{"type": "control", "op": ..., "status": ...}`.
+- `{"op": "submit", "blueprint_id": ID}` (or `"blueprint": {...}`; `"inputs": {...}`):
+  replies `{"type": "submitted", "execution_id": ...}`.
+
+Problems come as `{"type": "error", "code": ..., "message": ...}` (BAD_MESSAGE, NOT_FOUND,
+CONFLICT, VALIDATION_FAILED). Too many connections close with 1013, too many subscriptions
+on one connection or a failed sign-in with 1008, each with a reason.
+"""
 THREADS = 1000
 
 
@@ -42,13 +69,17 @@ def create_api(context: ApiContext) -> FastAPI:
     app = FastAPI(
         title="Conductor",
         version="0.1.0",
-        description="Submit Atomiton Blueprints and follow their executions.",
+        description=DESCRIPTION,
         lifespan=_lifespan,
     )
     app.state.context = context
     app.include_router(executions.router, responses=PROBLEM_RESPONSES)
     app.include_router(blueprints.router, responses=PROBLEM_RESPONSES)
     app.include_router(system.router, responses=PROBLEM_RESPONSES)
+    app.include_router(ws.router)
+    ws.install(app.state)
+    app.add_api_route("/ui", _to_console, include_in_schema=False)
+    app.mount("/ui/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(redis.ConnectionError, _redis_down)
@@ -69,7 +100,8 @@ def _bearer(
     async def check(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path in OPEN_PATHS:
+        path = request.url.path
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await call_next(request)
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
@@ -81,6 +113,10 @@ def _bearer(
         return await call_next(request)
 
     return check
+
+
+async def _to_console() -> RedirectResponse:
+    return RedirectResponse("/ui/")
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:

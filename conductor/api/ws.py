@@ -1,0 +1,402 @@
+"""/v1/ws: one WebSocket follows many executions' events (as SSE does) and controls them."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from conductor.api.context import ApiContext
+from conductor.control import Control, ControlOutcome
+from conductor.event_stream import ExecutionNotFound, follow_events
+from conductor.loader import blueprint_from_data
+from conductor.problems import InvalidBlueprint
+from conductor.submission import IdempotencyConflict
+from storage import keys
+from storage.blueprints import BlueprintNotFound
+from storage.events import Event
+
+router = APIRouter(tags=["websocket"])
+
+# A follower thread wakes this often when nothing happens, so an unsubscribe (or a closed
+# connection) frees its thread and Redis connection within about this long.
+WAKE_S = 1.0
+AUTH_TIMEOUT_S = 10.0
+CONTROL_OPS = ("cancel", "pause", "resume", "retry")
+CLOSE_POLICY = 1008  # unauthorized, too many subscriptions
+CLOSE_TRY_LATER = 1013  # too many connections
+
+Message = dict[str, Any]
+
+
+class BadMessage(ValueError):
+    """A client message the server cannot act on (the text names the problem)."""
+
+
+@dataclass(frozen=True)
+class WsLimits:
+    """How many connections the API holds and how many executions each may follow."""
+
+    connections: int = 100
+    subscriptions: int = 50
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WsLimits:
+        """CONDUCTOR_WS_MAX_CONNECTIONS and CONDUCTOR_WS_MAX_SUBSCRIPTIONS, else the defaults."""
+        env = os.environ if env is None else env
+        return cls(
+            connections=_positive(env, "CONDUCTOR_WS_MAX_CONNECTIONS", cls.connections),
+            subscriptions=_positive(env, "CONDUCTOR_WS_MAX_SUBSCRIPTIONS", cls.subscriptions),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None:
+        return default
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a positive integer, not {text!r}")
+    return int(text)
+
+
+@dataclass
+class WsState:
+    """The app's WebSocket bookkeeping."""
+
+    limits: WsLimits
+    open: int = 0
+
+
+def install(app_state: Any, limits: WsLimits | None = None) -> None:
+    """Set up the connection counter on the app's state."""
+    app_state.ws = WsState(limits or WsLimits.from_env())
+
+
+@router.websocket("/v1/ws")
+async def websocket(ws: WebSocket) -> None:
+    """Subscribe to executions' events, control and submit them (see the app description)."""
+    state: WsState = ws.app.state.ws
+    await ws.accept()
+    if state.open >= state.limits.connections:
+        reason = f"too many connections (max {state.limits.connections}), retry later"
+        await ws.close(CLOSE_TRY_LATER, reason)
+        return
+    state.open += 1
+    session = Session(ws, ws.app.state.context, state.limits)
+    try:
+        if await session.authenticate():
+            await session.serve()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        state.open -= 1
+        await session.stop()
+
+
+class Session:
+    """One connection: its subscriptions, and one sender at a time."""
+
+    def __init__(self, ws: WebSocket, ctx: ApiContext, limits: WsLimits) -> None:
+        self.ws = ws
+        self.ctx = ctx
+        self.limits = limits
+        self.followers: dict[str, asyncio.Task[None]] = {}
+        self.send_lock = asyncio.Lock()
+
+    async def send(self, message: Message) -> None:
+        """Send one message (followers send concurrently: frames must not interleave)."""
+        async with self.send_lock:
+            await self.ws.send_json(message)
+
+    async def authenticate(self) -> bool:
+        """True when no token is needed, the header carries it, or the first message does."""
+        token = self.ctx.settings.api_token
+        if not token:
+            return True
+        given = self.ws.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return True
+        try:
+            with anyio.fail_after(AUTH_TIMEOUT_S):
+                first = await self.ws.receive_text()
+            message = json.loads(first)
+        except TimeoutError:
+            message = None
+        except json.JSONDecodeError:
+            message = None
+        supplied = message.get("token") if isinstance(message, dict) else None
+        if not (
+            isinstance(message, dict)
+            and message.get("op") == "auth"
+            and isinstance(supplied, str)
+            and hmac.compare_digest(supplied.encode(), token.encode())
+        ):
+            reason = 'unauthorized: send {"op": "auth", "token": ...} first, or Authorization'
+            await self.ws.close(CLOSE_POLICY, reason)
+            return False
+        await self.send({"type": "authenticated"})
+        return True
+
+    async def serve(self) -> None:
+        """Act on each message until the client leaves or breaks a limit."""
+        while True:
+            text = await self.ws.receive_text()
+            try:
+                message = _parse(text)
+                if not await self.handle(message):
+                    return
+            except BadMessage as exc:
+                await self.send(_error("BAD_MESSAGE", str(exc), _ref(text)))
+
+    async def handle(self, message: Message) -> bool:
+        """Act on one message; False when the connection was closed."""
+        op = message["op"]
+        ref = message.get("ref")
+        if op == "subscribe":
+            return await self.subscribe(_execution_id(message), _after(message), ref)
+        if op == "unsubscribe":
+            await self.unsubscribe(_execution_id(message), ref)
+        elif op == "subscribe_all":
+            return await self.subscribe_all(ref)
+        elif op in CONTROL_OPS:
+            await self.control(op, _execution_id(message), ref)
+        elif op == "submit":
+            await self.submit(message, ref)
+        elif op == "auth":
+            await self.send({"type": "authenticated", **_with_ref(ref)})
+        else:
+            raise BadMessage(
+                f"op: unknown op {op!r} (subscribe, unsubscribe, subscribe_all, submit, "
+                f"{', '.join(CONTROL_OPS)})"
+            )
+        return True
+
+    async def subscribe(self, execution_id: str, after: int, ref: Any) -> bool:
+        """Follow an execution's events after `after`; False when over the limit (closed)."""
+        if execution_id in self.followers:
+            await self.send(
+                _error("CONFLICT", f"already subscribed to {execution_id!r}", ref, execution_id)
+            )
+            return True
+        if len(self.followers) >= self.limits.subscriptions:
+            reason = f"too many subscriptions (max {self.limits.subscriptions} per connection)"
+            await self.ws.close(CLOSE_POLICY, reason)
+            return False
+        if not await anyio.to_thread.run_sync(self._known, execution_id):
+            await self.send(
+                _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
+            )
+            return True
+        stream = follow_events(
+            self.ctx.client,
+            self.ctx.stores.state,
+            self.ctx.history,
+            execution_id,
+            after_seq=after,
+            heartbeat_s=WAKE_S,
+        )
+        await self.send(
+            {"type": "subscribed", "execution_id": execution_id, "after": after, **_with_ref(ref)}
+        )
+        self.followers[execution_id] = asyncio.create_task(self._pump(execution_id, stream))
+        return True
+
+    def _known(self, execution_id: str) -> bool:
+        if "created_ms" in self.ctx.stores.state.snapshot(execution_id, []).meta:
+            return True
+        return self.ctx.history.execution(execution_id) is not None
+
+    async def _pump(self, execution_id: str, stream: Iterator[Event | None]) -> None:
+        """Forward the stream's events until the terminal one (or until cancelled)."""
+        me = asyncio.current_task()
+        try:
+            while (item := await anyio.to_thread.run_sync(_next, stream)) is not _END:
+                if isinstance(item, Event):
+                    await self.send({"type": "event", "event": item.model_dump(mode="json")})
+        except ExecutionNotFound:
+            await self.send(
+                _error("NOT_FOUND", f"no execution {execution_id!r}", None, execution_id)
+            )
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the connection went away while sending: the session cleans up
+        finally:
+            await anyio.to_thread.run_sync(_close, stream)  # not running: safe to close
+            if self.followers.get(execution_id) is me:
+                del self.followers[execution_id]
+
+    async def unsubscribe(self, execution_id: str, ref: Any) -> None:
+        """Stop following an execution (a no-op when not subscribed)."""
+        task = self.followers.pop(execution_id, None)
+        if task is not None:
+            task.cancel()
+        await self.send({"type": "unsubscribed", "execution_id": execution_id, **_with_ref(ref)})
+
+    async def subscribe_all(self, ref: Any) -> bool:
+        """Every execution's execution.* events from now on (for lists of executions)."""
+        if "*" in self.followers:
+            await self.send(_error("CONFLICT", "already subscribed to all executions", ref))
+            return True
+        if len(self.followers) >= self.limits.subscriptions:
+            reason = f"too many subscriptions (max {self.limits.subscriptions} per connection)"
+            await self.ws.close(CLOSE_POLICY, reason)
+            return False
+        stream = _all_executions(self.ctx)
+        await self.send({"type": "subscribed", "execution_id": "*", **_with_ref(ref)})
+        self.followers["*"] = asyncio.create_task(self._pump("*", stream))
+        return True
+
+    async def control(self, op: str, execution_id: str, ref: Any) -> None:
+        """cancel, pause, resume or retry, as POST /v1/executions/{id}/{op} does."""
+        control = Control(self.ctx.dispatcher)
+        action: Callable[[str], ControlOutcome] = getattr(control, op)
+        outcome = await anyio.to_thread.run_sync(action, execution_id)
+        if outcome is ControlOutcome.NOT_FOUND:
+            message = f"no live execution {execution_id!r}"
+            await self.send(_error("NOT_FOUND", message, ref, execution_id))
+            return
+        status = await anyio.to_thread.run_sync(self._status, execution_id)
+        if outcome is ControlOutcome.CONFLICT:
+            message = f"cannot {op} an execution that is {status}"
+            await self.send(_error("CONFLICT", message, ref, execution_id))
+            return
+        reply = {"type": "control", "op": op, "execution_id": execution_id, "status": status}
+        await self.send({**reply, **_with_ref(ref)})
+
+    def _status(self, execution_id: str) -> str:
+        return str(self.ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown"))
+
+    async def submit(self, message: Message, ref: Any) -> None:
+        """Start an execution, as POST /v1/executions does."""
+        try:
+            reply = await anyio.to_thread.run_sync(self._submit, message)
+        except BadMessage:
+            raise
+        except InvalidBlueprint as exc:
+            errors = [
+                {"path": p.path, "code": p.code.value, "message": p.message} for p in exc.problems
+            ]
+            problem = _error("VALIDATION_FAILED", f"the Blueprint is invalid: {exc}", ref)
+            await self.send({**problem, "errors": errors})
+            return
+        except BlueprintNotFound:
+            name = message.get("blueprint_id")
+            await self.send(_error("NOT_FOUND", f"no stored Blueprint {name!r}", ref))
+            return
+        except IdempotencyConflict as exc:
+            await self.send(_error("IDEMPOTENCY_CONFLICT", str(exc), ref))
+            return
+        await self.send({**reply, **_with_ref(ref)})
+
+    def _submit(self, message: Message) -> Message:
+        blueprint, blueprint_id = message.get("blueprint"), message.get("blueprint_id")
+        if (blueprint is None) == (blueprint_id is None):
+            raise BadMessage("submit: give exactly one of blueprint and blueprint_id")
+        inputs = message.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise BadMessage("inputs: must be an object")
+        if blueprint is not None and not isinstance(blueprint, dict):
+            raise BadMessage("blueprint: must be an object")
+        if blueprint_id is not None and not isinstance(blueprint_id, str):
+            raise BadMessage("blueprint_id: must be a string")
+        key = message.get("idempotency_key")
+        submitted = self.ctx.submitter.submit(
+            blueprint_from_data(blueprint) if blueprint is not None else None,
+            blueprint_id=blueprint_id,
+            inputs=inputs,
+            idempotency_key=key if isinstance(key, str) else None,
+        )
+        return {
+            "type": "submitted",
+            "execution_id": submitted.execution_id,
+            "status": submitted.status,
+        }
+
+    async def stop(self) -> None:
+        """Cancel every follower and wait for their threads to let go."""
+        tasks = list(self.followers.values())
+        self.followers.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_END = object()
+
+
+def _next(stream: Iterator[Event | None]) -> object:
+    return next(stream, _END)
+
+
+def _close(stream: Iterator[Event | None]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+def _all_executions(ctx: ApiContext) -> Iterator[Event | None]:
+    """Every execution's execution.* events as they are published (None: nothing for a while)."""
+    pubsub = ctx.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.psubscribe(keys.events_channel("*"))
+    try:
+        while True:
+            message = pubsub.get_message(timeout=WAKE_S)
+            if message is None:
+                yield None
+                continue
+            event = Event.model_validate_json(message["data"])
+            if event.node_id is None:
+                yield event
+    finally:
+        pubsub.close()
+
+
+def _parse(text: str) -> Message:
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadMessage(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise BadMessage("a message must be a JSON object")
+    if not isinstance(message.get("op"), str):
+        raise BadMessage("op: required (a string)")
+    return message
+
+
+def _execution_id(message: Message) -> str:
+    value = message.get("execution_id")
+    if not isinstance(value, str) or not value:
+        raise BadMessage(f"execution_id: required for {message['op']} (a non-empty string)")
+    return value
+
+
+def _after(message: Message) -> int:
+    value = message.get("after", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadMessage(f"after: must be the last seq seen (an integer >= 0), not {value!r}")
+    return value
+
+
+def _ref(text: str) -> Any:
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return message.get("ref") if isinstance(message, dict) else None
+
+
+def _with_ref(ref: Any) -> Message:
+    return {} if ref is None else {"ref": ref}
+
+
+def _error(code: str, message: str, ref: Any, execution_id: str | None = None) -> Message:
+    error: Message = {"type": "error", "code": code, "message": message}
+    if execution_id is not None:
+        error["execution_id"] = execution_id
+    return {**error, **_with_ref(ref)}
