@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit mutants bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) ## Only the tests that need no Redis or worker
 	$(BIN)/pytest tests/unit
+
+mutants: $(STAMP) ## Break each documented guarantee in a scratch copy; its tests must fail
+	$(BIN)/python -m tests.mutants
 
 bench: $(STAMP) ## Conductor vs bare Celery on the same Redis and worker
 	$(BIN)/python -m benchmarks.canvas_overhead

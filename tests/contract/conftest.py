@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from storage.sql_history import SqlHistoryStore, open_sql_history
+from tests.ci import in_ci
 
 POSTGRES_URL = os.environ.get(
     "CONDUCTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -45,7 +46,7 @@ def _require_postgres() -> None:
     problem = _postgres_problem()
     if problem is None:
         return
-    if os.environ.get("CI", "").lower() == "true":
+    if in_ci():
         pytest.fail(problem)
     pytest.skip(problem)
 

@@ -130,6 +130,7 @@ def test_every_status_and_media_type_is_documented(api_schema: OpenApiSchema) ->
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # the failures found; a crash of the test itself is not expected
     reason="schema gap: request bodies are looser in /openapi.json than the API: "
     "ExecutionRequest (conductor/api/models.py:10) allows {} although exactly one of blueprint "
     "and blueprint_id is required, and POST /v1/blueprints and /v1/blueprints/validate take "

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conductor.embedded import RedisServer
+from tests.ci import in_ci
 from tests.e2e.fault_stack import Stack, assert_sound, chain, delay
 
 pytestmark = pytest.mark.timeout(180)
@@ -39,7 +40,7 @@ def namespace() -> Iterator[str]:
     """A network namespace joined to the host by a veth pair (host end: `vh-<pid>`)."""
     reason = _can_partition()
     if reason is not None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(f"the partition test cannot run in CI: {reason}")
         pytest.skip(reason)
     name, host_end, ns_end = f"cpart{os.getpid()}", f"vh{os.getpid()}", f"vn{os.getpid()}"
