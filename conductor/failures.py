@@ -83,6 +83,8 @@ def _os(exc: BaseException) -> tuple[str, int] | None:
 
 
 def _invalid(exc: BaseException) -> tuple[str, int] | None:
-    if isinstance(exc, ValueError):  # a setting that does not parse, such as a queue route
+    from conductor.settings import SettingsError  # noqa: PLC0415
+
+    if isinstance(exc, SettingsError):  # a setting that does not parse, such as a queue route
         return f"{exc}", EXIT_INVALID
     return None

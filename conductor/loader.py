@@ -113,17 +113,17 @@ class _Rejected(Exception):
 def _scan(value: Any) -> str | None:
     """One pass over plain data: "deep" when nesting passes the limit, "number" at a number
     JSON cannot carry, else None (iterative: no recursion limit, no paths until needed)."""
-    stack = [(value, 1)]
+    stack, found = [(value, 1)], None
     while stack:
         item, level = stack.pop()
         if isinstance(item, dict | list):
             children = list(item.values() if isinstance(item, dict) else item)
             if children and level >= MAX_DEPTH:
-                return "deep"
+                return "deep"  # before "number": finding a number's path recurses
             stack.extend((child, level + 1) for child in children)
         elif isinstance(item, TooLong) or (isinstance(item, float) and not math.isfinite(item)):
-            return "number"
-    return None
+            found = "number"
+    return found
 
 
 def _bad_number(value: Any, at: tuple[str | int, ...] = ()) -> Problem | None:
@@ -186,6 +186,17 @@ def parse_document(text: str, *, json_only: bool = False) -> Any:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise _problem(f"the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
     return _parse(text, json_only=json_only)
+
+
+def parse_json_value(text: str) -> Any:
+    """One JSON value (a command line's input, say), refused like a document when it nests too
+    deep or holds a number JSON cannot carry; json.JSONDecodeError when it is not JSON."""
+    try:
+        data = parse_json(text)
+    except RecursionError:
+        raise _problem(f"nesting is deeper than {MAX_DEPTH} levels") from None
+    _ensure_plain(data, text)
+    return data
 
 
 def parse_json_bytes(raw: bytes) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 
 import click
@@ -26,6 +27,10 @@ def ensure_port_free(host: str, port: int, *, what: str = "", hint: str = "--por
             sock.bind((host, port))
         except OSError as exc:
             label = f" ({what})" if what else ""
+            if exc.errno != errno.EADDRINUSE:  # no such host or address here
+                raise click.BadParameter(
+                    f"cannot listen on {host}: {exc.strerror}", param_hint="--host"
+                ) from None
             raise PortTaken(
                 f"port {port}{label} on {host} is taken{_holder(port)} ({exc.strerror}): stop "
                 f"that, or choose another port with {hint}"

@@ -20,6 +20,10 @@ _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:@-]+")
 HARD_LIMIT_MARGIN_S = 10
 
 
+class SettingsError(ValueError):
+    """A CONDUCTOR_* variable that does not parse or is out of range; names the variable."""
+
+
 class Settings(BaseModel):
     """Conductor's configuration."""
 
@@ -73,7 +77,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:  # name the variable, not the field
-            raise ValueError(
+            raise SettingsError(
                 "; ".join(
                     f"CONDUCTOR_{str(err['loc'][0]).upper()}={err['input']!r}: {err['msg']}"
                     for err in exc.errors()
@@ -118,11 +122,11 @@ def parse_queue_routes(text: str) -> dict[str, str]:
     for entry in filter(None, (part.strip() for part in text.split(","))):
         node_type, sep, queue = (part.strip() for part in entry.partition("="))
         if not sep or not _QUEUE_NAME.fullmatch(node_type) or not _QUEUE_NAME.fullmatch(queue):
-            raise ValueError(
+            raise SettingsError(
                 f"CONDUCTOR_QUEUE_ROUTES: {entry!r} is not NODE_TYPE=QUEUE "
                 "(expected e.g. 'http-request=io,image=cpu')"
             )
         if node_type in routes:
-            raise ValueError(f"CONDUCTOR_QUEUE_ROUTES: node type {node_type!r} is routed twice")
+            raise SettingsError(f"CONDUCTOR_QUEUE_ROUTES: node type {node_type!r} is routed twice")
         routes[node_type] = queue
     return routes

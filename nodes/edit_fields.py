@@ -88,6 +88,18 @@ def _render_nested(value: Any, scope: dict[str, Any]) -> Any:
     return value
 
 
+# JavaScript's standard globals (QuickJS's), which a template may call.
+JS_GLOBALS = frozenset((
+    "Array", "ArrayBuffer", "BigInt", "Boolean", "DataView", "Date", "Error", "EvalError",
+    "Float32Array", "Float64Array", "Infinity", "Int16Array", "Int32Array", "Int8Array", "Intl",
+    "JSON", "Map", "Math", "NaN", "Number", "Object", "Promise", "Proxy", "RangeError",
+    "ReferenceError", "Reflect", "RegExp", "Set", "String", "Symbol", "SyntaxError", "TypeError",
+    "URIError", "Uint16Array", "Uint32Array", "Uint8Array", "Uint8ClampedArray", "WeakMap",
+    "WeakSet", "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent", "escape",
+    "globalThis", "isFinite", "isNaN", "parseFloat", "parseInt", "undefined", "unescape",
+))  # fmt: skip
+
+
 def _tag_text(
     name: str, expression: str, fields: dict[str, Any], scope: dict[str, Any], context: NodeContext
 ) -> str:
@@ -99,9 +111,11 @@ def _tag_text(
         return json.dumps(found, ensure_ascii=False, separators=(",", ":"))
     # Atomiton's scope (the input's fields and $now); Conductor's `$` names are there too.
     variables = {**{f"${key}": item for key, item in scope.items()}, **fields, "$now": _now()}
-    # Atomiton pre-seeds the first name of the tag: an unknown field renders as "".
+    # Atomiton pre-seeds the first name of the tag: an unknown field renders as "". Unlike
+    # Atomiton, a JavaScript global (`Math.round(n)`) is not hidden by that "".
     first = re.split(r"[. ]", expression.strip(), maxsplit=1)[0]
-    variables.setdefault(first, "")
+    if first not in JS_GLOBALS:
+        variables.setdefault(first, "")
     try:
         text = evaluate_expression(f"String({expression})", variables, context.remaining_s())
     except ScriptError as exc:

@@ -127,6 +127,13 @@ class ImageNode(Node[ImageParameters]):
     editor_parameters = frozenset({"outputFormat", "backgroundColor", "padding"})
 
     def run(self, params: ImageParameters, context: NodeContext) -> Mapping[str, Any]:
+        try:
+            return self._process(params, context)
+        except OSError as exc:  # a name too long, a file it may not read: no host path shown
+            reason = exc.strerror or str(exc) or type(exc).__name__  # strerror: no file name
+            raise NodeError(f"image {params.operation} failed: {reason}", retryable=False) from None
+
+    def _process(self, params: ImageParameters, context: NodeContext) -> Mapping[str, Any]:
         root = context.environment.files_root
         source_name, layers = _layers(params, context)
         source = resolve_in_root(root, source_name)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +50,6 @@ def run_while(condition: str | None, cap: int, time_limit_s: float) -> WhileRun:
     if "invalid" in outcome:
         raise ScriptError(f"Invalid condition: {outcome['invalid']}")
     return WhileRun(outcome["records"], outcome["errors"], outcome["capped"])
-
-
-def evaluate(expression: str, variables: dict[str, Any], time_limit_s: float) -> Any:
-    """The JSON value of a JavaScript expression that may read `variables` by name."""
-    names = [name for name in variables if name.isidentifier()]
-    arguments = ", ".join(f"data[{json.dumps(name)}]" for name in names)
-    program = f"return (({', '.join(names)}) => (\n{expression}\n))({arguments});"
-    return JavaScriptSandbox(time_limit_s).run({}, program, variables)
 
 
 def _reason(message: str) -> str:

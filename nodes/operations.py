@@ -3,7 +3,11 @@ concurrency and timeouts.
 
 An operation is a mapping with `expression` (JavaScript in the `transform` sandbox, reading
 `index` and `input`, the mapping's `input`), or with `delay` (ms to wait, then its `value`, or
-then its `expression`); any other item is passed through as its own result.
+then its `expression`); any other item is passed through as its own result. Operations that
+came from data rather than from the Blueprint (the execution's inputs) never run code: their
+`expression` is not evaluated. The operations of one node share one JavaScript memory budget,
+and each (a race's too) is limited by `operationTimeout`: QuickJS cannot be stopped from
+outside, so that bounds how long a race's loser runs on after the race is won.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import Any, Literal
 
 from nodes.containers import iso_timestamp
 from nodes.errors import NodeError, NodeStopped
-from nodes.js_condition import evaluate
+from nodes.javascript import DEFAULT_MEMORY_LIMIT_BYTES, evaluate_expression
 
 RACE_THREADS = 50  # a race starts every operation at once, on at most this many threads
+MIN_MEMORY_BYTES = 4 * 1024 * 1024  # per operation, however many share the budget
 POLL_S = 0.05  # how often a waiting operation looks at its stop signals
 
 
@@ -34,6 +39,7 @@ class OperationLimits:
     fail_fast: bool
     maintain_order: bool
     node_deadline: float  # time.monotonic() when the node's own `timeout` ends
+    run_code: bool = True  # False for operations from data: no `expression` is evaluated
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class _Runner:
         global_end = start + limits.global_timeout_s
         self.deadline = min(global_end, limits.node_deadline)
         self.node_bound = limits.node_deadline < global_end
+        self.memory_bytes = DEFAULT_MEMORY_LIMIT_BYTES  # shared by the threads (see _each)
 
     def all_settled(self) -> list[Settled]:
         """Every operation, `concurrency` at a time in index order; under failFast (and `all`)
@@ -105,7 +112,7 @@ class _Runner:
         """Every operation at once (no `operationTimeout`); the first to succeed wins."""
         errors: list[str] = []
         threads = min(len(self.operations), RACE_THREADS)
-        for settled in self._each(threads, lambda i: self._one(i, False, bounded=False)):
+        for settled in self._each(threads, lambda i: self._one(i, False)):
             if settled is not None and settled.ok:
                 self.halt.set()
                 return [settled]
@@ -117,6 +124,7 @@ class _Runner:
         self, threads: int, work: Callable[[int], Settled | None]
     ) -> Iterator[Settled | None]:
         """Each operation's outcome as it ends; the global timeout ends them all."""
+        self.memory_bytes = max(MIN_MEMORY_BYTES, DEFAULT_MEMORY_LIMIT_BYTES // threads)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="operation")
         try:
             pending: set[Future[Settled | None]] = {
@@ -129,7 +137,7 @@ class _Runner:
                 yield from (future.result() for future in done)
         finally:
             # Anything still waiting stops (a race's losers, a timeout); a JavaScript loser ends
-            # at its own time limit, on its thread, without holding the node up.
+            # at its operationTimeout, on its thread, without holding the node up.
             self.halt.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -139,13 +147,11 @@ class _Runner:
         limit_ms = round(self.limits.global_timeout_s * 1000)
         return NodeError(f"Global timeout exceeded ({limit_ms}ms)", code="TIMEOUT", retryable=False)
 
-    def _one(self, index: int, fail_fast: bool, *, bounded: bool = True) -> Settled | None:
+    def _one(self, index: int, fail_fast: bool) -> Settled | None:
         """Run operation `index`, or nothing after a failure under failFast."""
         if (fail_fast and self.failed.is_set()) or self.halt.is_set():
             return None
-        end = self.deadline
-        if bounded:
-            end = min(end, time.monotonic() + self.limits.operation_timeout_s)
+        end = min(self.deadline, time.monotonic() + self.limits.operation_timeout_s)
         operation = self.operations[index]
         try:
             value = self._perform(index, operation, end)
@@ -167,6 +173,8 @@ class _Runner:
         """What the operation does (see the module's docstring)."""
         if not isinstance(operation, dict) or not {"expression", "delay"} & operation.keys():
             return operation
+        if not self.limits.run_code and "expression" in operation:
+            return operation  # from data: a value, never code
         delay = operation.get("delay", 0)
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
             raise NodeError(f"operations[{index}].delay: must be a number of ms, at least 0")
@@ -180,7 +188,8 @@ class _Runner:
         if left <= 0:
             raise _OperationTimeout
         try:
-            return evaluate(expression, {"index": index, "input": operation.get("input")}, left)
+            variables = {"index": index, "input": operation.get("input")}
+            return evaluate_expression(expression, variables, left, self.memory_bytes)
         except NodeError as exc:
             if exc.code == "TIMEOUT":
                 raise _OperationTimeout from None

@@ -46,11 +46,15 @@ class ParallelNode(Node[ParallelParameters]):
     type_name = "parallel"
     description = "Run child nodes (or operations) concurrently: all, allSettled or race"
     parameters_model = ParallelParameters
+    # The Blueprint's own operations may hold code; operations arriving as data (on the
+    # `operations` port, as Atomiton reads them) are values only (nodes.operations).
+    literal_parameters = frozenset({"operations"})
 
     def run(self, params: ParallelParameters, context: NodeContext) -> Mapping[str, Any]:
         if context.container is None:
             found = _operations(params, context)
-            output = run_operations(found or [], _limits(params, context), context.stop)
+            limits = _limits(params, context, run_code=params.operations is not None)
+            output = run_operations(found or [], limits, context.stop)
             # Given no operations at all, it has nothing to run: its input goes on, as a
             # disabled node's (Atomiton's image-processor puts one between a loop and its work).
             return {"result": output["results"] if found is not None else context.data, **output}
@@ -101,8 +105,7 @@ class ParallelNode(Node[ParallelParameters]):
 
 
 def _operations(params: ParallelParameters, context: NodeContext) -> list[Any] | None:
-    """The parameter (an edge into port `operations` overrides it), else the input's
-    `operations` (Atomiton's; execution inputs never override a parameter), else None."""
+    """The parameter, else the input's `operations` (Atomiton's), else None."""
     found = params.operations if params.operations is not None else context.get_input("operations")
     if found is None:
         return None
@@ -112,8 +115,9 @@ def _operations(params: ParallelParameters, context: NodeContext) -> list[Any] |
     return found
 
 
-def _limits(params: ParallelParameters, context: NodeContext) -> OperationLimits:
+def _limits(params: ParallelParameters, context: NodeContext, *, run_code: bool) -> OperationLimits:
     return OperationLimits(
+        run_code=run_code,
         strategy=params.strategy,
         concurrency=params.concurrency,
         operation_timeout_s=params.operationTimeout / 1000,

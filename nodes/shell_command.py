@@ -42,10 +42,14 @@ KILL_GRACE_S = 0.5  # between `killSignal` and SIGKILL; below Celery's 1 s soft-
 DRAIN_S = 0.25  # for what is left in pipes after the kill (held open only by escaped processes)
 STDERR_TAIL_CHARS = 2000
 SIGNAL_EXIT_BASE = 128  # a program killed by signal N exits with 128 + N, as shells report it
-# Removed from the variables a node sets, as Atomiton does: they load code into the program.
-LOADER_VARIABLES = frozenset(
-    {"LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH"}
-)
+# Removed from the variables a node sets (Atomiton removes the first four): each makes the
+# program, its dynamic loader or an interpreter it starts load other code.
+LOADER_PREFIXES = ("LD_", "DYLD_")
+LOADER_VARIABLES = frozenset({
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "GCONV_PATH",
+    "BASH_ENV", "ENV", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "NODE_OPTIONS", "NODE_PATH",
+    "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "LUA_INIT",
+})  # fmt: skip
 _EXITED = object()  # selector data of the pidfd
 
 Encoding = Literal["utf8", "base64", "binary", "ascii", "hex"]
@@ -446,7 +450,12 @@ def _scrubbed_env(root: Path, extra: Mapping[str, str]) -> dict[str, str]:
         "HOME": str(root.resolve()),
         "LANG": os.environ.get("LANG") or "C.UTF-8",
     }
-    return {**base, **{name: text for name, text in extra.items() if name not in LOADER_VARIABLES}}
+    kept = {
+        name: text
+        for name, text in extra.items()
+        if name not in LOADER_VARIABLES and not name.startswith(LOADER_PREFIXES)
+    }
+    return {**base, **kept}
 
 
 def _decode(data: bytes, encoding: Encoding) -> str:

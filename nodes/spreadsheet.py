@@ -191,6 +191,13 @@ class SpreadsheetNode(Node[SpreadsheetParameters]):
     parameters_model = SpreadsheetParameters
 
     def run(self, params: SpreadsheetParameters, context: NodeContext) -> Mapping[str, Any]:
+        try:
+            return self._read(params, context)
+        except OSError as exc:  # a name too long, a file it may not read: named as given
+            reason = exc.strerror or str(exc) or type(exc).__name__  # strerror: no file name
+            raise NodeError(f"spreadsheet {params.path!r}: {reason}", retryable=False) from None
+
+    def _read(self, params: SpreadsheetParameters, context: NodeContext) -> Mapping[str, Any]:
         cells = CellRange.parse(params.range) if params.range else None
         if params.path:
             request = _file_request(params, context.environment.files_root.resolve(), cells)

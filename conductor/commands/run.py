@@ -12,6 +12,8 @@ import click
 
 from conductor.embedded import embedded
 from conductor.exit_codes import EXIT_FAILED
+from conductor.loader import parse_json_value
+from conductor.problems import InvalidBlueprint
 from conductor.settings import Settings
 
 
@@ -104,9 +106,11 @@ def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
     inputs: dict[str, Any] = {}
     if inputs_json:
         try:
-            parsed = json.loads(inputs_json)
+            parsed = parse_json_value(inputs_json)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--inputs") from None
+        except InvalidBlueprint as exc:  # NaN, infinities, over-long numbers, deep nesting
+            raise click.BadParameter(str(exc.problems[0]), param_hint="--inputs") from None
         if not isinstance(parsed, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--inputs")
         inputs.update(parsed)
@@ -119,9 +123,10 @@ def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
 
 
 def _value(text: str) -> Any:
+    """JSON when `text` is JSON that Conductor carries; text otherwise (`NaN` stays "NaN")."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return parse_json_value(text)
+    except (json.JSONDecodeError, InvalidBlueprint):
         return text
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -52,7 +54,7 @@ def taken_port() -> Iterator[int]:
 def test_version_prints_the_package_version() -> None:
     done = conductor("--version", env={})
     assert done.returncode == 0
-    assert done.stdout.strip() == "conductor, version 0.1.0"
+    assert done.stdout.strip() == f"conductor, version {version('conductor')}"
 
 
 def test_help_imports_no_command() -> None:
@@ -157,12 +159,20 @@ def test_ctrl_c_during_run_exits_130(tmp_path: Path) -> None:
         text=True,
     )
     assert process.stderr is not None
-    line = process.stderr.readline()  # the embedded stack is up and the run submitted
-    assert line.startswith("running 'Slow'"), line
-    time.sleep(0.5)
-    started = time.monotonic()
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    try:
+        # The embedded stack is up and the run submitted once this line comes (at most 60 s).
+        ready, _, _ = select.select([process.stderr], [], [], 60)
+        assert ready, "conductor run printed nothing in 60 s"
+        line = process.stderr.readline()
+        assert line.startswith("running 'Slow'"), line
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:  # never leave it (and its Redis and worker) behind
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
@@ -180,3 +190,20 @@ def test_ctrl_c_during_run_exits_130(tmp_path: Path) -> None:
 def test_a_bad_setting_is_exit_2_naming_the_variable(variable: str, value: str, says: str) -> None:
     done = conductor("validate", "examples/hello.yaml", env={variable: value})
     assert_one_line_error(done, 2, says)
+
+
+def test_inputs_json_cannot_carry_are_refused_or_kept_as_text(tmp_path: Path) -> None:
+    done = conductor("run", "examples/hello.yaml", "--inputs", '{"name": NaN}', env={})
+    assert_one_line_error(done, 2, "--inputs", "nan is not a number JSON can carry")
+    done = conductor(
+        "run", "examples/hello.yaml", "--input", "name=NaN", "--json",
+        env={"CONDUCTOR_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["data"]["summary"]["result"]["greeting"] == "HELLO, NAN!"
+
+
+def test_api_on_an_address_that_is_not_here_is_exit_2(redis_server: RedisServer) -> None:
+    env = {"CONDUCTOR_REDIS_URL": redis_server.url}
+    done = conductor("api", "--host", "no-such-host.invalid", "--port", "8089", env=env)
+    assert_one_line_error(done, 2, "cannot listen on no-such-host.invalid", "--host")

@@ -22,7 +22,8 @@ from nodes.base import NodeContext
 from nodes.containers import ContainerRun, iso_timestamp
 from nodes.errors import NodeError
 from nodes.group import GroupNode, GroupParameters, group_failure
-from nodes.js_condition import evaluate, run_while
+from nodes.javascript import evaluate_expression as evaluate
+from nodes.js_condition import run_while
 from nodes.loop import LoopNode, LoopParameters
 from nodes.operations import OperationLimits, run_operations
 from nodes.parallel import ParallelNode, ParallelParameters
