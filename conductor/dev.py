@@ -196,6 +196,7 @@ def banner(stack: DevStack, out: IO[str] | None = None) -> None:
     lines = [
         f"Conductor dev stack, data in {stack.data_dir}",
         f"  API      {stack.api_url}   (docs: {stack.api_url}/docs)",
+        f"  console  {stack.api_url}/ui/",
     ]
     if stack.flower_url:
         lines.append(f"  Flower   {stack.flower_url}")

@@ -17,6 +17,7 @@ from conductor.api.models import (
     ExecutionPage,
     ExecutionRequest,
     ExecutionView,
+    GraphNode,
     NodeState,
 )
 from conductor.api.problems import ApiProblem
@@ -25,6 +26,7 @@ from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.loader import blueprint_from_data
 from conductor.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
+from storage import keys
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.events import Event
@@ -203,9 +205,24 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         )
         for record in sorted(snapshot.nodes.values(), key=lambda r: (r.started_ms or 0, r.key))
     ]
+    stored = ctx.stores.state.stored_plan(execution_id)
+    graph = None
+    if stored is not None:
+        graph = [
+            GraphNode(
+                key=node.key,
+                id=node.id,
+                type=node.type,
+                name=node.name,
+                parameters=node.parameters,
+                depends_on=node.depends_on,
+            )
+            for node in stored.plan.nodes.values()
+        ]
     return ExecutionView(
         id=execution_id,
         status=meta.get("status", "queued"),
+        graph=graph,
         blueprint_id=meta.get("blueprint_id"),
         blueprint_version=meta.get("blueprint_version") or None,
         created_at=_s(int(meta["created_ms"])),
@@ -215,6 +232,16 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         result=result,
         error=(result or {}).get("error"),
     )
+
+
+@router.get("/{execution_id}/nodes/{node_key}/output")
+def node_output(execution_id: str, node_key: str, request: Request) -> Any:
+    """A node's output while the execution is in Redis (404 when it has none)."""
+    ctx = context(request)
+    text = ctx.client.hget(keys.outputs(execution_id), node_key)
+    if text is None:
+        raise ApiProblem(404, "NOT_FOUND", f"no output of node {node_key!r} in {execution_id!r}")
+    return unpack(text.decode() if isinstance(text, bytes) else str(text), ctx.stores.blobs)
 
 
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:

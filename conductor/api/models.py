@@ -49,6 +49,17 @@ class NodeState(BaseModel):
     error: dict[str, Any] | None = None
 
 
+class GraphNode(BaseModel):
+    """A node of the execution's plan, for drawing its graph: `depends_on` are node keys."""
+
+    key: str
+    id: str
+    type: str
+    name: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+
 class ExecutionView(BaseModel):
     """GET /v1/executions/{id}: status, per-node states and timings, result or error."""
 
@@ -62,6 +73,7 @@ class ExecutionView(BaseModel):
     nodes: list[NodeState] = Field(default_factory=list)
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    graph: list[GraphNode] | None = None  # the plan's nodes, while the execution is in Redis
 
 
 class ExecutionPage(BaseModel):
