@@ -130,7 +130,7 @@ def test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing(
         wait_until(lambda: consumer_info(client, name) is not None)  # group made, reading
         with history_write_lock(history_url):
             ids = submit(20)
-            wait_until(lambda: pending(client, name) > 0)  # read, stuck before its commit
+            wait_until(lambda: pending(client, name) > 0, 15)  # read, stuck before its commit
             first.send_signal(signal.SIGKILL)
             first.wait()
         left = pending(client, name)

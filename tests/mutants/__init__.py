@@ -41,6 +41,34 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        name="ack-before-commit",
+        guarantee="the recorder acknowledges a batch only once the history store committed it",
+        path="conductor/recorder.py",
+        original="        self.history.record(events)  # commits; only then acknowledge\n"
+        "        ids = [entry_id for entry_id, _ in entries]\n"
+        "        pipe = self.client.pipeline(transaction=False)\n"
+        "        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)\n"
+        "        pipe.xdel(keys.EVENTS_STREAM, *ids)\n"
+        "        pipe.execute()\n",
+        replacement="        ids = [entry_id for entry_id, _ in entries]\n"
+        "        pipe = self.client.pipeline(transaction=False)\n"
+        "        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)\n"
+        "        pipe.xdel(keys.EVENTS_STREAM, *ids)\n"
+        "        pipe.execute()\n"
+        "        self.history.record(events)\n",
+        tests=(
+            f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
+        ),
+    ),
+    Mutant(
+        name="lease-never-lapses",
+        guarantee="a node whose attempt stopped renewing its lease is taken over by another",
+        path="storage/redis_state.py",
+        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock_ms() then",
+        replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
+        tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
+    ),
+    Mutant(
         name="stale-attempt-accepted",
         guarantee="a stale attempt's outcome is fenced off once another attempt took the node",
         path="storage/redis_state.py",

@@ -140,14 +140,11 @@ def try_mutant(mutant: Mutant, scratch: Path) -> Outcome:
         raise MutantError(
             f"{mutant.name}: pytest exited {done.returncode}\n{last_lines(done.stdout)}"
         )
-    failed = [
-        line.split()[1]
-        for line in done.stdout.splitlines()
-        if line.startswith(("FAILED ", "ERROR "))
-    ]
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    failed = [line.split()[1] for line in lines]
     # Every named test must notice the mutant, not just one of them.
     passed = [test for test in mutant.tests if not any(f.startswith(test) for f in failed)]
-    detail = "\n".join(f"failed: {test}" for test in failed)
+    detail = "\n".join(line[:200] for line in lines)
     if passed:
         detail += "".join(f"\npassed: {test}" for test in passed)
     return Outcome(mutant, not passed, seconds, detail)
