@@ -127,6 +127,7 @@ def try_mutant(mutant: Mutant, scratch: Path) -> Outcome:
     """Apply one mutant to a fresh copy and run its tests there; killed when every one of
     them fails."""
     root = copy_repo(scratch / mutant.name)
+    check_imports(root)
     apply(mutant, root)
     started = time.monotonic()
     try:
@@ -144,14 +145,21 @@ def try_mutant(mutant: Mutant, scratch: Path) -> Outcome:
     failed = [line.split()[1] for line in lines]
     # Every named test must notice the mutant, not just one of them.
     passed = [test for test in mutant.tests if not any(f.startswith(test) for f in failed)]
-    detail = "\n".join(line[:200] for line in lines)
-    if passed:
-        detail += "".join(f"\npassed: {test}" for test in passed)
+    detail = "\n".join([line[:200] for line in lines] + [f"passed: {test}" for test in passed])
     return Outcome(mutant, not passed, seconds, detail)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the chosen mutants (all by default); 1 if any survived."""
+    """Run the chosen mutants (all by default); 1 if any survived, 2 if one cannot run."""
+    try:
+        return run(argv)
+    except MutantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(argv: list[str] | None) -> int:
+    """Parse the arguments and run the mutants."""
     parser = argparse.ArgumentParser(prog="python -m tests.mutants", description=__doc__)
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
