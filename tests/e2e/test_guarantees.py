@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -170,7 +171,7 @@ def test_the_reconciler_finalizes_what_a_dead_worker_left_unfinalized(
 
 def stream_types(stack: Stack, execution_id: str) -> list[str]:
     """The types of the execution's events in the recorder's stream, in order."""
-    entries = stack.client.xrange(keys.EVENTS_STREAM)
+    entries: Any = stack.client.xrange(keys.EVENTS_STREAM)
     events = [Event.model_validate_json(fields[b"event"]) for _, fields in entries]
     return [event.type for event in events if event.execution_id == execution_id]
 
