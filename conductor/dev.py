@@ -195,8 +195,7 @@ def banner(stack: DevStack, out: IO[str] | None = None) -> None:
     settings = Settings.from_env({**os.environ, **stack.env})
     lines = [
         f"Conductor dev stack, data in {stack.data_dir}",
-        f"  API      {stack.api_url}   (docs: {stack.api_url}/docs)",
-        f"  console  {stack.api_url}/ui/",
+        f"  API      {stack.api_url}   (docs: {stack.api_url}/docs, console: {stack.api_url}/ui/)",
     ]
     if stack.flower_url:
         lines.append(f"  Flower   {stack.flower_url}")
