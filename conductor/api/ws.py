@@ -8,9 +8,11 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+import redis
+from anyio import CapacityLimiter
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from conductor.api.context import ApiContext
@@ -18,6 +20,7 @@ from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.loader import blueprint_from_data
 from conductor.problems import InvalidBlueprint
+from conductor.settings import SettingsError
 from conductor.submission import IdempotencyConflict
 from storage import keys
 from storage.blueprints import BlueprintNotFound
@@ -34,6 +37,7 @@ CLOSE_POLICY = 1008  # unauthorized, too many subscriptions
 CLOSE_TRY_LATER = 1013  # too many connections
 
 Message = dict[str, Any]
+T = TypeVar("T")
 
 
 class BadMessage(ValueError):
@@ -45,7 +49,7 @@ class WsLimits:
     """How many connections the API holds and how many executions each may follow."""
 
     connections: int = 100
-    subscriptions: int = 50
+    subscriptions: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WsLimits:
@@ -62,21 +66,26 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if text is None:
         return default
     if not text.strip().isdigit() or int(text) < 1:
-        raise ValueError(f"{name} must be a positive integer, not {text!r}")
+        raise SettingsError(f"{name} must be a positive integer, not {text!r}")
     return int(text)
 
 
 @dataclass
 class WsState:
-    """The app's WebSocket bookkeeping."""
+    """The app's WebSocket bookkeeping: open connections, and the follower threads' own
+    limiter (sized for every subscription at once, so followers never take the threads HTTP
+    requests run on)."""
 
     limits: WsLimits
+    threads: CapacityLimiter
     open: int = 0
 
 
 def install(app_state: Any, limits: WsLimits | None = None) -> None:
     """Set up the connection counter on the app's state."""
-    app_state.ws = WsState(limits or WsLimits.from_env())
+    limits = limits or WsLimits.from_env()
+    # One more thread per connection: a control, submit or lookup runs beside its followers.
+    app_state.ws = WsState(limits, CapacityLimiter(limits.connections * (limits.subscriptions + 1)))
 
 
 @router.websocket("/v1/ws")
@@ -89,7 +98,7 @@ async def websocket(ws: WebSocket) -> None:
         await ws.close(CLOSE_TRY_LATER, reason)
         return
     state.open += 1
-    session = Session(ws, ws.app.state.context, state.limits)
+    session = Session(ws, ws.app.state.context, state)
     try:
         if await session.authenticate():
             await session.serve()
@@ -103,12 +112,17 @@ async def websocket(ws: WebSocket) -> None:
 class Session:
     """One connection: its subscriptions, and one sender at a time."""
 
-    def __init__(self, ws: WebSocket, ctx: ApiContext, limits: WsLimits) -> None:
+    def __init__(self, ws: WebSocket, ctx: ApiContext, state: WsState) -> None:
         self.ws = ws
         self.ctx = ctx
-        self.limits = limits
+        self.limits = state.limits
+        self.threads = state.threads
         self.followers: dict[str, asyncio.Task[None]] = {}
         self.send_lock = asyncio.Lock()
+
+    async def _thread(self, function: Callable[[Any], T], argument: Any) -> T:
+        """Run blocking Redis work on the WebSocket threads."""
+        return await anyio.to_thread.run_sync(function, argument, limiter=self.threads)
 
     async def send(self, message: Message) -> None:
         """Send one message (followers send concurrently: frames must not interleave)."""
@@ -189,7 +203,7 @@ class Session:
             reason = f"too many subscriptions (max {self.limits.subscriptions} per connection)"
             await self.ws.close(CLOSE_POLICY, reason)
             return False
-        if not await anyio.to_thread.run_sync(self._known, execution_id):
+        if not await self._thread(self._known, execution_id):
             await self.send(
                 _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
             )
@@ -217,17 +231,20 @@ class Session:
         """Forward the stream's events until the terminal one (or until cancelled)."""
         me = asyncio.current_task()
         try:
-            while (item := await anyio.to_thread.run_sync(_next, stream)) is not _END:
+            while (item := await self._thread(_next, stream)) is not _END:
                 if isinstance(item, Event):
                     await self.send({"type": "event", "event": item.model_dump(mode="json")})
         except ExecutionNotFound:
             await self.send(
                 _error("NOT_FOUND", f"no execution {execution_id!r}", None, execution_id)
             )
+        except redis.RedisError as exc:  # say so: a silent end would look like a quiet run
+            message = f"Redis is unreachable, subscribe again with after: {exc}"
+            await self.send(_error("TRANSPORT_ERROR", message, None, execution_id))
         except (WebSocketDisconnect, RuntimeError):
             pass  # the connection went away while sending: the session cleans up
         finally:
-            await anyio.to_thread.run_sync(_close, stream)  # not running: safe to close
+            await self._thread(_close, stream)  # not running: safe to close
             if self.followers.get(execution_id) is me:
                 del self.followers[execution_id]
 
@@ -247,7 +264,7 @@ class Session:
             reason = f"too many subscriptions (max {self.limits.subscriptions} per connection)"
             await self.ws.close(CLOSE_POLICY, reason)
             return False
-        stream = _all_executions(self.ctx)
+        stream = await self._thread(_all_executions, self.ctx)
         await self.send({"type": "subscribed", "execution_id": "*", **_with_ref(ref)})
         self.followers["*"] = asyncio.create_task(self._pump("*", stream))
         return True
@@ -256,12 +273,12 @@ class Session:
         """cancel, pause, resume or retry, as POST /v1/executions/{id}/{op} does."""
         control = Control(self.ctx.dispatcher)
         action: Callable[[str], ControlOutcome] = getattr(control, op)
-        outcome = await anyio.to_thread.run_sync(action, execution_id)
+        outcome = await self._thread(action, execution_id)
         if outcome is ControlOutcome.NOT_FOUND:
             message = f"no live execution {execution_id!r}"
             await self.send(_error("NOT_FOUND", message, ref, execution_id))
             return
-        status = await anyio.to_thread.run_sync(self._status, execution_id)
+        status = await self._thread(self._status, execution_id)
         if outcome is ControlOutcome.CONFLICT:
             message = f"cannot {op} an execution that is {status}"
             await self.send(_error("CONFLICT", message, ref, execution_id))
@@ -275,7 +292,7 @@ class Session:
     async def submit(self, message: Message, ref: Any) -> None:
         """Start an execution, as POST /v1/executions does."""
         try:
-            reply = await anyio.to_thread.run_sync(self._submit, message)
+            reply = await self._thread(self._submit, message)
         except BadMessage:
             raise
         except InvalidBlueprint as exc:
@@ -341,9 +358,15 @@ def _close(stream: Iterator[Event | None]) -> None:
 
 
 def _all_executions(ctx: ApiContext) -> Iterator[Event | None]:
-    """Every execution's execution.* events as they are published (None: nothing for a while)."""
+    """Every execution's execution.* events from now on (None: nothing for a while). The
+    subscription is made here, not at the first `next`, so "subscribed" means listening."""
     pubsub = ctx.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     pubsub.psubscribe(keys.events_channel("*"))
+    pubsub.get_message(timeout=WAKE_S)  # waits for Redis to confirm the subscription
+    return _published(pubsub)
+
+
+def _published(pubsub: redis.client.PubSub) -> Iterator[Event | None]:
     try:
         while True:
             message = pubsub.get_message(timeout=WAKE_S)

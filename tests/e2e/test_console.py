@@ -247,4 +247,9 @@ def test_sign_in_run_watch_inspect_and_cancel_in_a_browser(
         page.until_text("#execution-status", "cancelled")
         assert page.node_status("wait") != "succeeded"
         assert http.get(f"/v1/executions/{long_id}").json()["status"] == "cancelled"
+
+        # The status filter: the cancelled one is listed, the succeeded one is not.
+        browser.get(f"{console_api.url}/ui/#/executions?status=cancelled")
+        page.find(f'tr[data-execution="{long_id}"]')
+        assert page.count(f'tr[data-execution="{execution_id}"]') == 0
     assert SCREENSHOT.stat().st_size > 10_000
