@@ -27,7 +27,7 @@ from conductor.api.problems import (
 )
 from conductor.dispatch import DispatchFailed
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/ui"})
 # The console's static files load before sign-in; its data comes from the API, behind the token.
 OPEN_PREFIXES = ("/ui/",)
 CONSOLE_DIR = Path(__file__).parent / "console"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -101,6 +102,27 @@ def stored_blueprint(http: httpx.Client) -> str:
     response = http.post("/v1/blueprints", json=body)
     assert response.status_code == 201, response.text
     return blueprint_id
+
+
+def test_the_console_loads_without_the_token_and_nothing_from_the_internet(
+    console_api: ApiProcess,
+) -> None:
+    with httpx.Client(base_url=console_api.url, timeout=15) as http:
+        moved = http.get("/ui")
+        assert moved.status_code == 307 and moved.headers["location"] == "/ui/"
+        page = http.get("/ui/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert set(assets) >= {"app.js", "style.css"}
+        for asset in assets:
+            assert not re.match(r"[a-z]+:|//", asset), asset  # relative: served by the API
+            served = http.get(f"/ui/{asset}")
+            assert served.status_code == 200
+            text = served.text
+            # No address but the SVG namespace (a name, never fetched).
+            addresses = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text))
+            assert addresses <= {"http://www.w3.org/2000/svg"}, (asset, addresses)
+        assert http.get("/v1/executions").status_code == 401  # the data stays behind the token
 
 
 class Page:
