@@ -241,7 +241,7 @@ class Session:
         except redis.RedisError as exc:  # say so: a silent end would look like a quiet run
             message = f"Redis is unreachable, subscribe again with after: {exc}"
             await self.send(_error("TRANSPORT_ERROR", message, None, execution_id))
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the connection went away while sending: the session cleans up
         finally:
             await self._thread(_close, stream)  # not running: safe to close

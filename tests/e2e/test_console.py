@@ -72,7 +72,7 @@ def browser() -> Iterator[Any]:
 
 
 def stored_blueprint(http: httpx.Client) -> str:
-    """A Blueprint with two variables: make -> (slow, quick) -> join."""
+    """A Blueprint with two variables: make -> (slow, quick, pack: wait -> fmt) -> join."""
     blueprint_id = f"console-{uuid.uuid4().hex[:8]}"
     body = {
         "id": blueprint_id,
@@ -91,12 +91,23 @@ def stored_blueprint(http: httpx.Client) -> str:
             {"id": "slow", "type": "delay", "parameters": {"ms": 1500}},
             {"id": "quick", "type": "delay", "parameters": {"ms": 100}},
             {"id": "join", "type": "delay", "parameters": {"ms": 0}},
+            {
+                "id": "pack",
+                "type": "group",
+                "nodes": [
+                    {"id": "wait", "type": "delay", "parameters": {"ms": 50}},
+                    {"id": "fmt", "type": "edit-fields", "parameters": {"values": {"done": True}}},
+                ],
+                "edges": [{"id": "p1", "source": "wait", "target": "fmt"}],
+            },
         ],
         "edges": [
             {"id": "e1", "source": "make", "target": "slow"},
             {"id": "e2", "source": "make", "target": "quick"},
             {"id": "e3", "source": "slow", "target": "join"},
             {"id": "e4", "source": "quick", "target": "join"},
+            {"id": "e5", "source": "make", "target": "pack"},
+            {"id": "e6", "source": "pack", "target": "join"},
         ],
     }
     response = http.post("/v1/blueprints", json=body)
@@ -236,11 +247,20 @@ def test_sign_in_run_watch_inspect_and_cancel_in_a_browser(
         # Nodes go running, then succeeded, live over the WebSocket.
         page.until_node("slow", "running")
         assert page.node_status("join") in ("pending", "queued")  # not started yet
-        for key in ("make", "slow", "quick", "join"):
+        for key in ("make", "slow", "quick", "pack", "join"):
             page.until_node(key, "succeeded")
         page.until_text("#execution-status", "succeeded")
-        assert page.count("#dag path.edge") == 4
-        page.wait.until(lambda d: page.count("#gantt [data-run]") == 4)
+        assert page.count("#dag path.edge") == 6
+        page.wait.until(lambda d: page.count("#gantt [data-run]") >= 7)  # with pack's nodes
+
+        # Into the group and back.
+        page.click('#dag [data-node="pack"]')
+        page.click("#open-node")
+        page.until_node("pack/fmt", "succeeded")
+        assert page.node_status("pack/wait") == "succeeded" and page.node_status("make") == ""
+        assert page.count('#dag path.edge[data-edge="pack/wait->pack/fmt"]') == 1
+        page.click("#scope-up")
+        page.until_node("make", "succeeded")
 
         # A node's parameters and output.
         page.click('#dag [data-node="make"]')
@@ -248,7 +268,7 @@ def test_sign_in_run_watch_inspect_and_cancel_in_a_browser(
         assert "{{$vars.who}}" in page.text("#node-panel")
         view = http.get(f"/v1/executions/{execution_id}").json()
         assert view["status"] == "succeeded"
-        assert {n["key"]: n["depends_on"] for n in view["graph"]}["join"] == ["slow", "quick"]
+        assert {n["key"]: n["depends_on"] for n in view["graph"]}["join"] == ["slow", "quick", "pack"]
         output = http.get(f"/v1/executions/{execution_id}/nodes/make/output")
         assert output.json()["result"]["greeting"] == "hello browser"
         missing = http.get(f"/v1/executions/{execution_id}/nodes/nope/output")

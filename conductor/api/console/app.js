@@ -314,8 +314,36 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Nested nodes (a group's, a parallel's, a loop's) have keys "parent/child": the graph shows
+// one level at a time, `state.scope` being the container shown ("" for the top level).
+function parentOf(key) {
+  const at = key.lastIndexOf("/");
+  return at < 0 ? "" : key.slice(0, at);
+}
+
+function inScope(key, scope) {
+  // The node of this level that holds `key` (itself, or the ancestor just under `scope`).
+  const prefix = scope ? `${scope}/` : "";
+  if (scope && !key.startsWith(prefix)) return null;
+  const rest = key.slice(prefix.length);
+  const at = rest.indexOf("/");
+  return prefix + (at < 0 ? rest : rest.slice(0, at));
+}
+
+function hasChildren(state, key) {
+  return (state.view.graph || []).some((node) => node.key.startsWith(`${key}/`));
+}
+
+function scopedGraph(state) {
+  const all = state.view.graph || state.view.nodes.map((n) => ({ key: n.node_id, id: n.node_id, type: "", depends_on: [] }));
+  return all.filter((node) => parentOf(node.key) === state.scope).map((node) => ({
+    ...node,
+    depends_on: [...new Set(node.depends_on.map((dep) => inScope(dep, state.scope)).filter((dep) => dep && dep !== node.key))],
+  }));
+}
+
 function drawDag(state) {
-  const graph = state.view.graph || state.view.nodes.map((n) => ({ key: n.node_id, id: n.node_id, type: "", depends_on: [] }));
+  const graph = scopedGraph(state);
   const level = levels(graph);
   const columns = new Map();
   for (const node of graph) {
@@ -342,7 +370,7 @@ function drawDag(state) {
       transform: `translate(${x},${y})`, onclick: () => { state.selected = node.key; render(state); } },
       svg("rect", { width: W, height: H, rx: 6 }),
       svg("text", { x: 8, y: 16 }, label.length > 20 ? `${label.slice(0, 19)}…` : label),
-      svg("text", { x: 8, y: 32, opacity: 0.85 }, `${node.type} · ${status}`));
+      svg("text", { x: 8, y: 32, opacity: 0.85 }, `${node.type} · ${status}${hasChildren(state, node.key) ? " · ▸" : ""}`));
   });
   return svg("svg", { id: "dag", width, height, viewBox: `0 0 ${width} ${height}` }, ...edges, ...nodes);
 }
@@ -394,6 +422,7 @@ function nodePanel(state) {
   return el("div", { id: "node-panel", "data-node": key },
     el("h3", {}, `${spec.name || spec.id || key} `, statusBadge(state.status.get(key) || "queued")),
     el("p", { class: "muted" }, `${spec.type || ""} · attempts ${run.attempts ?? 0} · worker ${run.worker || "-"} · ${run.duration_ms ?? "-"} ms`),
+    hasChildren(state, key) ? el("button", { id: "open-node", onclick: () => { state.scope = key; state.selected = null; render(state); } }, "Show its nodes") : "",
     el("h4", {}, "Parameters"), el("pre", {}, JSON.stringify(spec.parameters || {}, null, 2)),
     run.error ? [el("h4", {}, "Error"), el("pre", { id: "node-error" }, JSON.stringify(run.error, null, 2))] : [],
     el("h4", {}, "Output"), output);
@@ -416,7 +445,10 @@ function render(state) {
     el("div", { class: "controls" }, buttons, el("span", { class: "message", id: "control-message" }, state.message || "")),
     state.view.error ? el("pre", { id: "execution-error" }, JSON.stringify(state.view.error, null, 2)) : "",
     el("div", { class: "exec-grid" },
-      el("div", {}, el("div", { class: "card" }, el("h3", {}, "Graph"), drawDag(state)),
+      el("div", {}, el("div", { class: "card" },
+        el("h3", {}, "Graph", state.scope ? ` · inside ${state.scope} ` : "",
+          state.scope ? el("button", { id: "scope-up", onclick: () => { state.scope = parentOf(state.scope); render(state); } }, "up") : ""),
+        drawDag(state)),
         el("div", { class: "card" }, el("h3", {}, "Timeline"), drawGantt(state))),
       el("div", { class: "card" }, nodePanel(state))));
 }
@@ -431,7 +463,7 @@ async function refresh(state) {
 }
 
 async function executionPage(id) {
-  const state = { id, view: null, status: new Map(), outputs: new Map(), selected: null, lastSeq: 0, message: "" };
+  const state = { id, view: null, status: new Map(), outputs: new Map(), selected: null, scope: "", lastSeq: 0, message: "" };
   if (!(await refresh(state))) return;
   let pending = null;
   const off = live.on((message) => {
