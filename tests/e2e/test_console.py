@@ -268,7 +268,11 @@ def test_sign_in_run_watch_inspect_and_cancel_in_a_browser(
         assert "{{$vars.who}}" in page.text("#node-panel")
         view = http.get(f"/v1/executions/{execution_id}").json()
         assert view["status"] == "succeeded"
-        assert {n["key"]: n["depends_on"] for n in view["graph"]}["join"] == ["slow", "quick", "pack"]
+        assert {n["key"]: n["depends_on"] for n in view["graph"]}["join"] == [
+            "slow",
+            "quick",
+            "pack",
+        ]
         output = http.get(f"/v1/executions/{execution_id}/nodes/make/output")
         assert output.json()["result"]["greeting"] == "hello browser"
         missing = http.get(f"/v1/executions/{execution_id}/nodes/nope/output")
