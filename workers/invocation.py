@@ -114,15 +114,26 @@ def _deadline(spec: PlannedNode, load: NodeLoad) -> float:
 def gather_inputs(
     spec: PlannedNode, load: NodeLoad, blobs: BlobStore
 ) -> tuple[dict[str, Any], Any]:
-    """Input ports from the wires, and the node's main input (`$input`).
+    """Input ports from the wires, and the node's main input (`$input`), from a node's load."""
+    return resolve_inputs(spec, load.inputs, load.upstream, blobs)
+
+
+def resolve_inputs(
+    spec: PlannedNode,
+    inputs: Mapping[str, Any],
+    upstream: Mapping[str, str],
+    blobs: BlobStore,
+) -> tuple[dict[str, Any], Any]:
+    """Input ports from the wires, and the node's main input (`$input`), given the execution's
+    `inputs` and the stored (packed) outputs of the node's `upstream` sources.
 
     An edge delivers the source's output, or its `sourceHandle` key when it has one. Several
     edges into one port deliver a list, in edge order. In `$input`, a whole node output stands
     for its `result`. A node with no wires receives the execution's inputs.
     """
     if not spec.wires:
-        return dict(load.inputs), dict(load.inputs)
-    outputs = {source: unpack(text, blobs) for source, text in load.upstream.items()}
+        return dict(inputs), dict(inputs)
+    outputs = {source: unpack(text, blobs) for source, text in upstream.items()}
     ports: dict[str, list[Any]] = {}
     mains: dict[str, list[Any]] = {}
     for wire in spec.wires:

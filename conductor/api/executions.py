@@ -18,6 +18,7 @@ from conductor.api.models import (
     ExecutionRequest,
     ExecutionView,
     GraphNode,
+    NodeInputs,
     NodeState,
 )
 from conductor.api.problems import ApiProblem
@@ -32,6 +33,7 @@ from storage.blueprints import BlueprintNotFound
 from storage.events import Event
 from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
+from workers.invocation import resolve_inputs
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
 
@@ -242,6 +244,38 @@ def node_output(execution_id: str, node_key: str, request: Request) -> Any:
     if text is None:
         raise ApiProblem(404, "NOT_FOUND", f"no output of node {node_key!r} in {execution_id!r}")
     return unpack(text.decode() if isinstance(text, bytes) else str(text), ctx.stores.blobs)
+
+
+@router.get("/{execution_id}/nodes/{node_key:path}/inputs", response_model=NodeInputs)
+def node_inputs(execution_id: str, node_key: str, request: Request) -> NodeInputs:
+    """A node's resolved inputs (ports and `$input`) while the execution is in Redis, built
+    by the worker's own wire rule from the stored plan and upstream outputs."""
+    ctx = context(request)
+    stored = ctx.stores.state.stored_plan(execution_id)
+    spec = stored.plan.nodes.get(node_key) if stored is not None else None
+    if stored is None or spec is None:
+        raise ApiProblem(404, "NOT_FOUND", f"no node {node_key!r} in execution {execution_id!r}")
+    sources = list(dict.fromkeys(wire.source for wire in spec.wires))
+    upstream = _stored_outputs(ctx, execution_id, sources)
+    waiting = [source for source in sources if source not in upstream]
+    if waiting:
+        names = ", ".join(repr(source) for source in waiting)
+        detail = f"node {node_key!r} waits for upstream node {names}: not finished yet"
+        raise ApiProblem(409, "CONFLICT", detail)
+    ports, data = resolve_inputs(spec, stored.plan.inputs, upstream, ctx.stores.blobs)
+    return NodeInputs(ports=ports, input=data)
+
+
+def _stored_outputs(ctx: ApiContext, execution_id: str, sources: list[str]) -> dict[str, str]:
+    """The stored (packed) outputs of the sources that have one."""
+    if not sources:
+        return {}
+    texts = ctx.client.hmget(keys.outputs(execution_id), sources)
+    return {
+        source: text.decode() if isinstance(text, bytes) else str(text)
+        for source, text in zip(sources, texts, strict=True)
+        if text is not None
+    }
 
 
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:

@@ -49,6 +49,13 @@ class NodeState(BaseModel):
     error: dict[str, Any] | None = None
 
 
+class NodeInputs(BaseModel):
+    """A node's input ports exactly as it received them (or will), and its main input."""
+
+    ports: dict[str, Any]
+    input: Any = None
+
+
 class GraphNode(BaseModel):
     """A node of the execution's plan, for drawing its graph: `depends_on` are node keys."""
 

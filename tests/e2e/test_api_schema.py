@@ -37,6 +37,7 @@ SAFE = [
     ("GET", "/v1/executions/{execution_id}/events"),  # unknown ids: a 404, it never blocks
     ("POST", "/v1/executions/{execution_id}/{command}"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/output"),
+    ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/inputs"),
     ("POST", "/v1/blueprints"),
     ("GET", "/v1/blueprints"),
     ("POST", "/v1/blueprints/validate"),
