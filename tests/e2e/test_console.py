@@ -281,6 +281,11 @@ def test_sign_in_run_watch_inspect_and_cancel_in_a_browser(
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / "execution.png", SCREENSHOT)
 
+        # A wired node's resolved inputs: make's whole output on slow's default port.
+        page.click('#dag [data-node="slow"]')
+        page.until_text("#inputs-preview", '"greeting": "hello browser"')
+        assert '"default"' in page.text("#inputs-preview")
+
         # The executions list has it; a second, long execution appears there live.
         browser.get(f"{console_api.url}/ui/#/executions")
         page.find(f'tr[data-execution="{execution_id}"]')

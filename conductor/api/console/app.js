@@ -401,31 +401,40 @@ function drawGantt(state) {
 }
 
 function nodePanel(state) {
-  if (!state.selected) return el("p", { class: "muted" }, "Click a node to see its parameters and output.");
+  if (!state.selected) return el("p", { class: "muted" }, "Click a node to see its parameters, inputs and output.");
   const key = state.selected;
   const spec = (state.view.graph || []).find((n) => n.key === key) || {};
   const run = state.view.nodes.find((n) => n.node_id === key) || {};
-  const output = el("div", { id: "node-output" }, el("p", { class: "muted" }, "…"));
-  // Fetched once per node state, not on every re-render.
-  const status = state.status.get(key);
-  let cached = state.outputs.get(key);
-  if (!cached || cached.status !== status) {
-    cached = { status, reply: api(`/v1/executions/${state.id}/nodes/${encodeURIComponent(key)}/output`) };
-    state.outputs.set(key, cached);
-  }
-  cached.reply.then(({ ok, body }) => {
-    if (!ok) { output.replaceChildren(el("p", { class: "muted" }, "No output (yet).")); return; }
-    const text = JSON.stringify(body, null, 2);
-    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "application/json" })), download: `${key}.json` }, "download");
-    output.replaceChildren(el("pre", { id: "output-preview" }, text.length > 4000 ? `${text.slice(0, 4000)}\n…` : text), link);
-  });
+  const inputs = jsonSection(state, key, "inputs", null); // the 409 names the upstream node it waits for
+  const output = jsonSection(state, key, "output", "No output (yet).");
   return el("div", { id: "node-panel", "data-node": key },
     el("h3", {}, `${spec.name || spec.id || key} `, statusBadge(state.status.get(key) || "queued")),
     el("p", { class: "muted" }, `${spec.type || ""} · attempts ${run.attempts ?? 0} · worker ${run.worker || "-"} · ${run.duration_ms ?? "-"} ms`),
     hasChildren(state, key) ? el("button", { id: "open-node", onclick: () => { state.scope = key; state.selected = null; render(state); } }, "Show its nodes") : "",
     el("h4", {}, "Parameters"), el("pre", {}, JSON.stringify(spec.parameters || {}, null, 2)),
     run.error ? [el("h4", {}, "Error"), el("pre", { id: "node-error" }, JSON.stringify(run.error, null, 2))] : [],
+    el("h4", {}, "Inputs"), inputs,
     el("h4", {}, "Output"), output);
+}
+
+// A node's `inputs` or `output` from the API: pretty JSON, a preview cut at 4000 characters,
+// and a download link. Fetched once per node state, not on every re-render.
+function jsonSection(state, key, what, empty) {
+  const section = el("div", { id: `node-${what}` }, el("p", { class: "muted" }, "…"));
+  const status = state.status.get(key);
+  const cacheKey = `${what}:${key}`;
+  let cached = state.outputs.get(cacheKey);
+  if (!cached || cached.status !== status) {
+    cached = { status, reply: api(`/v1/executions/${state.id}/nodes/${encodeURIComponent(key)}/${what}`) };
+    state.outputs.set(cacheKey, cached);
+  }
+  cached.reply.then(({ ok, body }) => {
+    if (!ok) { section.replaceChildren(el("p", { class: "muted" }, empty ?? body?.detail ?? "No inputs (yet).")); return; }
+    const text = JSON.stringify(body, null, 2);
+    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "application/json" })), download: what === "output" ? `${key}.json` : `${key}.${what}.json` }, "download");
+    section.replaceChildren(el("pre", { id: `${what}-preview` }, text.length > 4000 ? `${text.slice(0, 4000)}\n…` : text), link);
+  });
+  return section;
 }
 
 async function control(state, command) {
