@@ -8,7 +8,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -158,6 +159,21 @@ class Stack:
     def history(self) -> HistoryStore:
         """The stack's history store (close it after use)."""
         return open_history(self.history_url)
+
+
+@contextmanager
+def private_stack(base: Path, worker_name: str) -> Iterator[Stack]:
+    """A private Redis, a recorder and one two-process worker, under `base`."""
+    (base / "data" / "files").mkdir(parents=True)
+    server = RedisServer(base / "redis").start()
+    stack = Stack(server, base / "data", f"sqlite:///{base / 'history.sqlite3'}")
+    stack.start_recorder()
+    stack.start_worker(worker_name, concurrency=2)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+        server.stop()
 
 
 def assert_one_success_per_run(events: list[Event]) -> None:

@@ -13,14 +13,14 @@ import pytest
 
 from conductor.client import ConductorClient
 from conductor.control import ControlOutcome
-from conductor.embedded import ApiProcess, RedisServer
+from conductor.embedded import ApiProcess
 from conductor.loader import load_blueprint_text
 from conductor.reconciler import MAX_REDISPATCHES, Reconciler, Repair
 from storage import keys
 from storage.events import EventType
 from storage.redis_state import RedisStateStore
 from storage.state import ExecutionStatus
-from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay
+from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay, private_stack
 from workers.finalize import finalize
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,15 +29,8 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A private Redis, a recorder and one worker."""
-    base = tmp_path_factory.mktemp("control")
-    (base / "data" / "files").mkdir(parents=True)
-    server = RedisServer(base / "redis").start()
-    stack = Stack(server, base / "data", f"sqlite:///{base / 'history.sqlite3'}")
-    stack.start_recorder()
-    stack.start_worker("control", concurrency=2)
-    yield stack
-    stack.stop_all()
-    server.stop()
+    with private_stack(tmp_path_factory.mktemp("control"), "control") as stack:
+        yield stack
 
 
 def files(stack: Stack) -> str:

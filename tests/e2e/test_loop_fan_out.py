@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from conductor.control import ControlOutcome
-from conductor.embedded import RedisServer
 from tests.e2e.conftest import RunBlueprint
-from tests.e2e.fault_stack import Stack, assert_sound
+from tests.e2e.fault_stack import Stack, assert_sound, private_stack
 
 FAN_OUT = """
 id: fan
@@ -109,15 +108,8 @@ edges:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A private Redis, a recorder and one worker: retry needs the control surface."""
-    base = tmp_path_factory.mktemp("fan-out")
-    (base / "data" / "files").mkdir(parents=True)
-    server = RedisServer(base / "redis").start()
-    stack = Stack(server, base / "data", f"sqlite:///{base / 'history.sqlite3'}")
-    stack.start_recorder()
-    stack.start_worker("fan-out", concurrency=2)
-    yield stack
-    stack.stop_all()
-    server.stop()
+    with private_stack(tmp_path_factory.mktemp("fan-out"), "fan-out") as stack:
+        yield stack
 
 
 @pytest.mark.timeout(120)

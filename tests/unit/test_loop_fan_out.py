@@ -5,8 +5,6 @@ whose every item failed fails with the first item's error."""
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from nodes.loop import LoopNode, LoopParameters
 from nodes.parallel import ParallelNode, ParallelParameters
 from nodes.registry import default_registry
 from tests.conftest import REPO
+from tests.unit.test_atomiton_containers import context
 
 FAN_OUT = """
 id: fan
@@ -158,16 +157,6 @@ edges:
     assert plan.nodes["plain"].body == []
     assert list(body(plan, "g/l")) == ["x"]
     assert "g/x" not in plan.nodes
-
-
-def context(data: Any = None, **inputs: Any) -> NodeContext:
-    return NodeContext(
-        execution_id="exec-1",
-        node_id="node",
-        inputs=inputs,
-        data=data,
-        deadline=time.monotonic() + 10,
-    )
 
 
 def test_a_parallel_given_no_operations_passes_its_input_through() -> None:
