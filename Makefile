@@ -21,6 +21,7 @@ test: $(STAMP) lint typecheck ## Lint, type-check and run every test
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -27,7 +27,7 @@ import redis
 from benchmarks.scenarios import linear_blueprint
 from benchmarks.worker import DONE_TASK, BenchWorkerProcess, done_channel
 from conductor.embedded import ApiProcess, RedisServer
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from workers.app import create_app
 
 TIMEOUT_S = 30.0

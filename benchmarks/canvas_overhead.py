@@ -37,7 +37,7 @@ from benchmarks.sides import (
 from benchmarks.worker import DONE_TASK, BenchWorkerProcess, done_channel
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from workers.app import create_app

@@ -32,8 +32,8 @@ from benchmarks.scaling import (
 )
 from benchmarks.scenarios import NOOP_NODE, bare_chain, bare_fan, fan_blueprint, linear_blueprint
 from benchmarks.worker import BenchWorkerProcess
-from conductor.blueprint import Blueprint
 from conductor.embedded import RedisServer
+from conductor.model.blueprint import Blueprint
 
 AIM = 0.8
 SIDES = ("bare", "conductor")

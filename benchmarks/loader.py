@@ -23,8 +23,8 @@ if sys.argv[2] == "floor":
     json.loads(Path(sys.argv[1]).read_bytes())
     outcome = "parsed"
 else:
-    from conductor.loader import load_blueprint_file
-    from conductor.problems import InvalidBlueprint
+    from conductor.model.loader import load_blueprint_file
+    from conductor.model.problems import InvalidBlueprint
     try:
         outcome = f"accepted {len(load_blueprint_file(Path(sys.argv[1])).nodes)} nodes"
     except InvalidBlueprint as exc:

@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass
 
 from benchmarks.redis_stats import counted_sends
-from conductor.blueprint import Blueprint
 from conductor.compiler import compile_plan
-from conductor.graph import levels
+from conductor.model.blueprint import Blueprint
+from conductor.model.graph import levels
 from nodes.registry import NodeRegistry
 from workers.run_node import Outcome, run_node
 from workers.stores import Stores

@@ -42,9 +42,9 @@ from benchmarks.recorder_report import (
 from benchmarks.scenarios import NOOP_NODE, linear_blueprint
 from benchmarks.sides import RUN_TIMEOUT_S, RunFailed
 from benchmarks.timed_history import TimedHistory
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
+from conductor.model.blueprint import Blueprint
 from conductor.recorder import BATCH_SIZE, Recorder
 from conductor.waiting import wait_for_result
 from storage.events import Event, EventType

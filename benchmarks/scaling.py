@@ -36,11 +36,11 @@ from celery.canvas import Signature
 from celery.signals import worker_init
 
 from benchmarks import worker as bench_worker
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.loader import load_blueprint_text
-from conductor.settings import Settings
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from nodes.registry import default_registry
 from storage import keys
 from workers.app import create_app

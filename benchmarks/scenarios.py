@@ -12,8 +12,8 @@ from celery import Celery, chain, chord
 from celery.canvas import Signature
 
 from benchmarks.worker import DONE_TASK, NOOP_TASK
-from conductor.blueprint import Blueprint
-from conductor.loader import load_blueprint_text
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_text
 
 # edit-fields with nothing to set: about 3 us of work. `delay` with ms 0 costs about 75 us,
 # because time.sleep(0) still sleeps for the kernel's timer slack.

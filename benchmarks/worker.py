@@ -15,7 +15,7 @@ from celery.signals import worker_init
 
 from conductor import cli
 from conductor.embedded import WorkerProcess
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 
 NOOP_TASK = "bench.noop"
 DONE_TASK = "bench.done"

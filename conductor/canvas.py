@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.canvas import Signature
 
-from conductor.plan import ExecutionPlan
+from conductor.model.plan import ExecutionPlan
 from workers.signatures import levels_canvas
 
 

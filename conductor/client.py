@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from conductor.api.models import ExecutionAccepted as Submitted
 from conductor.api.models import ExecutionPage, ValidationReport
 from conductor.api.models import ExecutionView as Execution
-from conductor.blueprint import Blueprint
-from conductor.loader import MAX_BYTES, parse_document
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import MAX_BYTES, parse_document
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem
 from storage.blueprints import BlueprintPage, StoredBlueprint, content_of
 from storage.events import Event
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conductor.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.loop_bodies import with_loop_bodies
-from conductor.plan import (
+from conductor.model.blueprint import Blueprint, BlueprintNode, Edge
+from conductor.model.plan import (
     DEFAULT_PORT,
     GROUP_TYPE,
     ITEM_SOURCE,
@@ -19,7 +19,7 @@ from conductor.plan import (
     RateLimit,
     Wire,
 )
-from nodes.base import DEFAULT_TIMEOUT_MS
+from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 from nodes.containers import ENTRY_PORT
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from conductor.dispatch import Dispatcher
-from conductor.plan import ExecutionPlan
+from conductor.model.plan import ExecutionPlan
 from storage.events import EventType
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus
 from workers.finalize import finalize

@@ -10,7 +10,7 @@ import click
 from conductor.control import Control, ControlOutcome
 from conductor.dispatch import Dispatcher
 from conductor.exit_codes import EXIT_FAILED
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from nodes.registry import default_registry
 from workers.app import create_app
 from workers.tasks import make_stores

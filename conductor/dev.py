@@ -28,8 +28,8 @@ from conductor.embedded import (
     answers,
     free_port,
 )
+from conductor.model.settings import Settings, display_url
 from conductor.ports import ensure_port_free
-from conductor.settings import Settings, display_url
 
 POLL_S = 0.5
 

@@ -11,10 +11,10 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from conductor.blueprint import Blueprint
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
-from conductor.plan import ExecutionPlan
+from conductor.model.blueprint import Blueprint
+from conductor.model.plan import ExecutionPlan
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import redis
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None)  # loaded in the parent: the child only makes one call

@@ -27,7 +27,7 @@ def _redis(exc: BaseException) -> tuple[str, int] | None:
     import redis  # noqa: PLC0415
 
     from conductor.dispatch import DispatchFailed  # noqa: PLC0415
-    from conductor.settings import display_url  # noqa: PLC0415
+    from conductor.model.settings import display_url  # noqa: PLC0415
 
     if not isinstance(
         exc,
@@ -48,7 +48,7 @@ def _redis(exc: BaseException) -> tuple[str, int] | None:
 def _history(exc: BaseException) -> tuple[str, int] | None:
     import sqlalchemy.exc  # noqa: PLC0415
 
-    from conductor.settings import display_url  # noqa: PLC0415
+    from conductor.model.settings import display_url  # noqa: PLC0415
 
     if not isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
         return None
@@ -83,7 +83,7 @@ def _os(exc: BaseException) -> tuple[str, int] | None:
 
 
 def _invalid(exc: BaseException) -> tuple[str, int] | None:
-    from conductor.settings import SettingsError  # noqa: PLC0415
+    from conductor.model.settings import SettingsError  # noqa: PLC0415
 
     if isinstance(exc, SettingsError):  # a setting that does not parse, such as a queue route
         return f"{exc}", EXIT_INVALID

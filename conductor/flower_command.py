@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from conductor.model.settings import Settings
 from conductor.ports import ensure_port_free
-from conductor.settings import Settings
 from workers.app import create_app
 
 # Node tasks are `conductor.node(execution_id, node_key, node_type=...)`: show their arguments.

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import click
 
+from conductor.model.settings import Settings, display_url
 from conductor.recorder import Recorder
-from conductor.settings import Settings, display_url
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
 from workers.tasks import redis_client

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conductor.blueprint import BlueprintNode, Edge
-from conductor.plan import ITEM_SOURCE, LOOP_TYPE
+from conductor.model.blueprint import BlueprintNode, Edge
+from conductor.model.plan import ITEM_SOURCE, LOOP_TYPE
 
 BODY_HANDLES = frozenset({"item", "index"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from conductor.submit_task import CELERY_DEFAULT_QUEUE
 from workers.config import DEFAULT_QUEUE
 

@@ -25,7 +25,7 @@ import redis
 from celery.signals import worker_ready, worker_shutdown
 
 from conductor.dispatch import Dispatcher
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from nodes.registry import NodeRegistry
 from storage import keys
 from storage.redis_state import RedisStateStore

@@ -14,14 +14,14 @@ import click
 import redis
 from rich.console import Console
 
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.exit_codes import EXIT_INVALID
-from conductor.loader import load_blueprint_file
-from conductor.problems import InvalidBlueprint
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_file
+from conductor.model.problems import InvalidBlueprint
+from conductor.model.settings import Settings
 from conductor.progress import ProgressView
 from conductor.recorder import Recorder
-from conductor.settings import Settings
 from conductor.validation import ensure_valid
 from conductor.waiting import ExecutionFollower
 from nodes.registry import NodeRegistry

@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
-from conductor.problems import Problem
+from conductor.model.blueprint import Blueprint
+from conductor.model.problems import Problem
 from conductor.validation import ensure_valid, find_warnings
 from storage import keys
 from storage.blueprints import BlueprintStore

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery, Task
 
-from conductor.loader import blueprint_from_data
+from conductor.model.loader import blueprint_from_data
 from conductor.submission import Submitter
 
 SUBMIT_TASK = "conductor.submit"

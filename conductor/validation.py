@@ -7,10 +7,10 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import AliasChoices, BaseModel, ValidationError
 
-from conductor.blueprint import Blueprint, BlueprintNode, Edge
-from conductor.graph import find_cycle
-from conductor.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem, join_path
+from conductor.model.blueprint import Blueprint, BlueprintNode, Edge
+from conductor.model.graph import find_cycle
+from conductor.model.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem, join_path
 from nodes.base import BASE_PARAMETERS
 from nodes.registry import NodeRegistry
 from nodes.templates import has_template

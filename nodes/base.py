@@ -13,10 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from conductor.model.timeouts import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from nodes.containers import ContainerRun
-
-MAX_TIMEOUT_MS = 3_600_000  # one hour; the broker's visibility timeout is set above it
-DEFAULT_TIMEOUT_MS = 30_000
 
 
 class NodeParameters(BaseModel):

@@ -26,9 +26,9 @@ from typing import Any, NamedTuple, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, field_serializer
 
-from conductor.blueprint import Blueprint
-from conductor.loader import blueprint_from_data, load_blueprint_text, parse_document
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import blueprint_from_data, load_blueprint_text, parse_document
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem
 
 MAX_ID_CHARS = 200
 MAX_ID_BYTES = 255  # a file name on common file systems

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from conductor.plan import ExecutionPlan
+from conductor.model.plan import ExecutionPlan
 from storage import keys
 from storage.events import Event, EventType
 from storage.state import (

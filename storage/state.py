@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
-from conductor.plan import ExecutionPlan, PlannedNode
+from conductor.model.plan import ExecutionPlan, PlannedNode
 from storage.events import Event, EventType
 
 

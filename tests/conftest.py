@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from tests.fixture_files import write_atomiton_data
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from workers.config import celery_config
 
 

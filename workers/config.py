@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conductor.settings import Settings
-from nodes.base import DEFAULT_TIMEOUT_MS
+from conductor.model.settings import Settings
+from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 from workers.result_backend import BACKEND_PATH
 from workers.routes import NodeTypeRouter
 from workers.signatures import time_limits

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from conductor.plan import (
+from conductor.model.plan import (
     GROUP_TYPE,
     KEY_SEPARATOR,
     PlannedNode,

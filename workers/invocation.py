@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import AliasChoices, ValidationError
 
-from conductor.plan import PlannedNode
+from conductor.model.plan import PlannedNode
 from nodes.base import BASE_PARAMETERS, Node, NodeContext, NodeEnvironment, NodeParameters
 from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.registry import NodeRegistry

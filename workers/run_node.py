@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from conductor.plan import PARALLEL_TYPE, PlannedNode
+from conductor.model.plan import PARALLEL_TYPE, PlannedNode
 from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_failure
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry

@@ -11,10 +11,10 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from conductor.graph import levels
-from conductor.plan import PlannedNode
-from conductor.settings import HARD_LIMIT_MARGIN_S
-from nodes.base import DEFAULT_TIMEOUT_MS
+from conductor.model.graph import levels
+from conductor.model.plan import PlannedNode
+from conductor.model.settings import HARD_LIMIT_MARGIN_S
+from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 
 NODE_TASK = "conductor.node"
 COLLECT_PHASE = "collect"

@@ -13,7 +13,7 @@ from celery.canvas import Signature
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from nodes.base import NodeEnvironment, settled_failure
 from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore

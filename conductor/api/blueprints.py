@@ -11,9 +11,9 @@ from conductor.api.context import ApiContext
 from conductor.api.executions import context, invalid_blueprint, warning_view
 from conductor.api.models import ValidationReport
 from conductor.api.problems import ApiProblem
-from conductor.blueprint import Blueprint
-from conductor.loader import blueprint_from_data
-from conductor.problems import InvalidBlueprint, Problem
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import blueprint_from_data
+from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.validation import ensure_valid
 from storage.blueprints import BlueprintExists, BlueprintNotFound, InvalidCursor, StoredBlueprint
 

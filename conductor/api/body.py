@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
-from conductor.loader import parse_json_bytes
-from conductor.problems import InvalidBlueprint
+from conductor.model.loader import parse_json_bytes
+from conductor.model.problems import InvalidBlueprint
 
 
 class BodyInvalid(HTTPException):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from conductor.dispatch import Dispatcher
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from conductor.submission import Submitter
 from nodes.registry import NodeRegistry, default_registry
 from storage.blueprints import BlueprintStore, open_blueprint_store

@@ -24,8 +24,8 @@ from conductor.api.models import (
 from conductor.api.problems import ApiProblem
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
-from conductor.loader import blueprint_from_data
-from conductor.problems import InvalidBlueprint, Problem
+from conductor.model.loader import blueprint_from_data
+from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
 from storage import keys
 from storage.blobs import unpack

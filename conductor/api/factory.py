@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from conductor.api.app import create_api
 from conductor.api.context import ApiContext
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 
 
 def app() -> FastAPI:

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from conductor.model.settings import Settings
 from conductor.queues import standard_queues
-from conductor.settings import Settings
 from storage.history import HistoryStore
 from storage.history_stats import DURATION_BUCKETS_MS, execution_counts, node_durations
 from storage.sql_history import SqlHistoryStore

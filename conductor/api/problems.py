@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from conductor.problems import ErrorCode
+from conductor.model.problems import ErrorCode
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -18,9 +18,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from conductor.api.context import ApiContext
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
-from conductor.loader import blueprint_from_data
-from conductor.problems import InvalidBlueprint
-from conductor.settings import SettingsError
+from conductor.model.loader import blueprint_from_data
+from conductor.model.problems import InvalidBlueprint
+from conductor.model.settings import SettingsError
 from conductor.submission import IdempotencyConflict
 from storage import keys
 from storage.blueprints import BlueprintNotFound

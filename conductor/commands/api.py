@@ -7,8 +7,8 @@ import uvicorn
 
 from conductor.api.app import create_api
 from conductor.api.context import ApiContext
+from conductor.model.settings import Settings
 from conductor.ports import ensure_port_free
-from conductor.settings import Settings
 
 
 @click.command()

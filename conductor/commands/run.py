@@ -12,9 +12,9 @@ import click
 
 from conductor.embedded import embedded
 from conductor.exit_codes import EXIT_FAILED
-from conductor.loader import parse_json_value
-from conductor.problems import InvalidBlueprint
-from conductor.settings import Settings
+from conductor.model.loader import parse_json_value
+from conductor.model.problems import InvalidBlueprint
+from conductor.model.settings import Settings
 
 
 @click.command()

@@ -6,9 +6,9 @@ import click
 import redis
 
 from conductor.dispatch import Dispatcher
+from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
-from conductor.settings import Settings
 from conductor.submission import Submitter
 from conductor.submit_task import register_submit_task
 from nodes.registry import default_registry

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from conductor.blueprint import Blueprint
-from conductor.loader import load_blueprint_file, parse_document
-from conductor.problems import InvalidBlueprint
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_file, parse_document
+from conductor.model.problems import InvalidBlueprint
 from storage.blueprints import (
     BlueprintExists,
     BlueprintNotFound,

@@ -21,8 +21,8 @@ import redis
 from conductor.control import Control
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, ServiceProcess, WorkerProcess
-from conductor.loader import load_blueprint_text
-from conductor.settings import Settings
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from nodes.registry import default_registry
 from storage import keys
 from storage.events import Event, EventType

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from storage.blobs import unpack
 from tests.e2e.conftest import RunBlueprint
 from workers.tasks import make_stores

@@ -16,8 +16,8 @@ from PIL import Image
 
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.loader import load_blueprint_text
-from conductor.settings import Settings
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from tests.conftest import ATOMITON_FLOWS

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from tests.conftest import REPO
 from workers.tasks import make_stores

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from conductor.cli import main
 from conductor.embedded import free_port
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from tests.conftest import REPO
 
 Json = dict[str, Any]

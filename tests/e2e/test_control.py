@@ -14,7 +14,7 @@ import pytest
 from conductor.client import ConductorClient
 from conductor.control import ControlOutcome
 from conductor.embedded import ApiProcess
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
 from conductor.reconciler import MAX_REDISPATCHES, Reconciler, Repair
 from storage import keys
 from storage.events import EventType

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
 from storage import keys
 from storage.events import Event, EventType
 from tests.e2e.conftest import RunBlueprint

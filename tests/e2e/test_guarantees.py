@@ -18,7 +18,7 @@ import pytest
 from conductor.compiler import compile_plan
 from conductor.control import Control, ControlOutcome
 from conductor.embedded import RedisServer
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
 from conductor.reconciler import Reconciler, Repair
 from storage import keys
 from storage.events import Event, EventType

@@ -29,11 +29,11 @@ import httpx
 import pytest
 import redis
 
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess
-from conductor.loader import load_blueprint_text
-from conductor.settings import Settings
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from storage import keys

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from storage.events import Event, EventType
 from storage.history import HistoryStore, open_history
 from storage.history_stats import execution_counts, node_durations

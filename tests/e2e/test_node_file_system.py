@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import redis
 
-from conductor.blueprint import Blueprint
 from conductor.dispatch import Dispatcher
 from conductor.embedded import WorkerProcess
-from conductor.loader import load_blueprint_file
-from conductor.settings import Settings
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import load_blueprint_file
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from tests.conftest import ATOMITON_FLOWS

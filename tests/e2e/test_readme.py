@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conductor.embedded import ApiProcess, RedisServer, WorkerProcess, free_port
-from conductor.loader import blueprint_from_data, load_blueprint_text, parse_document
+from conductor.model.loader import blueprint_from_data, load_blueprint_text, parse_document
 from conductor.validation import ensure_valid
 from nodes.registry import default_registry
 from tests.conftest import REPO
@@ -36,7 +36,7 @@ BLOCKS = {
     "cp .env.example .env": "test_compose_block",
     "conductor dev --workers 2 --flower": "test_dev_block",
     "- id: fetch": "test_the_node_fields_example",
-    "nodes/      node base class, registry, built-in node types": "test_layout",
+    "nodes/            node base class, registry, built-in node types": "test_layout",
 }
 
 
@@ -219,7 +219,7 @@ def test_the_node_fields_example() -> None:
 
 
 def test_layout() -> None:
-    for line in block("nodes/      node base class").splitlines():
+    for line in block("nodes/            node base class").splitlines():
         folder = line.split()[0]
         if folder.endswith("/"):
             assert (REPO / folder).is_dir(), folder

@@ -20,9 +20,9 @@ import redis
 
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from conductor.recorder import Recorder
-from conductor.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from storage import keys

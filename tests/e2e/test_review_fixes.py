@@ -11,8 +11,8 @@ from conductor.compiler import compile_plan
 from conductor.control import Control, ControlOutcome
 from conductor.dispatch import Dispatcher
 from conductor.embedded import WorkerProcess
-from conductor.loader import load_blueprint_text
-from conductor.settings import Settings
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from storage.events import EventType

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from conductor.blueprint import Blueprint
-from conductor.loader import blueprint_from_data
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import blueprint_from_data
 
 
 def node(node_id: str, node_type: str = "delay", **parameters: Any) -> dict[str, Any]:

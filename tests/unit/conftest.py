@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from conductor.settings import Settings
+from conductor.model.settings import Settings
 from nodes.registry import NodeRegistry, default_registry
 from workers.app import create_app
 

@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from conductor.compiler import compile_plan
-from conductor.loader import load_blueprint_text
-from conductor.plan import Wire
+from conductor.model.loader import load_blueprint_text
+from conductor.model.plan import Wire
 from conductor.validation import find_warnings, validate
 from nodes.base import NodeContext
 from nodes.containers import ContainerRun, iso_timestamp

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
 from conductor.validation import find_warnings, validate
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.edit_fields import EditFieldsNode, EditFieldsParameters

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from conductor.loader import load_blueprint_file
+from conductor.model.loader import load_blueprint_file
 from conductor.validation import find_warnings, validate
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.blending import PORTER_DUFF, SEPARABLE, composite

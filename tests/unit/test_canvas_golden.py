@@ -17,11 +17,11 @@ import pytest
 from celery import Celery
 from celery.canvas import Signature, chain, group
 
-from conductor.blueprint import Blueprint
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
-from conductor.plan import ExecutionPlan
-from conductor.settings import HARD_LIMIT_MARGIN_S
+from conductor.model.blueprint import Blueprint
+from conductor.model.plan import ExecutionPlan
+from conductor.model.settings import HARD_LIMIT_MARGIN_S
 from tests.unit.blueprints import blueprint, chain_edges, edge, node
 from tests.unit.blueprints import group as group_node
 from workers.signatures import NODE_TASK, SOFT_LIMIT_MARGIN_S

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.settings import Settings, display_url
+from conductor.model.settings import Settings, display_url
 from workers.config import UnsafeSettings, broker_url, celery_config
 
 

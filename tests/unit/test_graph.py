@@ -1,4 +1,4 @@
-"""conductor/graph.py: cycle detection and dependency levels."""
+"""conductor/model/graph.py: cycle detection and dependency levels."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from conductor.graph import find_cycle, levels
+from conductor.model.graph import find_cycle, levels
 
 CHAIN_LENGTH = 5000
 

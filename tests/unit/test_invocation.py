@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conductor.plan import PlannedNode, Wire
+from conductor.model.plan import PlannedNode, Wire
 from nodes.base import NodeEnvironment
 from nodes.registry import default_registry
 from nodes.shell_command import ShellCommandParameters

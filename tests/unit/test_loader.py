@@ -1,4 +1,4 @@
-"""conductor/loader.py: Blueprint files load safely, or are rejected with a clear problem."""
+"""conductor/model/loader.py: Blueprint files load safely, or are rejected with a clear problem."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conductor.blueprint import Blueprint
-from conductor.loader import (
+from conductor.model.blueprint import Blueprint
+from conductor.model.loader import (
     MAX_BYTES,
     blueprint_from_data,
     load_blueprint_file,
     load_blueprint_text,
     parse_document,
 )
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem
 from tests.conftest import ATOMITON_FLOWS
 
 FLOWS_DIR = ATOMITON_FLOWS

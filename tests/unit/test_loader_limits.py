@@ -1,4 +1,4 @@
-"""conductor/loader.py: numbers JSON cannot carry, non-UTF-8 bytes and huge documents are
+"""conductor/model/loader.py: numbers JSON cannot carry, non-UTF-8 bytes and huge documents are
 refused with where they are, quickly, instead of a traceback or a silent change."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conductor.loader import MAX_EXPANDED_NODES, load_blueprint_file, load_blueprint_text
-from conductor.problems import InvalidBlueprint, Problem
+from conductor.model.loader import MAX_EXPANDED_NODES, load_blueprint_file, load_blueprint_text
+from conductor.model.problems import InvalidBlueprint, Problem
 
 HEADER = 'id: "bp-1"\nname: "Test"\n'
 NODE = "nodes:\n  - id: a\n    type: delay\n    parameters: {ms: %s}\n"
@@ -90,7 +90,7 @@ def test_a_5_mib_json_blueprint_loads_in_bounded_memory(tmp_path: Path) -> None:
     script = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from conductor.loader import load_blueprint_file\n"
+        "from conductor.model.loader import load_blueprint_file\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(len(load_blueprint_file(Path(sys.argv[1])).nodes))\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

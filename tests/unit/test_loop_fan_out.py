@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 
 from conductor.compiler import compile_plan
-from conductor.loader import load_blueprint_text
 from conductor.loop_bodies import body_of
-from conductor.plan import ITEM_SOURCE, ExecutionPlan, PlannedNode, Wire
+from conductor.model.loader import load_blueprint_text
+from conductor.model.plan import ITEM_SOURCE, ExecutionPlan, PlannedNode, Wire
 from conductor.validation import validate
 from nodes.base import NodeContext, settled_failure
 from nodes.containers import ContainerRun

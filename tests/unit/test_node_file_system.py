@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from conductor.loader import load_blueprint_file
+from conductor.model.loader import load_blueprint_file
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import InvalidParameters, NodeError
 from nodes.file_system import FileSystemNode, FileSystemParameters, expand_braces

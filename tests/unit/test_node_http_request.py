@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from conductor.loader import load_blueprint_text
+from conductor.model.loader import load_blueprint_text
 from conductor.validation import validate
 from nodes.base import NodeContext
 from nodes.errors import NodeError, NodeTimeout

@@ -14,7 +14,7 @@ from odf.table import CoveredTableCell, Table, TableCell, TableRow
 from odf.text import P, S
 from pydantic import ValidationError
 
-from conductor.loader import load_blueprint_file
+from conductor.model.loader import load_blueprint_file
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import NodeError
 from nodes.files import OutsideFilesRoot

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conductor.model.settings import Settings, parse_queue_routes
 from conductor.queues import standard_queues
-from conductor.settings import Settings, parse_queue_routes
 from workers.app import create_app
 from workers.signatures import NODE_TASK
 

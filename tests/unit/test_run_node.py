@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import Field
 
-from conductor.blueprint import Blueprint
 from conductor.compiler import compile_plan
-from conductor.graph import levels
-from conductor.plan import ExecutionPlan
+from conductor.model.blueprint import Blueprint
+from conductor.model.graph import levels
+from conductor.model.plan import ExecutionPlan
 from conductor.validation import validate
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError

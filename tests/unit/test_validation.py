@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from conductor.loader import load_blueprint_file, load_blueprint_text
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem
+from conductor.model.loader import load_blueprint_file, load_blueprint_text
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem
 from conductor.validation import ensure_valid, find_warnings, validate
 from nodes.registry import NodeRegistry
 from tests.conftest import ATOMITON_FLOWS

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conductor.problems import InvalidBlueprint
+from conductor.model.problems import InvalidBlueprint
 from conductor.validation import ensure_valid, find_warnings, validate
 from nodes.registry import NodeRegistry
 from tests.unit.blueprints import blueprint

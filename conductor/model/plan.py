@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nodes.base import DEFAULT_TIMEOUT_MS
+from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 
 DEFAULT_PORT = "default"
 KEY_SEPARATOR = "/"

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from conductor.blueprint import Blueprint
-from conductor.problems import ErrorCode, InvalidBlueprint, Problem, join_path
+from conductor.model.blueprint import Blueprint
+from conductor.model.problems import ErrorCode, InvalidBlueprint, Problem, join_path
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 100

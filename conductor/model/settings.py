@@ -11,7 +11,7 @@ from typing import Any
 from platformdirs import user_data_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nodes.base import MAX_TIMEOUT_MS
+from conductor.model.timeouts import MAX_TIMEOUT_MS
 
 # A node type or queue name in CONDUCTOR_QUEUE_ROUTES.
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:@-]+")

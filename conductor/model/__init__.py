@@ -1,0 +1,1 @@
+"""The model layer: Blueprints, plans, graphs, problems and settings; imports nothing of ours."""
