@@ -16,23 +16,23 @@ from conductor.failures import describe_failure
 # name: (module, attribute, one-line help). `--help` reads the help from here, so listing the
 # commands imports none of them (Celery, pydantic, the nodes take about a second).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("conductor.commands.run", "run", "Run a Blueprint file and print its result."),
-    "validate": ("conductor.commands.run", "validate", "Check a Blueprint file."),
-    "nodes": ("conductor.commands.nodes", "nodes", "List node types with their parameters."),
-    "worker": ("conductor.commands.worker", "worker", "Run a Celery worker for node tasks."),
-    "api": ("conductor.commands.api", "api", "Serve the HTTP API."),
+    "run": ("conductor.cli.run", "run", "Run a Blueprint file and print its result."),
+    "validate": ("conductor.cli.run", "validate", "Check a Blueprint file."),
+    "nodes": ("conductor.cli.nodes", "nodes", "List node types with their parameters."),
+    "worker": ("conductor.cli.worker", "worker", "Run a Celery worker for node tasks."),
+    "api": ("conductor.cli.api", "api", "Serve the HTTP API."),
     "recorder": (
-        "conductor.history_commands",
+        "conductor.cli.recorder",
         "recorder",
         "Move events from Redis into the execution-history store.",
     ),
-    "history": ("conductor.history_commands", "history", "Read the execution-history store."),
-    "cancel": ("conductor.control_commands", "cancel", "Cancel an execution."),
-    "pause": ("conductor.control_commands", "pause", "Pause an execution."),
-    "resume": ("conductor.control_commands", "resume", "Resume a paused execution."),
-    "retry": ("conductor.control_commands", "retry", "Retry a failed or cancelled execution."),
-    "flower": ("conductor.flower_command", "flower", "Serve Flower for the workers."),
-    "dev": ("conductor.dev", "dev", "Run the whole stack as local processes."),
+    "history": ("conductor.cli.history", "history", "Read the execution-history store."),
+    "cancel": ("conductor.cli.control", "cancel", "Cancel an execution."),
+    "pause": ("conductor.cli.control", "pause", "Pause an execution."),
+    "resume": ("conductor.cli.control", "resume", "Resume a paused execution."),
+    "retry": ("conductor.cli.control", "retry", "Retry a failed or cancelled execution."),
+    "flower": ("conductor.cli.flower", "flower", "Serve Flower for the workers."),
+    "dev": ("conductor.cli.dev", "dev", "Run the whole stack as local processes."),
 }
 
 

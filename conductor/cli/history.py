@@ -1,47 +1,20 @@
-"""`conductor recorder` and `conductor history`: recording events, and reading them back."""
+"""`conductor history`: reading the execution-history store back."""
 
 from __future__ import annotations
 
 import json
 import re
-import signal
-import threading
 from datetime import UTC, datetime
 
 import click
 
-from conductor.model.settings import Settings, display_url
-from conductor.recorder import Recorder
+from conductor.model.settings import Settings
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
-from workers.tasks import redis_client
 
 TIMELINE_WIDTH = 30
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@click.command()
-@click.option(
-    "--name",
-    default=None,
-    help="Consumer name, stable across restarts (default: the host name); give each recorder "
-    "on one host its own.",
-)
-def recorder(name: str | None) -> None:
-    """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    history = open_history(settings.history_url)
-    click.echo(f"recording into {display_url(settings.history_url)}", err=True)
-    try:
-        Recorder(redis_client(settings.redis_url), history, consumer=name).run(stop)
-    finally:
-        history.close()
 
 
 @click.group()

@@ -1,0 +1,36 @@
+"""`conductor recorder`: moves events from Redis into the execution-history store."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from conductor.model.settings import Settings, display_url
+from conductor.recorder import Recorder
+from storage.history import open_history
+from workers.tasks import redis_client
+
+
+@click.command()
+@click.option(
+    "--name",
+    default=None,
+    help="Consumer name, stable across restarts (default: the host name); give each recorder "
+    "on one host its own.",
+)
+def recorder(name: str | None) -> None:
+    """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    history = open_history(settings.history_url)
+    click.echo(f"recording into {display_url(settings.history_url)}", err=True)
+    try:
+        Recorder(redis_client(settings.redis_url), history, consumer=name).run(stop)
+    finally:
+        history.close()

@@ -1,1 +1,0 @@
-"""One module per `conductor` command (or pair of commands); imported when it runs."""
