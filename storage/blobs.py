@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,15 +31,17 @@ class FilesystemBlobStore:
         self.root = root
 
     def put(self, data: bytes) -> str:
-        """Write atomically (temporary file, then rename); identical content is stored once."""
+        """Write atomically (a temporary file in the blob's folder, flushed to disk, then
+        renamed); identical content is stored once. A failed write (a full disk, a file size
+        limit) leaves no temporary file behind and raises BlobWriteFailed."""
         ref = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self._path(ref)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(path, data)
+            except OSError as exc:
+                raise BlobWriteFailed(exc.errno, f"cannot store a blob: {exc.strerror}") from exc
         return ref
 
     def get(self, ref: str) -> bytes:
@@ -50,6 +53,24 @@ class FilesystemBlobStore:
         if algorithm != "sha256" or len(digest) != 64 or not digest.isalnum():
             raise ValueError(f"not a blob reference: {ref!r}")
         return self.root / digest[:2] / digest
+
+
+class BlobWriteFailed(OSError):
+    """The blob store could not take a blob (nothing of it was left behind)."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 class MemoryBlobStore:

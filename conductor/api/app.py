@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conductor.api import blueprints, executions, system, ws
 from conductor.api.context import ApiContext
+from conductor.api.guard import RequestGuard
 from conductor.api.limits import BodyLimit
 from conductor.api.problems import (
     HTTP_CODES,
@@ -27,9 +27,6 @@ from conductor.api.problems import (
 )
 from conductor.dispatch import DispatchFailed
 
-OPEN_PATHS = frozenset({"/healthz", "/ui"})
-# The console's static files load before sign-in; its data comes from the API, behind the token.
-OPEN_PREFIXES = ("/ui/",)
 CONSOLE_DIR = Path(__file__).parent / "console"
 DESCRIPTION = """Submit Atomiton Blueprints and follow their executions.
 
@@ -86,33 +83,10 @@ def create_api(context: ApiContext) -> FastAPI:
     app.add_exception_handler(redis.TimeoutError, _redis_down)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DispatchFailed, _redis_down)
-    if context.settings.api_token:
-        app.middleware("http")(_bearer(context.settings.api_token))
     app.add_middleware(BodyLimit)
+    # Outermost (added last): framing and the token are checked before any body is read.
+    app.add_middleware(RequestGuard, token=context.settings.api_token)
     return app
-
-
-def _bearer(
-    token: str,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    expected = f"Bearer {token}".encode()
-
-    async def check(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return await call_next(request)
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            problem = ApiProblem(
-                401, "UNAUTHORIZED", "send Authorization: Bearer <CONDUCTOR_API_TOKEN>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-            return problem_response(problem)
-        return await call_next(request)
-
-    return check
 
 
 async def _to_console() -> RedirectResponse:

@@ -16,6 +16,7 @@ from anyio import CapacityLimiter
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from conductor.api.context import ApiContext
+from conductor.api.guard import bearer_matches
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.model.loader import blueprint_from_data
@@ -135,7 +136,7 @@ class Session:
         if not token:
             return True
         given = self.ws.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if bearer_matches(given, token):
             return True
         try:
             with anyio.fail_after(AUTH_TIMEOUT_S):
