@@ -28,8 +28,8 @@ from conductor.client import (
     NotFoundError,
     UnavailableError,
     WaitTimeout,
-    sse_events,
 )
+from conductor.client.stream import sse_events
 from conductor.embedded import ApiProcess, ServiceProcess, free_port
 from tests.conftest import REPO
 
