@@ -1,4 +1,6 @@
-"""A sandboxed JavaScript engine (QuickJS): no I/O, a time limit and a memory limit."""
+"""A sandboxed JavaScript engine (QuickJS): no I/O, a wall-clock time limit, a memory limit,
+a stack limit, and results at most MAX_JS_DEPTH levels deep. Each evaluation runs in a forked
+child (nodes.js_process), so nothing a program does can crash or outlast the worker."""
 
 from __future__ import annotations
 
@@ -9,8 +11,27 @@ from typing import Any
 import quickjs
 
 from nodes.errors import NodeError, ScriptError
+from nodes.js_process import run_isolated
 
 DEFAULT_MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
+STACK_LIMIT_BYTES = 1024 * 1024  # QuickJS's own check, far below the C stack
+# How deep a program's result may nest; deeper data cannot be stored (see docs/nodes.md).
+MAX_JS_DEPTH = 100
+
+# Checks the result's depth without recursion before it is turned into JSON.
+_DEPTH_CHECK = """
+globalThis.__checkDepth = function (value, limit) {
+  const stack = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > limit) throw new RangeError(
+      'the result is nested deeper than ' + limit + ' levels (arrays and objects)');
+    for (const key of Object.keys(v)) stack.push([v[key], depth + 1]);
+  }
+  return value;
+};
+"""
 
 
 class JavaScriptSandbox:
@@ -30,20 +51,29 @@ class JavaScriptSandbox:
             raise ScriptError(f"{name} is not a function; write it like `item => item * 2`")
 
     def run(self, functions: dict[str, str], program: str, data: Any) -> Any:
-        """Compile `functions`, run `program` with the JSON-decoded `data` global, return JSON."""
+        """Compile `functions`, run `program` with the JSON-decoded `data` global, return JSON;
+        in a child process killed at the time limit (wall time)."""
+        source = json.dumps(data)
+        limit_s = max(self.time_limit_s, 0.001)
+        text = run_isolated(lambda: self._evaluate(functions, program, source), limit_s)
+        return None if text == "" else json.loads(text)
+
+    def _evaluate(self, functions: dict[str, str], program: str, source: str) -> str:
+        """The JSON text of the program's result ("" for undefined)."""
         context = quickjs.Context()
         context.set_memory_limit(self.memory_limit_bytes)
+        context.set_max_stack_size(STACK_LIMIT_BYTES)
         context.set_time_limit(max(self.time_limit_s, 0.001))
-        for name, source in functions.items():
-            self.compile_function(context, name, source)
-        context.set("__input", json.dumps(data))
+        context.eval(_DEPTH_CHECK)
+        for name, source_text in functions.items():
+            self.compile_function(context, name, source_text)
+        context.set("__input", source)
+        call = f"(function(data){{\n{program}\n}})(JSON.parse(__input))"
         try:
-            text = context.eval(
-                f"JSON.stringify((function(data){{\n{program}\n}})(JSON.parse(__input)))"
-            )
+            text = context.eval(f"JSON.stringify(__checkDepth({call}, {MAX_JS_DEPTH}))")
         except quickjs.JSException as exc:
             raise self._translate(exc) from None
-        return None if text is None else json.loads(text)
+        return "" if text is None else str(text)
 
     def _translate(self, exc: quickjs.JSException) -> NodeError:
         message = _first_line(exc)
@@ -53,6 +83,8 @@ class JavaScriptSandbox:
                 code="TIMEOUT",
                 retryable=False,
             )
+        if "stack overflow" in message:
+            return ScriptError(f"JavaScript threw {message} (recursion or nesting too deep)")
         if "out of memory" in message:
             limit_mib = self.memory_limit_bytes // (1024 * 1024)
             return NodeError(
