@@ -18,6 +18,7 @@ from nodes.loop import LoopNode
 from nodes.parallel import ParallelNode
 from nodes.shell_command import ShellCommandNode
 from nodes.spreadsheet import SpreadsheetNode
+from nodes.sql import SqlNode
 from nodes.transform import TransformNode
 
 ENTRY_POINT_GROUP = "conductor.nodes"
@@ -80,6 +81,7 @@ def builtin_node_types() -> list[NodeType]:
         ParallelNode,
         ShellCommandNode,
         SpreadsheetNode,
+        SqlNode,
         TransformNode,
     ]
 
