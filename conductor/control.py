@@ -8,7 +8,7 @@ from enum import StrEnum
 from conductor.dispatch import Dispatcher
 from conductor.model.plan import ExecutionPlan
 from storage.events import EventType
-from storage.state import ExecutionStatus, NodeRecord, NodeStatus
+from storage.state import ExecutionStatus, NodeRecord, NodeStatus, StateChange
 from workers.finalize import finalize
 
 LIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
@@ -35,7 +35,7 @@ class Control:
         """End the execution as cancelled: no node starts after this, running ones are told to
         stop (within a few seconds), and their late outcomes are discarded."""
         marked = self.state.cancel(execution_id)
-        if not marked:
+        if marked is not StateChange.DONE:
             return _outcome(marked)
         error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
         finalize(execution_id, self.dispatcher.stores, ExecutionStatus.CANCELLED, error)
@@ -57,7 +57,7 @@ class Control:
             ExecutionStatus.RUNNING,
             EventType.EXECUTION_RESUMED,
         )
-        if moved:
+        if moved is StateChange.DONE:
             self.dispatcher.redispatch(execution_id)
         return _outcome(moved)
 
@@ -69,7 +69,7 @@ class Control:
             return ControlOutcome.NOT_FOUND
         records = self.state.snapshot(execution_id, []).nodes
         reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
-        if reopened:
+        if reopened is StateChange.DONE:
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
 
@@ -92,7 +92,5 @@ def rerun_keys(plan: ExecutionPlan, records: Mapping[str, NodeRecord]) -> set[st
     return chosen
 
 
-def _outcome(moved: bool | None) -> ControlOutcome:
-    if moved is None:
-        return ControlOutcome.NOT_FOUND
-    return ControlOutcome.DONE if moved else ControlOutcome.CONFLICT
+def _outcome(change: StateChange) -> ControlOutcome:
+    return ControlOutcome(change.value)

@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import redis
 from celery.signals import worker_ready, worker_shutdown
 
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings
 from nodes.registry import NodeRegistry
 from storage import keys
-from storage.redis_state import RedisStateStore
-from storage.state import ExecutionStatus, NodeStatus, Snapshot, StoredPlan
+from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
 from workers.app import create_app
 from workers.finalize import finalize
 from workers.tasks import make_stores
@@ -56,7 +53,7 @@ class Reconciler:
     """One pass at a time over the live executions; `run_forever` in a worker's thread."""
 
     dispatcher: Dispatcher
-    state: RedisStateStore
+    state: StateStore
     stall_s: int
     every_s: float = 5.0
 
@@ -65,17 +62,14 @@ class Reconciler:
         while not stop.wait(self.every_s):
             try:
                 self.run_once()
-            except redis.RedisError as exc:
-                log.warning("reconciler pass failed: %s", exc)
-            except Exception:
+            except Exception:  # the store unreachable: the next pass tries again
                 log.exception("reconciler pass failed")
 
     def run_once(self) -> dict[str, Repair]:
         """One pass, if no other worker is running one; what it repaired."""
-        token = str(uuid.uuid4())
         lock_ms = max(int(self.every_s * 4000), 10_000)
-        client = self.state.client
-        if not client.set(keys.RECONCILER_LOCK, token, nx=True, px=lock_ms):
+        token = self.state.acquire_lock(keys.RECONCILER, lock_ms)
+        if token is None:
             return {}
         repairs: dict[str, Repair] = {}
         try:
@@ -90,8 +84,7 @@ class Reconciler:
                 if len(page) < PAGE:
                     break
         finally:
-            if client.get(keys.RECONCILER_LOCK) == token.encode():
-                client.delete(keys.RECONCILER_LOCK)
+            self.state.release_lock(keys.RECONCILER, token)
         for execution_id, repair in repairs.items():
             if repair is not Repair.FORGOTTEN:
                 log.warning("reconciler: execution %s %s", execution_id, repair.value)
@@ -101,10 +94,10 @@ class Reconciler:
         """Look at one idle execution and repair it if it is stuck."""
         snapshot = self.state.snapshot(execution_id, [])
         stored = self.state.stored_plan(execution_id)
-        if "status" not in snapshot.meta or stored is None:
+        if snapshot.execution is None or stored is None:
             self.state.forget_live(execution_id)
             return Repair.FORGOTTEN
-        status = ExecutionStatus(snapshot.meta["status"])
+        status = snapshot.execution.status
         if status.is_terminal:
             return self._over(execution_id, status)
         if status is ExecutionStatus.PAUSED:
@@ -119,10 +112,7 @@ class Reconciler:
         held = [n for n in snapshot.nodes.values() if n.held]
         lapsed = [n for n in held if n.lease_lapsed(now)]
         # Once per lost attempt; if that does not help, it is a stall like any other.
-        seen = {f"lapsed:{n.key}": str(n.attempts) for n in lapsed}
-        fresh: dict[Any, Any] = {k: v for k, v in seen.items() if snapshot.meta.get(k) != v}
-        if fresh:
-            self.state.client.hset(keys.meta(execution_id), mapping=fresh)
+        if self.state.note_lapsed(execution_id, {n.key: n.attempts for n in lapsed}):
             return self._redispatch(execution_id, count=False)
         if len(held) > len(lapsed):
             return None  # an attempt is alive: its heartbeats are late, not missing
@@ -149,23 +139,21 @@ class Reconciler:
         return Repair.FINALIZED
 
     def _redispatch(self, execution_id: str, *, count: bool) -> Repair:
-        if count:
-            sent = self.state.client.hincrby(keys.meta(execution_id), "redispatched", 1)
-            if sent > MAX_REDISPATCHES:
-                message = (
-                    f"no progress for {self.stall_s} s after {MAX_REDISPATCHES} re-dispatches "
-                    "(lost messages, or no worker consumes its queue)"
-                )
-                error = {"code": "EXECUTION_FAILED", "message": message, "nodeId": None}
-                finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
-                return Repair.FAILED
+        if count and self.state.count_redispatch(execution_id) > MAX_REDISPATCHES:
+            message = (
+                f"no progress for {self.stall_s} s after {MAX_REDISPATCHES} re-dispatches "
+                "(lost messages, or no worker consumes its queue)"
+            )
+            error = {"code": "EXECUTION_FAILED", "message": message, "nodeId": None}
+            finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
+            return Repair.FAILED
         self.state.touch_live(execution_id, self.state.clock_ms())  # next look: one period on
         self.dispatcher.redispatch(execution_id)
         return Repair.REDISPATCHED
 
     def _last_progress(self, execution_id: str, default: int) -> int:
-        score = self.state.client.zscore(keys.LIVE_EXECUTIONS, execution_id)
-        return default if score is None else int(score)
+        score = self.state.last_progress_ms(execution_id)
+        return default if score is None else score
 
     def _backlog(self, stored: StoredPlan) -> bool:
         """Whether a queue its unfinished nodes use still holds messages (busy workers, not a
@@ -175,7 +163,7 @@ class Reconciler:
             for key, node in stored.plan.nodes.items()
             if key not in stored.done
         }
-        return any(self.state.client.llen(queue) > 0 for queue in sorted(queues))
+        return self.state.queue_backlog(queues)
 
 
 def _unsettled_failure(snapshot: Snapshot, done: frozenset[str]) -> dict[str, Any] | None:
@@ -195,7 +183,6 @@ def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
 
     def start(**_: Any) -> None:
         stores = make_stores(settings)
-        assert isinstance(stores.state, RedisStateStore)
         dispatcher = Dispatcher(create_app(settings), stores, registry)
         reconciler = Reconciler(
             dispatcher, stores.state, settings.stall_s, settings.reconcile_every_s

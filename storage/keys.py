@@ -62,7 +62,15 @@ EVENTS_STREAM = f"{PREFIX}:events"  # every execution's events, for the recorder
 RECORDER_GROUP = "recorder"
 # Sorted set: live execution id -> when it last made progress (ms); the reconciler scans it.
 LIVE_EXECUTIONS = f"{PREFIX}:live"
-RECONCILER_LOCK = f"{PREFIX}:reconciler"  # String: held by the one reconciler running a pass
+
+
+def lock(name: str) -> str:
+    """String with a TTL: a lock's holder token (SET NX PX; released only by its holder)."""
+    return f"{PREFIX}:{name}"
+
+
+RECONCILER = "reconciler"  # the lock held by the one reconciler running a pass
+RECONCILER_LOCK = lock(RECONCILER)
 
 
 def events_channel(execution_id: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from storage.blobs import pack, unpack
@@ -35,10 +34,9 @@ def build_result(
     error: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """`{id, status, success, data, error, duration_ms, executedNodes, trace}`."""
-    meta = stores.state.snapshot(execution_id, []).meta
-    sinks: list[str] = json.loads(meta.get("sinks", "[]"))
-    snapshot = stores.state.snapshot(execution_id, sinks)
-    started = int(snapshot.meta.get("started_ms") or snapshot.meta.get("created_ms") or now_ms())
+    meta = stores.state.snapshot(execution_id, []).execution
+    snapshot = stores.state.snapshot(execution_id, meta.sinks if meta else [])
+    started = (meta.began_ms if meta else None) or now_ms()
     records = sorted(snapshot.nodes.values(), key=lambda r: (r.started_ms or 0, r.key))
     return {
         "id": execution_id,

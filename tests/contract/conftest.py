@@ -1,4 +1,5 @@
-"""Fixtures for contract tests: each history-store test runs on every backend.
+"""Fixtures for contract tests: each history-store test runs on every backend, each
+state-store test on the in-memory twin and on Redis.
 
 Backends: SQLite in memory (the fast twin), a SQLite file, and PostgreSQL at
 CONDUCTOR_TEST_POSTGRES_URL, where each test gets a fresh schema (via search_path) that is
@@ -15,11 +16,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 import sqlalchemy as sa
 from psycopg import sql
 
+from conductor.embedded import RedisServer
+from storage import keys
+from storage.memory_state import MemoryStateStore
+from storage.redis_state import RedisStateStore
 from storage.sql_history import SqlHistoryStore, open_sql_history
+from storage.state import StateStore
 from tests.ci import in_ci
+
+STATE_LEASE_MS = 300
 
 POSTGRES_URL = os.environ.get(
     "CONDUCTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -84,3 +93,22 @@ def store(history_url: str) -> Iterator[SqlHistoryStore]:
     opened = open_sql_history(history_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state_store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    """Each state store (the in-memory twin, and Redis on the session's private server) with
+    leases of STATE_LEASE_MS, so a lapse is quick to wait for."""
+    if request.param == "memory":
+        yield MemoryStateStore(lease_ms=STATE_LEASE_MS)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(server.url)
+    yield RedisStateStore(client, lease_ms=STATE_LEASE_MS)
+    # no worker's reconciler (e2e tests share the server) is to repair these executions
+    ours = [
+        key for key in client.zrange(keys.LIVE_EXECUTIONS, 0, -1) if key.startswith(b"contract-")
+    ]
+    if ours:
+        client.zrem(keys.LIVE_EXECUTIONS, *ours)
+    client.close()

@@ -19,7 +19,7 @@ from conductor.reconciler import MAX_REDISPATCHES, Reconciler, Repair
 from storage import keys
 from storage.events import EventType
 from storage.redis_state import RedisStateStore
-from storage.state import ExecutionStatus
+from storage.state import ExecutionStatus, StateChange
 from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay, private_stack
 from workers.finalize import finalize
 
@@ -285,7 +285,7 @@ def test_the_reconciler_never_overwrites_a_final_state(stack: Stack) -> None:
 
 def test_the_reconciler_finishes_a_cancel_cut_short(stack: Stack) -> None:
     execution_id = stack.submit(chain(("a", "type: delay, queue: parked, parameters: {ms: 0}")))
-    assert stack.dispatcher().stores.state.cancel(execution_id) is True  # then the caller died
+    assert stack.dispatcher().stores.state.cancel(execution_id) is StateChange.DONE  # caller died
     assert stack.client.get(keys.result(execution_id)) is None
     assert reconciler(stack).check(execution_id, _now_ms()) is Repair.FINALIZED
     result = stack.wait_final(execution_id)

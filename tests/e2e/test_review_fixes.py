@@ -1,5 +1,6 @@
-"""Regressions found in review: loops and finalization, resume of a loop, duplicate
-outcomes, the execution's own timeout, and the terminal event of a large failed run."""
+"""Regressions found in review: loops and finalization, resume of a loop, the execution's own
+timeout, and the terminal event of a large failed run. (Duplicate outcomes moved to the state
+store's contract suite, tests/contract/test_state_store.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 
 import redis
 
-from conductor.compiler import compile_plan
 from conductor.control import Control, ControlOutcome
 from conductor.dispatch import Dispatcher
 from conductor.embedded import WorkerProcess
@@ -16,7 +16,6 @@ from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from storage.events import EventType
-from storage.state import Completion, NodeStatus
 from tests.e2e.conftest import RunBlueprint
 from tests.e2e.test_events import stream_events
 from workers.app import create_app
@@ -62,30 +61,6 @@ def test_pause_and_resume_during_a_loop_collects_it(
     result = wait_for_result(redis_client, stores, plan.execution_id, 30)
     assert result["status"] == "succeeded", result["error"]
     assert result["data"]["each"]["result"] == [1, 2, 3]
-
-
-def test_a_second_outcome_for_a_node_is_refused(
-    settings: Settings, redis_client: redis.Redis
-) -> None:
-    stores = make_stores(settings)
-    plan = Dispatcher(create_app(settings), stores, default_registry()).stores.state
-    model = load_blueprint_text(
-        "id: d\nname: D\nnodes: [{id: a, type: delay}, {id: b, type: delay}]\n"
-    )
-    execution = compile_plan(model, "dup-" + str(time.time()), {})
-    plan.create(execution)
-    assert (
-        plan.complete(execution.execution_id, "a", '{"result": "first"}', NodeStatus.SUCCEEDED)
-        is Completion.RECORDED
-    )
-    again = plan.complete(execution.execution_id, "a", '{"result": "second"}', NodeStatus.SUCCEEDED)
-    assert again is Completion.DUPLICATE
-    events = [e for e in stream_events(redis_client, execution.execution_id) if e.node_id == "a"]
-    assert [e.type for e in events] == [EventType.NODE_SUCCEEDED]
-    assert (
-        redis_client.hget(f"conductor:exec:{{{execution.execution_id}}}:outputs", "a")
-        == b'{"result": "first"}'
-    )
 
 
 def test_the_executions_own_timeout_cuts_a_running_node_short(run_blueprint: RunBlueprint) -> None:

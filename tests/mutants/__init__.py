@@ -26,6 +26,7 @@ class Mutant:
 
 GUARANTEES = "tests/e2e/test_guarantees.py"
 RECORDER = "tests/e2e/test_recorder.py"
+STATE = "tests/contract/test_state_store.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -45,16 +46,8 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="the recorder acknowledges a batch only once the history store committed it",
         path="conductor/recorder.py",
         original="        self.history.record(events)  # commits; only then acknowledge\n"
-        "        ids = [entry_id for entry_id, _ in entries]\n"
-        "        pipe = self.client.pipeline(transaction=False)\n"
-        "        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)\n"
-        "        pipe.xdel(keys.EVENTS_STREAM, *ids)\n"
-        "        pipe.execute()\n",
-        replacement="        ids = [entry_id for entry_id, _ in entries]\n"
-        "        pipe = self.client.pipeline(transaction=False)\n"
-        "        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)\n"
-        "        pipe.xdel(keys.EVENTS_STREAM, *ids)\n"
-        "        pipe.execute()\n"
+        "        self.stream.settle([entry_id for entry_id, _ in entries])\n",
+        replacement="        self.stream.settle([entry_id for entry_id, _ in entries])\n"
         "        self.history.record(events)\n",
         tests=(
             f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
@@ -63,7 +56,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="lease-never-lapses",
         guarantee="a node whose attempt stopped renewing its lease is taken over by another",
-        path="storage/redis_state.py",
+        path="storage/lua/load.lua",
         original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock_ms() then",
         replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
         tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
@@ -71,10 +64,13 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="stale-attempt-accepted",
         guarantee="a stale attempt's outcome is fenced off once another attempt took the node",
-        path="storage/redis_state.py",
+        path="storage/lua/prelude.lua",
         original="return token == '' or (st[1] == 'running' and st[2] == token)",
         replacement="return token == '' or st[1] == 'running'",
-        tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
+        tests=(
+            f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",
+            f"{STATE}::test_a_stale_attempt_is_fenced_off_once_another_took_over[redis]",
+        ),
     ),
     Mutant(
         name="finalize-repair-off",
@@ -88,12 +84,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="no-event-on-cancel",
         guarantee="a cancelled execution publishes execution.cancelled (stream, log, channels)",
-        path="storage/redis_state.py",
-        original="  redis.call('XADD', KEYS[3], '*', 'event', text)\n"
-        "  redis.call('RPUSH', KEYS[4], text)\n",
-        replacement="  if ARGV[5] ~= 'cancelled' then\n"
-        "  redis.call('XADD', KEYS[3], '*', 'event', text)\n"
-        "  redis.call('RPUSH', KEYS[4], text)\n"
+        path="storage/lua/finish.lua",
+        original="  redis.call('XADD', stream_key, '*', 'event', text)\n"
+        "  redis.call('RPUSH', log_key, text)\n",
+        replacement="  if status ~= 'cancelled' then\n"
+        "  redis.call('XADD', stream_key, '*', 'event', text)\n"
+        "  redis.call('RPUSH', log_key, text)\n"
         "  end\n",
         tests=(
             f"{GUARANTEES}::test_cancel_publishes_the_terminal_event_once",
@@ -120,5 +116,13 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
         ),
+    ),
+    Mutant(
+        name="blob-temp-left-behind",
+        guarantee="a failed blob write leaves no temporary file that keeps the store full",
+        path="storage/blobs.py",
+        original="        with suppress(FileNotFoundError):\n            os.unlink(tmp)\n",
+        replacement="        pass\n",
+        tests=("tests/unit/test_blob_store.py::test_a_failed_write_leaves_no_temporary_file",),
     ),
 )

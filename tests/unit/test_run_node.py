@@ -18,7 +18,8 @@ from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry, builtin_node_types
 from storage.blobs import MemoryBlobStore, unpack
-from storage.state import MemoryStateStore, NodeRecord, NodeStatus, now_ms
+from storage.memory_state import MemoryStateStore
+from storage.state import NodeRecord, NodeStatus, now_ms
 from tests.unit.blueprints import blueprint, chain_edges, edge, group, node
 from workers.run_node import NodeRun, Outcome, run_node
 from workers.stores import Stores

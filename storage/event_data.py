@@ -1,0 +1,174 @@
+"""Each event type's `data`, defined once: the shapes both state stores emit (the Lua scripts
+build the same tables; tests/contract/test_state_store.py checks both against these), and the
+builders the in-memory store and the Python side of the Redis store use."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import cache
+from typing import (
+    Any,
+    NotRequired,  # pydantic validates these on 3.11
+)
+
+from pydantic import ConfigDict, TypeAdapter, with_config
+from typing_extensions import TypedDict
+
+from conductor.model.plan import ExecutionPlan
+from storage.events import Event, EventType
+from storage.statuses import ExecutionStatus, now_ms
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+@with_config(_STRICT)
+class QueuedData(TypedDict):
+    """execution.queued."""
+
+    blueprint_id: str
+    blueprint_name: str
+    blueprint_version: str | None
+    inputs: dict[str, Any]
+    nodes: int  # how many
+
+
+@with_config(_STRICT)
+class NoData(TypedDict):
+    """execution.started."""
+
+
+@with_config(_STRICT)
+class StatusData(TypedDict):
+    """execution.paused / resumed (resumed by a retry: `retry` and the `nodes` reset)."""
+
+    status: str
+    retry: NotRequired[bool]
+    nodes: NotRequired[list[str] | dict[str, Any]]  # Lua encodes an empty list as {}
+
+
+@with_config(_STRICT)
+class EndedData(TypedDict):
+    """execution.succeeded / failed / cancelled."""
+
+    status: str
+    error: dict[str, Any] | None
+    duration_ms: int | None
+    result: Any  # the result object, or a blob reference when large
+
+
+@with_config(_STRICT)
+class NodeStartedData(TypedDict):
+    """node.started."""
+
+    attempt: int
+    worker: str
+    type: str
+
+
+@with_config(_STRICT)
+class NodeOutcomeData(TypedDict):
+    """node.succeeded / skipped / cached, and node.failed for a settled failure (its error
+    became the node's output: `settled` true) or a final one (`settled` false, no duration)."""
+
+    duration_ms: NotRequired[int]
+    error: NotRequired[dict[str, Any]]
+    settled: NotRequired[bool]
+
+
+@with_config(_STRICT)
+class NodeRetryingData(TypedDict):
+    """node.retrying."""
+
+    error: dict[str, Any]
+    retry_in_s: float
+    attempt: int
+
+
+@with_config(_STRICT)
+class ProgressData(TypedDict):
+    """node.progress."""
+
+    progress: float  # 0..1
+    message: str
+
+
+EVENT_DATA: dict[EventType, Any] = {
+    EventType.EXECUTION_QUEUED: QueuedData,
+    EventType.EXECUTION_STARTED: NoData,
+    EventType.EXECUTION_PAUSED: StatusData,
+    EventType.EXECUTION_RESUMED: StatusData,
+    EventType.EXECUTION_SUCCEEDED: EndedData,
+    EventType.EXECUTION_FAILED: EndedData,
+    EventType.EXECUTION_CANCELLED: EndedData,
+    EventType.NODE_STARTED: NodeStartedData,
+    EventType.NODE_PROGRESS: ProgressData,
+    EventType.NODE_SUCCEEDED: NodeOutcomeData,
+    EventType.NODE_SKIPPED: NodeOutcomeData,
+    EventType.NODE_CACHED: NodeOutcomeData,
+    EventType.NODE_FAILED: NodeOutcomeData,
+    EventType.NODE_RETRYING: NodeRetryingData,
+}
+
+
+@cache
+def _adapter(kind: EventType) -> TypeAdapter[Any]:
+    return TypeAdapter(EVENT_DATA[kind])
+
+
+def check_data(event: Event) -> None:
+    """Raise pydantic's ValidationError when `event.data` is not its type's shape."""
+    _adapter(event.type).validate_python(event.data, strict=False)
+
+
+def node_outcome(duration_ms: int, error: dict[str, Any] | None) -> NodeOutcomeData:
+    """A node's stored outcome (with the error of a settled failure)."""
+    if error is None:
+        return {"duration_ms": duration_ms}
+    return {"duration_ms": duration_ms, "error": error, "settled": True}
+
+
+def queued_event(plan: ExecutionPlan) -> Event:
+    """execution.queued, seq 1."""
+    data: QueuedData = {
+        "blueprint_id": plan.blueprint_id,
+        "blueprint_name": plan.blueprint_name,
+        "blueprint_version": plan.blueprint_version,
+        "inputs": plan.inputs,
+        "nodes": len(plan.nodes),
+    }
+    return _event(plan.execution_id, EventType.EXECUTION_QUEUED, dict(data))
+
+
+def terminal_data(
+    status: ExecutionStatus, result: str, summary: dict[str, Any] | None = None
+) -> EndedData:
+    """The data of execution.succeeded|failed|cancelled; `summary` holds the error and duration
+    when the stored result is a blob reference."""
+    stored = json.loads(result)
+    summary = summary or (stored if isinstance(stored, dict) else {})
+    return {
+        "status": status.value,
+        "error": summary.get("error"),
+        "duration_ms": summary.get("duration_ms"),
+        "result": stored,
+    }
+
+
+def terminal_event(
+    execution_id: str, status: ExecutionStatus, result: str, summary: dict[str, Any] | None = None
+) -> Event:
+    """execution.succeeded|failed|cancelled (its seq is set when it is emitted)."""
+    data = terminal_data(status, result, summary)
+    return _event(execution_id, EventType(f"execution.{status.value}"), dict(data))
+
+
+def _event(execution_id: str, kind: EventType, data: dict[str, Any]) -> Event:
+    return Event(
+        id=str(uuid.uuid4()),
+        execution_id=execution_id,
+        seq=1,
+        type=kind,
+        ts=now_ms() / 1000,
+        data=data,
+    )

@@ -1,0 +1,98 @@
+"""An execution's meta record (the `meta` hash in Redis): typed, and its stored fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conductor.model.plan import ExecutionPlan, PlannedNode
+from storage.statuses import ExecutionStatus, now_ms
+
+LAPSED_PREFIX = "lapsed:"  # `lapsed:<node key>` -> the attempt whose lease lapsed (reconciler)
+
+
+class ExecutionMeta(BaseModel):
+    """What the store keeps about an execution beside its nodes; times in ms (Unix)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ExecutionStatus
+    blueprint_id: str = ""
+    blueprint_name: str = ""
+    blueprint_version: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    sinks: list[str] = Field(default_factory=list)
+    total: int = 0  # nodes, a loop's items included once it expanded
+    created_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    deadline_ms: int | None = None  # the execution's own timeout
+    dispatched_ms: int | None = None  # when its canvas reached the broker
+    redispatched: int = 0  # re-dispatches of a stall the reconciler made
+    seq: int = 0  # the last event's seq
+    lapsed: dict[str, int] = Field(default_factory=dict)  # node key -> attempt that lapsed
+
+    @property
+    def began_ms(self) -> int | None:
+        """When it started running, or when it was created if it never did."""
+        return self.started_ms or self.created_ms
+
+
+_JSON = frozenset({"inputs", "variables", "sinks"})
+_NUMBERS = frozenset(
+    {"total", "created_ms", "started_ms", "finished_ms", "deadline_ms", "dispatched_ms"}
+    | {"redispatched", "seq"}
+)
+
+
+def parse_meta(fields: dict[str, str]) -> ExecutionMeta | None:
+    """The typed meta of stored `fields`; None when there is no execution (no status)."""
+    if "status" not in fields:
+        return None
+    values: dict[str, Any] = {"lapsed": {}}
+    for name, text in fields.items():
+        if name.startswith(LAPSED_PREFIX):
+            values["lapsed"][name.removeprefix(LAPSED_PREFIX)] = int(text)
+        elif name in _JSON:
+            values[name] = json.loads(text)
+        elif name in _NUMBERS:
+            values[name] = int(text) if text else None
+        else:
+            values[name] = text or None
+    values = {k: v for k, v in values.items() if v is not None}
+    return ExecutionMeta.model_validate(values)
+
+
+def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
+    """The meta hash of a new execution."""
+    return {
+        "status": ExecutionStatus.QUEUED.value,
+        "blueprint_id": plan.blueprint_id,
+        "blueprint_name": plan.blueprint_name,
+        "blueprint_version": plan.blueprint_version or "",
+        "inputs": json.dumps(plan.inputs),
+        "variables": json.dumps(plan.variables),
+        "sinks": json.dumps(plan.sinks),
+        "total": str(len(plan.nodes)),
+        "created_ms": str(now_ms()),
+        "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
+    }
+
+
+def plan_from_fields(
+    execution_id: str, meta: dict[str, str], specs: dict[str, str]
+) -> ExecutionPlan:
+    """Rebuild an ExecutionPlan from the meta hash and the plan hash."""
+    return ExecutionPlan(
+        execution_id=execution_id,
+        blueprint_id=meta["blueprint_id"],
+        blueprint_name=meta["blueprint_name"],
+        blueprint_version=meta.get("blueprint_version") or None,
+        inputs=json.loads(meta["inputs"]),
+        variables=json.loads(meta["variables"]),
+        nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
+        sinks=json.loads(meta["sinks"]),
+    )

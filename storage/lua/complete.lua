@@ -1,0 +1,37 @@
+-- complete: store a node's output and final status once, add it to the finished set and emit
+-- its outcome event (node.succeeded|skipped|failed|cached). A duplicate delivery, a stale
+-- attempt fenced off by a newer one, or an execution over stores nothing: the first outcome
+-- stands.
+-- Returns 0 (nothing stored), 1 (recorded) or 2 (recorded, and every node is now finished).
+local meta_key, nodes_key, outputs_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream_key, log_key, live_key = KEYS[5], KEYS[6], KEYS[7]
+local channel = ARGV[1]
+local execution_id = ARGV[2]
+local key = ARGV[3]
+local output = ARGV[4]         -- JSON, or a blob reference
+local status = ARGV[5]         -- succeeded | skipped | failed (settled)
+local now = ARGV[6]            -- ms
+local event_id = ARGV[7]
+local event_type = ARGV[8]
+local error = ARGV[9]          -- JSON, or '' (a settled failure's error)
+local token = ARGV[10]         -- the attempt (fencing token), or '' for whichever
+
+-- nothing either once the execution is over: no event follows the terminal one
+if not is_live(redis.call('HGET', meta_key, 'status')) then return 0 end
+local k = key .. ':'
+if not holds(nodes_key, k, token) then return 0 end
+redis.call('ZADD', live_key, clock_ms(), execution_id)
+redis.call('HSET', outputs_key, key, output)
+redis.call('HSET', nodes_key, k .. 'status', status, k .. 'finished_ms', now)
+if error ~= '' then redis.call('HSET', nodes_key, k .. 'error', error) end
+redis.call('SADD', done_key, key)
+local count = redis.call('SCARD', done_key)
+for _, other in ipairs({nodes_key, outputs_key, done_key}) do same_ttl(meta_key, other) end
+local started = tonumber(redis.call('HGET', nodes_key, k .. 'started_ms') or now)
+local data = {duration_ms = tonumber(now) - started}
+if error ~= '' then data['error'] = decode(error); data['settled'] = true end
+emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
+     {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})
+-- the total now, not when the node loaded: a loop's expansion may have raised it since
+if count >= tonumber(redis.call('HGET', meta_key, 'total')) then return 2 end
+return 1
