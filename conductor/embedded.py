@@ -149,8 +149,10 @@ class WorkerProcess:
         env: Mapping[str, str] | None = None,
         name: str | None = None,
         log_path: Path | None = None,
+        loglevel: str = "WARNING",
     ) -> None:
         self.redis_url = redis_url
+        self.loglevel = loglevel
         self.concurrency = concurrency
         self.queues = list(queues)
         self.env = dict(env or {})
@@ -162,7 +164,7 @@ class WorkerProcess:
         """Start the worker; tasks wait in Redis until it is ready, so this does not block."""
         command = [
             sys.executable, *self.entry_point, "-c", str(self.concurrency),
-            "-n", self.name, "--loglevel", "WARNING",
+            "-n", self.name, "--loglevel", self.loglevel,
         ]  # fmt: skip
         if self.queues:
             command += ["-Q", ",".join(self.queues)]

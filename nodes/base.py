@@ -54,10 +54,12 @@ BASE_PARAMETERS = frozenset(NodeParameters.model_fields)
 
 @dataclass(frozen=True)
 class NodeEnvironment:
-    """What the worker's configuration allows nodes: the files root, the shell."""
+    """What the worker's configuration allows nodes: the files root, the shell, the
+    addresses `http-request` may reach beyond the public internet (CONDUCTOR_HTTP_ALLOW)."""
 
     files_root: Path = field(default_factory=lambda: Path.cwd() / "files")
     allow_shell: bool = False
+    http_allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

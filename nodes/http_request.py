@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
+import httpcore
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.egress import ALLOW_VARIABLE, EgressPolicy, GuardedBackend
 from nodes.errors import NodeError, NodeTimeout
+from nodes.url_masking import install_url_masking, mask_url
 
 Method = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 QueryValue = str | int | float | bool
@@ -133,9 +136,10 @@ class HttpRequestNode(Node[HttpRequestParameters]):
     parameters_model = HttpRequestParameters
 
     def run(self, params: HttpRequestParameters, context: NodeContext) -> Mapping[str, Any]:
+        install_url_masking()  # httpx logs each request's URL
         call = _build_call(params)
         started = time.monotonic()
-        with _client(params) as client:
+        with _client(params, context) as client:
             reply = _send(client, call, params, context)
         duration_ms = round((time.monotonic() - started) * 1000)
         if reply.response.is_error and params.failOnError:
@@ -144,9 +148,20 @@ class HttpRequestNode(Node[HttpRequestParameters]):
 
 
 @contextmanager
-def _client(params: HttpRequestParameters) -> Iterator[httpx.Client]:
-    """A client for this one node run."""
-    with httpx.Client(follow_redirects=params.followRedirects, verify=params.validateSSL) as client:
+def _client(params: HttpRequestParameters, context: NodeContext) -> Iterator[httpx.Client]:
+    """A client for this one node run, connecting only where the egress policy allows (no
+    proxy from the environment: the policy must see the address really connected to)."""
+    try:
+        policy = EgressPolicy.parse(context.environment.http_allow)
+    except ValueError as exc:
+        raise NodeError(f"{ALLOW_VARIABLE}: {exc}", retryable=False) from None
+    transport = httpx.HTTPTransport(verify=params.validateSSL, trust_env=False)
+    pool = transport._pool  # httpcore's pool: its network backend makes the connections
+    assert isinstance(pool, httpcore.ConnectionPool)
+    pool._network_backend = GuardedBackend(policy, pool._network_backend)
+    with httpx.Client(
+        follow_redirects=params.followRedirects, transport=transport, trust_env=False
+    ) as client:
         yield client
 
 
@@ -264,7 +279,7 @@ def _backoff_s(retry_delay_ms: int, attempt: int) -> float:
 
 def _output(reply: _Reply, call: _Call, duration_ms: int) -> dict[str, Any]:
     """Atomiton's output fields (`url` is the URL asked for), plus `finalUrl` (after
-    redirects) and `duration_ms`."""
+    redirects) and `duration_ms`; both URLs with user info and query values masked."""
     response = reply.response
     data = _parse_body(reply.content, response.headers.get("Content-Type", ""))
     return {
@@ -275,8 +290,8 @@ def _output(reply: _Reply, call: _Call, duration_ms: int) -> dict[str, Any]:
         "headers": dict(response.headers),
         "ok": response.is_success,
         "success": response.is_success,
-        "url": str(call.url),
-        "finalUrl": str(response.url),
+        "url": mask_url(str(call.url)),
+        "finalUrl": mask_url(str(response.url)),
         "duration": duration_ms,
         "duration_ms": duration_ms,
     }

@@ -39,8 +39,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def worker_env(data_dir: Path) -> dict[str, str]:
-    """Environment for worker processes and CLI runs."""
-    return {"CONDUCTOR_DATA_DIR": str(data_dir)}
+    """Environment for worker processes and CLI runs (http-request may reach the tests'
+    loopback servers)."""
+    return {"CONDUCTOR_DATA_DIR": str(data_dir), "CONDUCTOR_HTTP_ALLOW": "127.0.0.1"}
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,11 @@ def make_stores(settings: Settings) -> Stores:
 
 def node_environment(settings: Settings) -> NodeEnvironment:
     """What nodes on this worker may touch."""
-    return NodeEnvironment(files_root=settings.files_root, allow_shell=settings.allow_shell)
+    return NodeEnvironment(
+        files_root=settings.files_root,
+        allow_shell=settings.allow_shell,
+        http_allow=settings.http_allow,
+    )
 
 
 def register_tasks(

@@ -43,6 +43,8 @@ class Settings(BaseModel):
     blob_threshold_bytes: int = Field(default=256 * 1024, ge=1024)
     finished_ttl_s: int = Field(default=24 * 3600, ge=1)  # a finished execution's keys
     queue_routes: dict[str, str] = Field(default_factory=dict)  # node type -> queue
+    # What http-request may reach beyond public addresses: CIDRs and host names.
+    http_allow: tuple[str, ...] = ()
     # The reconciler: how often a worker looks for stuck executions, and how long one may go
     # without progress (and with nothing queued for it) before its nodes are sent again.
     reconcile_every_s: float = Field(default=5.0, gt=0)
@@ -72,6 +74,7 @@ class Settings(BaseModel):
             "strict_parameters": _flag(get("STRICT_PARAMETERS")),
             "flower_basic_auth": get("FLOWER_BASIC_AUTH"),
             "queue_routes": parse_queue_routes(get("QUEUE_ROUTES") or ""),
+            "http_allow": parse_http_allow(get("HTTP_ALLOW") or ""),
             **{name: value for name, value in numbers.items() if value},
         }
         try:
@@ -114,6 +117,21 @@ _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
 def display_url(url: str) -> str:
     """`url` with any password masked, for logs and banners."""
     return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+_ALLOW_ENTRY = re.compile(r"[0-9A-Za-z.:_-]+(/\d{1,3})?")
+
+
+def parse_http_allow(text: str) -> tuple[str, ...]:
+    """`CONDUCTOR_HTTP_ALLOW` ("127.0.0.1,10.0.0.0/8,api.internal") as its entries."""
+    entries = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for entry in entries:
+        if not _ALLOW_ENTRY.fullmatch(entry):
+            raise SettingsError(
+                f"CONDUCTOR_HTTP_ALLOW: {entry!r} is neither a CIDR nor a host name "
+                "(expected e.g. '127.0.0.1,10.0.0.0/8,api.internal')"
+            )
+    return entries
 
 
 def parse_queue_routes(text: str) -> dict[str, str]:

@@ -65,6 +65,7 @@ class Stack:
             "CONDUCTOR_RECONCILE_EVERY_S": "0.5",
             "CONDUCTOR_STALL_S": "4",
             "CONDUCTOR_LEASE_S": "3",
+            "CONDUCTOR_HTTP_ALLOW": "127.0.0.1",  # the tests' loopback servers
             **self.extra_env,
         }
 
