@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from nodes.containers import ContainerRun
+from nodes.output_budget import DEFAULT_MAX_OUTPUT_BYTES
 
 
 class NodeParameters(BaseModel):
@@ -55,11 +56,13 @@ BASE_PARAMETERS = frozenset(NodeParameters.model_fields)
 @dataclass(frozen=True)
 class NodeEnvironment:
     """What the worker's configuration allows nodes: the files root, the shell, the
-    addresses `http-request` may reach beyond the public internet (CONDUCTOR_HTTP_ALLOW)."""
+    addresses `http-request` may reach beyond the public internet (CONDUCTOR_HTTP_ALLOW), the
+    size of one node's output (CONDUCTOR_MAX_OUTPUT_MB)."""
 
     files_root: Path = field(default_factory=lambda: Path.cwd() / "files")
     allow_shell: bool = False
     http_allow: tuple[str, ...] = ()
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, ScriptError
 from nodes.javascript import evaluate_expression
+from nodes.output_budget import OutputBudget
 from nodes.templates import evaluate, render_string
 
 # Atomiton's tags; one newline right after a tag is swallowed, as Squirrelly does.
@@ -54,13 +55,20 @@ class EditFieldsNode(Node[EditFieldsParameters]):
         data = context.data
         base = dict(data) if isinstance(data, dict) else {}
         edited = {} if params.keepOnlySet else dict(base)
+        # Rendering stops once the fields are past the output limit (CONDUCTOR_MAX_OUTPUT_MB).
+        budget = OutputBudget(context.environment.max_output_bytes, what="edit-fields' output")
+        if not params.keepOnlySet:
+            budget.charge(base, depth=2)
         for name, value in params.values.items():
-            edited[name] = _render(name, value, base, context)
+            edited[name] = _render(name, value, base, context, budget)
         return {"result": edited, "data": edited}
 
 
-def _render(name: str, value: Any, fields: dict[str, Any], context: NodeContext) -> Any:
-    """One field's value: strings as templates, anything else with Conductor's templates."""
+def _render(
+    name: str, value: Any, fields: dict[str, Any], context: NodeContext, budget: OutputBudget
+) -> Any:
+    """One field's value: strings as templates, anything else with Conductor's templates;
+    each counted against `budget`."""
     scope = {
         "input": context.data,
         "inputs": dict(context.inputs),
@@ -68,23 +76,33 @@ def _render(name: str, value: Any, fields: dict[str, Any], context: NodeContext)
         "execution": {"id": context.execution_id},
     }
     if not isinstance(value, str):
-        return _render_nested(value, scope)
+        nested = _render_nested(value, scope, budget)
+        budget.charge(nested, depth=2)
+        return nested
     tags = list(_TAG.finditer(value))
     whole = len(tags) == 1 and tags[0].span() == (0, len(value))
     if whole and _CONDUCTOR.fullmatch(tags[0].group(1)):
-        return evaluate(tags[0].group(1).strip(), scope)  # keeps the value's type
-    return _TAG.sub(lambda tag: _tag_text(name, tag.group(1), fields, scope, context), value)
+        found = evaluate(tags[0].group(1).strip(), scope)  # keeps the value's type
+        budget.charge(found, depth=2)
+        return found
+
+    def text(tag: re.Match[str]) -> str:
+        rendered = _tag_text(name, tag.group(1), fields, scope, context)
+        budget.charge_text(len(rendered))
+        return rendered
+
+    return _TAG.sub(text, value)
 
 
-def _render_nested(value: Any, scope: dict[str, Any]) -> Any:
+def _render_nested(value: Any, scope: dict[str, Any], budget: OutputBudget) -> Any:
     """Inside lists and mappings only Conductor's `$` templates are rendered; Atomiton
     stores nested values unchanged, so its own `{{name}}` stays text there."""
     if isinstance(value, dict):
-        return {key: _render_nested(item, scope) for key, item in value.items()}
+        return {key: _render_nested(item, scope, budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [_render_nested(item, scope) for item in value]
+        return [_render_nested(item, scope, budget) for item in value]
     if isinstance(value, str) and all(_CONDUCTOR.fullmatch(t) for t in _TAG.findall(value)):
-        return render_string(value, scope)
+        return render_string(value, scope, budget)
     return value
 
 

@@ -13,31 +13,43 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nodes.errors import InvalidParameters
+from nodes.output_budget import OutputBudget
 
 _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _EXPRESSION = re.compile(r"\$(?P<root>[A-Za-z_]\w*)(?P<rest>(?:\.[\w-]+|\[\d+\])*)$")
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]")
 
 
-def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
-    """Render every template inside strings of `value` (recursing into mappings and lists)."""
+def render_value(value: Any, scope: Mapping[str, Any], budget: OutputBudget | None = None) -> Any:
+    """Render every template inside strings of `value` (recursing into mappings and lists).
+    Text built by templates counts against `budget` (default: 64 MiB), and rendering stops
+    as soon as it is spent."""
+    budget = budget or OutputBudget(what="the text rendered from templates")
     if isinstance(value, str):
-        return render_string(value, scope)
+        return render_string(value, scope, budget)
     if isinstance(value, dict):
-        return {key: render_value(item, scope) for key, item in value.items()}
+        return {key: render_value(item, scope, budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_value(item, scope) for item in value]
+        return [render_value(item, scope, budget) for item in value]
     return value
 
 
-def render_string(text: str, scope: Mapping[str, Any]) -> Any:
-    """A string that is one template keeps the value's type; otherwise values are inserted."""
+def render_string(text: str, scope: Mapping[str, Any], budget: OutputBudget | None = None) -> Any:
+    """A string that is one template keeps the value's type; otherwise values are inserted
+    (their text counted against `budget`)."""
     if "{{" not in text:
         return text
     found = list(_TEMPLATE.finditer(text))
     if len(found) == 1 and found[0].span() == (0, len(text)):
         return evaluate(found[0].group(1), scope)
-    return _TEMPLATE.sub(lambda m: _as_text(evaluate(m.group(1), scope)), text)
+    budget = budget or OutputBudget(what="the text rendered from templates")
+    budget.charge_text(len(text))
+    return _TEMPLATE.sub(lambda m: _charged(_as_text(evaluate(m.group(1), scope)), budget), text)
+
+
+def _charged(text: str, budget: OutputBudget) -> str:
+    budget.charge_text(len(text))
+    return text
 
 
 def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:

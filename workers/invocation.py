@@ -13,6 +13,7 @@ from pydantic import AliasChoices, ValidationError
 from conductor.model.plan import PlannedNode
 from nodes.base import BASE_PARAMETERS, Node, NodeContext, NodeEnvironment, NodeParameters
 from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
+from nodes.output_budget import OutputBudget
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
 from storage.blobs import BlobStore, unpack
@@ -72,7 +73,9 @@ def prepare(
         "execution": {"id": execution_id},
     }
     own = node_type.self_rendered_parameters
-    raw = {k: v if k in own else render_value(v, scope) for k, v in spec.parameters.items()}
+    # Text built by templates stops at the output limit: nothing larger is ever built.
+    budget = OutputBudget(environment.max_output_bytes, what="the node's rendered parameters")
+    raw = {k: v if k in own else render_value(v, scope, budget) for k, v in spec.parameters.items()}
     # Only ports fed by edges override parameters: a source node's "ports" are the execution's
     # inputs, and a caller must not be able to replace, say, a shell command's `command`.
     overrides = _overrides(node_type, ports) if spec.wires else {}
