@@ -20,7 +20,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import InvalidParameters, NodeError
-from nodes.files import resolve_in_root
+from nodes.files import refuse_hard_links, resolve_in_root
 
 Operation = Literal["read", "write", "create", "list", "delete", "copy", "move", "exists"]
 Encoding = Literal["utf8", "base64", "binary", "ascii", "hex"]
@@ -119,17 +119,19 @@ class _Files:
 
     root: Path
 
-    def locate(self, path: str) -> Path:
-        """`path` resolved, symlinks followed; refused when it leaves the root."""
-        return resolve_in_root(self.root, path)
+    def locate(self, path: str, *, content: bool = True) -> Path:
+        """`path` resolved, symlinks followed; refused when it leaves the root, or when its
+        `content` is to be read or written and it has other hard links."""
+        return resolve_in_root(self.root, path, content=content)
 
     def entry(self, path: str) -> Path:
-        """`path` itself: a final symlink is not followed (delete and move act on the link)."""
-        target = self.locate(path)
+        """`path` itself: a final symlink is not followed (delete and move act on the link,
+        and on a hard link, which touches no content)."""
+        target = self.locate(path, content=False)
         pure = PurePosixPath(path)
         if pure.name in ("", ".", "..") or target == self.root:
             return target
-        link = self.locate(str(pure.parent)) / pure.name
+        link = self.locate(str(pure.parent), content=False) / pure.name
         return link if link.is_symlink() else target
 
     def show(self, path: Path) -> str:
@@ -202,7 +204,7 @@ def _write(params: FileSystemParameters, context: NodeContext, files: _Files) ->
 
 
 def _exists_op(params: FileSystemParameters, context: NodeContext, files: _Files) -> dict[str, Any]:
-    exists = files.locate(params.path).exists()
+    exists = files.locate(params.path, content=False).exists()
     shown = files.show(files.entry(params.path))
     return {"result": exists, "exists": exists, "success": True, "path": shown}
 
@@ -250,7 +252,9 @@ def _copy(params: FileSystemParameters, context: NodeContext, files: _Files) -> 
     _ensure_parent(dest, params.createDirectories, files)
     if source.is_dir():
         # Links are copied as links: following them could pull outside files into the root.
-        shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(
+            source, dest, symlinks=True, dirs_exist_ok=True, copy_function=_copy_one_link
+        )
     else:
         shutil.copyfile(source, dest)
     kind = "Directory" if source.is_dir() else "File"
@@ -431,6 +435,12 @@ def _check_transfer(
         raise _failed(
             f"cannot replace {kinds[dest.is_dir()]} ({shown_dest}) with {kinds[source_is_dir]}"
         )
+
+
+def _copy_one_link(source: str, dest: str) -> None:
+    """shutil.copy2 for a folder's files, refusing one with other hard links."""
+    refuse_hard_links(Path(source), os.path.basename(source))
+    shutil.copy2(source, dest)
 
 
 def _target_path(params: FileSystemParameters) -> str:

@@ -101,3 +101,41 @@ nodes:
     assert result["error"]["nodeId"] == "peek"
     assert result["error"]["code"] == "VALIDATION_FAILED"
     assert "outside the files root" in result["error"]["message"]
+
+
+def test_a_hard_link_out_of_the_root_is_not_read(
+    run_blueprint: RunBlueprint, data_dir: Path
+) -> None:
+    secret = data_dir / "hard-link-secret.txt"  # beside the files root, not in it
+    secret.write_text("not for nodes")
+    (data_dir / "files" / "hard").mkdir(parents=True, exist_ok=True)
+    link = data_dir / "files" / "hard" / "link.txt"
+    link.unlink(missing_ok=True)
+    link.hardlink_to(secret)
+    result = run_blueprint(
+        """
+id: hard-link
+name: Hard link
+nodes:
+  - {id: peek, type: file-system, parameters: {path: hard/link.txt}}
+"""
+    )
+    assert result["status"] == "failed", result
+    assert result["error"]["code"] == "VALIDATION_FAILED"
+    assert "has 2 hard links" in result["error"]["message"]
+    assert "not for nodes" not in str(result)
+
+
+def test_a_path_too_deep_fails_with_its_limit(run_blueprint: RunBlueprint) -> None:
+    deep = "/".join(["d"] * 2000)
+    result = run_blueprint(
+        f"""
+id: deep-path
+name: Deep path
+nodes:
+  - {{id: dig, type: file-system, parameters: {{operation: create, recursive: true, path: {deep}}}}}
+"""
+    )
+    assert result["status"] == "failed", result
+    assert result["error"]["code"] == "INVALID_PARAMETERS", result["error"]
+    assert "at most 128 are allowed" in result["error"]["message"]

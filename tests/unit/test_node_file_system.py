@@ -601,3 +601,32 @@ def test_list_of_a_missing_folder_or_a_file(root: Path) -> None:
     assert error.retryable is False
     (root / "f.txt").write_text("x")
     fails(root, "f.txt is not a folder", operation="list", path="f.txt")
+
+
+# --- hard links and deep paths (issue 15, item 8) ---------------------------------------------
+
+
+def test_a_hard_link_to_a_file_outside_is_neither_read_nor_written(root: Path) -> None:
+    outside = root.parent / "outside" / "secret.txt"
+    (root / "inner").mkdir()
+    (root / "inner" / "link.txt").hardlink_to(outside)
+    error = fails(root, "has 2 hard links", path="inner/link.txt")
+    assert isinstance(error, OutsideFilesRoot) and "secret" not in str(error)
+    fails(root, "has 2 hard links", path="inner/link.txt", content="x", overwrite=True)
+    fails(root, "has 2 hard links", operation="copy", path="inner/link.txt", targetPath="c.txt")
+    fails(root, "has 2 hard links", operation="copy", path="inner", targetPath="copied")
+    assert outside.read_text() == "secret"
+    assert not (root / "c.txt").exists()
+    # The link itself may still be found and removed: that touches no content.
+    assert run(root, operation="exists", path="inner/link.txt")["exists"] is True
+    assert run(root, operation="delete", path="inner/link.txt")["deleted"] is True
+    assert outside.read_text() == "secret"
+
+
+def test_a_path_deeper_than_the_limit_is_refused_naming_it(root: Path) -> None:
+    deep = "/".join(["d"] * 2000)
+    error = fails(root, "path has 2000 levels; at most 128 are allowed", operation="create",
+                  path=deep, recursive=True)  # fmt: skip
+    assert error.code == "INVALID_PARAMETERS" and not error.retryable
+    shallow = "/".join(["d"] * 128)
+    assert run(root, operation="create", path=shallow, recursive=True)["created"] is True
