@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "retry": ("conductor.cli.control", "retry", "Retry a failed or cancelled execution."),
     "flower": ("conductor.cli.flower", "flower", "Serve Flower for the workers."),
     "dev": ("conductor.cli.dev", "dev", "Run the whole stack as local processes."),
+    "beat": ("conductor.cli.beat", "beat", "Run Celery beat: fire the schedules."),
+    "schedule": ("conductor.cli.schedule", "schedule", "Add, list, pause, remove schedules."),
 }
 
 

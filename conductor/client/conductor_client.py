@@ -285,6 +285,50 @@ class ConductorClient:
             raise ConductorError(f"execution {event.execution_id} ended but has no result")
         return Result.model_validate(stored)
 
+    # Schedules (`conductor beat` fires them)
+
+    def add_schedule(
+        self,
+        name: str,
+        blueprint_id: str,
+        *,
+        every: str | int | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run a stored Blueprint `every` ("30s", "5m") or on a `cron` expression."""
+        body = _params(
+            name=name, blueprint_id=blueprint_id, every=every, cron=cron, timezone=timezone,
+            inputs=dict(inputs) if inputs is not None else None,
+        )  # fmt: skip
+        created: dict[str, Any] = self._json("POST", "/v1/schedules", json=body)
+        return created
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, with its next tick."""
+        found: list[dict[str, Any]] = self._json("GET", "/v1/schedules")
+        return found
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        """One schedule."""
+        found: dict[str, Any] = self._json("GET", _schedule(name))
+        return found
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        """No tick fires until it is resumed."""
+        found: dict[str, Any] = self._json("POST", f"{_schedule(name)}/pause")
+        return found
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        """Fire again from now."""
+        found: dict[str, Any] = self._json("POST", f"{_schedule(name)}/resume")
+        return found
+
+    def remove_schedule(self, name: str) -> None:
+        """Remove a schedule (its executions stay)."""
+        self._request("DELETE", _schedule(name))
+
 
 def _execution(execution_id: str) -> str:
     return f"/v1/executions/{quote(execution_id, safe='')}"
@@ -296,3 +340,7 @@ def _blueprint(blueprint_id: str) -> str:
 
 def _params(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _schedule(name: str) -> str:
+    return f"/v1/schedules/{quote(name, safe='')}"

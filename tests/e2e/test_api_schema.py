@@ -47,8 +47,17 @@ SAFE = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("POST", "/v1/schedules"),
+    ("GET", "/v1/schedules"),
+    ("GET", "/v1/schedules/{name}"),
+    ("POST", "/v1/schedules/{name}/pause"),
+    ("POST", "/v1/schedules/{name}/resume"),
 ]
-LEFT_OUT = [("PUT", "/v1/blueprints/{blueprint_id}"), ("DELETE", "/v1/blueprints/{blueprint_id}")]
+LEFT_OUT = [
+    ("PUT", "/v1/blueprints/{blueprint_id}"),
+    ("DELETE", "/v1/blueprints/{blueprint_id}"),
+    ("DELETE", "/v1/schedules/{name}"),
+]
 
 SETTINGS = hypothesis.settings(
     max_examples=15,

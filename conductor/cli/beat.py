@@ -1,0 +1,27 @@
+"""`conductor beat`: Celery beat over the schedules in Redis (run one or several)."""
+
+from __future__ import annotations
+
+import click
+
+from conductor.beat_scheduler import scheduler_class
+from conductor.model.settings import Settings
+from storage.schedules import RedisSchedules
+from workers.app import create_app
+
+
+@click.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run Celery beat for `conductor schedule` schedules (needs CONDUCTOR_REDIS_URL).
+
+    Several beat processes may run at once (say one per host): each tick fires once.
+    """
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    app = create_app(settings)
+    store = RedisSchedules.connect(settings.redis_url)
+    store.client.ping()  # an unreachable Redis is exit 3 now, not a retry loop
+    scheduler = scheduler_class(app, store)
+    app.Beat(scheduler=scheduler, loglevel=loglevel, max_interval=1).run()  # type: ignore[arg-type]
