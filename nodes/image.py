@@ -12,22 +12,26 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pydantic import AliasChoices, Field, field_validator
 
 from nodes.base import Node, NodeContext, NodeParameters
-from nodes.blending import BlendMode, composite
+from nodes.blending import BlendMode
 from nodes.errors import NodeError
 from nodes.files import resolve_in_root
-
-# Pillow's own default: about 0.25 GiB for a 24-bit image. Larger inputs are refused as
-# decompression bombs, and no operation may produce a larger image.
-MAX_PIXELS = 89_478_485
-MAX_SIDE = 65_535
+from nodes.image_operations import (
+    FILTERS,
+    MAX_SIDE,
+    check_pixels,
+    crop,
+    finish,
+    overlay,
+    resize,
+)
 
 Operation = Literal[
     "resize", "crop", "overlay", "watermark", "composite", "blend", "merge", "blur", "sharpen",
@@ -43,12 +47,6 @@ Format = Literal["jpeg", "jpg", "png", "webp", "gif"]
 OVERLAYS = frozenset({"overlay", "watermark", "composite", "blend", "merge"})
 PILLOW_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
-# Where `position` puts things, as fractions of the free space (x, y).
-ANCHORS: dict[str, tuple[float, float]] = {
-    "center": (0.5, 0.5), "top": (0.5, 0.0), "bottom": (0.5, 1.0), "left": (0.0, 0.5),
-    "right": (1.0, 0.5), "top-left": (0.0, 0.0), "top-right": (1.0, 0.0),
-    "bottom-left": (0.0, 1.0), "bottom-right": (1.0, 1.0),
-}  # fmt: skip
 
 
 class ImageParameters(NodeParameters):
@@ -139,7 +137,7 @@ class ImageNode(Node[ImageParameters]):
         source = resolve_in_root(root, source_name)
         image = open_image(source, root)
         out_format = _output_format(params, image.format)
-        processed = _finish(_operate(_workable(image), params, layers, root), params)
+        processed = finish(_operate(_workable(image), params, layers, root), params)
         target = _target_path(root, params, source, out_format)
         _save(processed, target, out_format, params.quality)
         metadata = _metadata(target)
@@ -176,7 +174,7 @@ def open_image(path: Path, root: Path | None = None) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as image:
-                _check_pixels(image.width, image.height, path.name)
+                check_pixels(image.width, image.height, path.name)
                 image.load()
                 return image
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
@@ -191,15 +189,6 @@ def _workable(image: Image.Image) -> Image.Image:
         return image
     transparent = "A" in image.getbands() or "transparency" in image.info
     return image.convert("RGBA" if transparent else "RGB")
-
-
-def _check_pixels(width: int, height: int, what: str) -> None:
-    if width * height > MAX_PIXELS:
-        raise NodeError(
-            f"image {what!r} has {width}x{height} pixels, over the limit of {MAX_PIXELS} "
-            "(a decompression bomb?)",
-            retryable=False,
-        )
 
 
 def _path_of(value: Any) -> str | None:
@@ -254,128 +243,16 @@ def _operate(
 ) -> Image.Image:
     op = params.operation
     if op == "resize":
-        return _resize(image, params)
+        return resize(image, params)
     if op == "crop":
-        return _crop(image, params)
+        return crop(image, params)
     if params.width or params.height:  # Atomiton resizes first for every other operation
-        image = _resize(image, params)
+        image = resize(image, params)
     if op in OVERLAYS:
         for name in layers:
-            image = _overlay(image, open_image(resolve_in_root(root, name), root), params)
+            image = overlay(image, open_image(resolve_in_root(root, name), root), params)
         return image
-    return _FILTERS[op](image, params)
-
-
-def _blur(image: Image.Image, params: ImageParameters) -> Image.Image:
-    radius = params.blur if params.blur is not None else params.radius
-    return image.filter(ImageFilter.GaussianBlur(radius))
-
-
-_FILTERS: dict[str, Callable[[Image.Image, ImageParameters], Image.Image]] = {
-    "blur": _blur,
-    "sharpen": lambda image, _: image.filter(ImageFilter.SHARPEN),
-    "grayscale": lambda image, _: _grayscale(image),
-    "convert": lambda image, _: image,  # only the output format changes
-}
-
-
-def _finish(image: Image.Image, params: ImageParameters) -> Image.Image:
-    """Atomiton's filters, after the operation (each at most once)."""
-    if params.blur and params.operation != "blur":
-        image = image.filter(ImageFilter.GaussianBlur(params.blur))
-    if params.sharpen and params.operation != "sharpen":
-        image = image.filter(ImageFilter.SHARPEN)
-    if params.grayscale and params.operation != "grayscale":
-        image = _grayscale(image)
-    return image
-
-
-def _resize(image: Image.Image, params: ImageParameters) -> Image.Image:
-    width, height = params.width, params.height
-    if width is None or height is None:  # one side given: keep the aspect ratio
-        ratio = width / image.width if width else (height or image.height) / image.height
-        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
-        _check_pixels(*size, "resized")
-        return image.resize(size, Image.Resampling.LANCZOS)
-    _check_pixels(width, height, "resized")
-    fit = params.fit or _default_fit(params)
-    centering = ANCHORS[params.position]
-    if fit == "fill":
-        return image.resize((width, height), Image.Resampling.LANCZOS)
-    if fit == "inside":
-        return ImageOps.contain(image, (width, height), Image.Resampling.LANCZOS)
-    if fit == "cover":
-        return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS, centering=centering)
-    if fit == "contain":
-        return ImageOps.pad(
-            image.convert("RGBA"), (width, height), Image.Resampling.LANCZOS, (0, 0, 0, 0),
-            centering,
-        )  # fmt: skip
-    ratio = max(width / image.width, height / image.height)  # outside
-    size = (max(width, round(image.width * ratio)), max(height, round(image.height * ratio)))
-    _check_pixels(*size, "resized")
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _default_fit(params: ImageParameters) -> str:
-    """Atomiton's cover; Conductor's own resize operation follows maintainAspectRatio."""
-    if params.operation != "resize":
-        return "cover"
-    return "inside" if params.maintainAspectRatio else "fill"
-
-
-def _crop(image: Image.Image, params: ImageParameters) -> Image.Image:
-    left, top = params.x or 0, params.y or 0
-    width = params.width or image.width - left
-    height = params.height or image.height - top
-    if width <= 0 or height <= 0 or left + width > image.width or top + height > image.height:
-        raise NodeError(
-            f"crop box x={left} y={top} {width}x{height} is not inside the "
-            f"{image.width}x{image.height} image",
-            retryable=False,
-        )
-    return image.crop((left, top, left + width, top + height))
-
-
-def _overlay(base: Image.Image, overlay: Image.Image, params: ImageParameters) -> Image.Image:
-    """`overlay` on `base` at `position` (or x/y), scaled, faded by `opacity`, blended."""
-    layer = overlay.convert("RGBA")
-    if params.scale is not None:
-        width = max(1, round(base.width * params.scale))
-        height = max(1, round(layer.height * width / layer.width))
-        _check_pixels(width, height, "scaled overlay")
-        layer = layer.resize((width, height), Image.Resampling.LANCZOS)
-    if params.opacity < 1:
-        layer.putalpha(layer.getchannel("A").point(lambda value: round(value * params.opacity)))
-    # The layer covers the whole base, transparent around the overlay: Porter-Duff modes such
-    # as `in` or `clear` act on every pixel, as in Sharp. Overflow is clipped.
-    full = Image.new("RGBA", base.size, (0, 0, 0, 0))
-    full.paste(layer, _place(base.size, layer.size, params))
-    blended = composite(base.convert("RGBA"), full, params.blendMode)
-    if "A" in base.getbands() or blended.getchannel("A").getextrema() != (255, 255):
-        return blended
-    return blended.convert(base.mode)
-
-
-def _place(
-    base: tuple[int, int], layer: tuple[int, int], params: ImageParameters
-) -> tuple[int, int]:
-    """Top-left corner of the overlay: x/y when given, else `position` inset by `margin`."""
-    fx, fy = ANCHORS[params.position]
-    free_x = base[0] - layer[0] - 2 * params.margin
-    free_y = base[1] - layer[1] - 2 * params.margin
-    left = params.x if params.x is not None else params.margin + round(fx * free_x)
-    top = params.y if params.y is not None else params.margin + round(fy * free_y)
-    return left, top
-
-
-def _grayscale(image: Image.Image) -> Image.Image:
-    """Mode L, or LA when the image has transparency worth keeping."""
-    if "A" in image.getbands() and image.getchannel("A").getextrema() != (255, 255):
-        return image.convert("LA")
-    if image.mode == "P" and "transparency" in image.info:
-        return image.convert("LA")
-    return image.convert("L")
+    return FILTERS[op](image, params)
 
 
 def _output_format(params: ImageParameters, source_format: str | None) -> str:

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image, ImageChops
 from pydantic import ValidationError
 
-from nodes import image as image_module
+from nodes import image_operations
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import NodeError
 from nodes.files import OutsideFilesRoot
@@ -392,7 +392,7 @@ def test_a_decompression_bomb_is_refused(root: Path, side: int) -> None:
 def test_the_pixel_limit_is_checked_before_decoding(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(image_module, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(image_operations, "MAX_PIXELS", 1000)
     with pytest.raises(NodeError, match="over the limit of 1000"):
         run(root, operation="grayscale", path=PHOTO)
 
