@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit mutants bench clean
+.PHONY: demo test lint typecheck unit mutants bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## Run the demo Blueprint on a private Redis and a real worker process
 	$(BIN)/conductor run examples/hello.yaml --input name=Newcomer
 
-test: $(STAMP) lint typecheck ## Lint, type-check and run every test
-	$(BIN)/pytest
+test: $(STAMP) lint typecheck ## Lint, type-check and run every test, with line coverage
+	$(BIN)/pytest --cov --cov-report=term
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,5 +35,8 @@ mutants: $(STAMP) ## Break each documented guarantee in a scratch copy; its test
 bench: $(STAMP) ## Conductor vs bare Celery on the same Redis and worker
 	$(BIN)/python -m benchmarks.canvas_overhead
 
+bench-smoke: $(STAMP) ## Each benchmark with --quick: they run and print their ratios
+	$(BIN)/python -m benchmarks.smoke
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

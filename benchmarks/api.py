@@ -1,10 +1,11 @@
 """The HTTP API: submissions per second it accepts, and POST -> first node.started.
 
-    .venv/bin/python -m benchmarks.api [--runs N] [--burst N] [--threads T]
+    .venv/bin/python -m benchmarks.api [--runs N] [--burst N] [--threads T] [--quick]
 
-One private Redis, one worker (`benchmarks.worker`: Conductor's tasks plus bare ones) and one
-`conductor api` process. Bare Celery in the same run: `send_task` of a task that announces its
-start, from the same client process. See benchmarks/README.md.
+One private Redis, one worker (`benchmarks.worker`: Conductor's tasks plus bare ones), a
+recorder and one `conductor api` process. Bare Celery in the same run: `send_task` of a task
+that announces its start, from the same client process. Latency samples alternate between the
+sides (one each, the first side switching every pair). See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import redis
 
+from benchmarks.recording import recorder
 from benchmarks.scenarios import linear_blueprint
 from benchmarks.worker import DONE_TASK, BenchWorkerProcess, done_channel
 from conductor.embedded import ApiProcess, RedisServer
@@ -119,13 +121,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="latency samples per side")
     parser.add_argument("--burst", type=int, default=300, help="submissions per throughput run")
     parser.add_argument("--threads", type=int, default=4, help="client threads for throughput")
+    parser.add_argument("--quick", action="store_true", help="10 samples, bursts of 30")
     options = parser.parse_args()
+    if options.quick:
+        options.runs, options.burst = 10, 30
     root = Path(tempfile.mkdtemp(prefix="conductor-bench-api-"))
     body = {"blueprint": linear_blueprint(10).model_dump(mode="json"), "inputs": {}}
     with RedisServer(root / "redis") as server:
         env = {"CONDUCTOR_REDIS_URL": server.url, "CONDUCTOR_DATA_DIR": str(root)}
         api = ApiProcess(env)
-        with BenchWorkerProcess(server.url, concurrency=2, env=env):
+        with BenchWorkerProcess(server.url, concurrency=2, env=env), recorder(env, root):
             api.start()
             client = redis.Redis.from_url(server.url)
             app = create_app(Settings.from_env(env))
@@ -134,8 +139,13 @@ def main() -> None:
                 for _ in range(10):  # warm both sides up
                     conductor_latency(http, body, starts)
                     bare_latency(app, client)
-                ours = [conductor_latency(http, body, starts) for _ in range(options.runs)]
-                bare = [bare_latency(app, client) for _ in range(options.runs)]
+                ours, bare = [], []
+                for index in range(options.runs):  # interleaved, alternating which goes first
+                    for side in (0, 1) if index % 2 == 0 else (1, 0):
+                        if side == 0:
+                            ours.append(conductor_latency(http, body, starts))
+                        else:
+                            bare.append(bare_latency(app, client))
                 api_rate = throughput(
                     lambda: http.post("/v1/executions", json=body).raise_for_status(),
                     options.burst, options.threads,
@@ -146,7 +156,10 @@ def main() -> None:
                 )  # fmt: skip
             starts.close()
             api.stop()
-    print(f"api: {options.runs} samples per side, 2 CPUs, worker -c 2, one uvicorn process")
+    print(
+        f"api: {options.runs} samples per side (interleaved), 2 CPUs, worker -c 2, a recorder, "
+        "one uvicorn process"
+    )
     print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}")
     for label, samples in (
         ("POST -> first node.started", ours),

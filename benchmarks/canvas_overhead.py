@@ -1,9 +1,12 @@
 """Conductor's overhead over bare Celery canvases: latency and Redis round trips per node.
 
     .venv/bin/python -m benchmarks.canvas_overhead [--runs N] [--warmup W] [--concurrency C]
+                                                   [--no-recorder] [--quick]
 
 One private Redis, one worker process (`benchmarks.worker`: Conductor's tasks plus bare no-op
-tasks on the same app and settings); the two sides run interleaved. See benchmarks/README.md.
+tasks on the same app and settings) and `conductor recorder` (as the README asks wherever
+workers run; --no-recorder leaves it out, to see what it costs); the two sides run
+interleaved. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import celery
 import redis
 
 from benchmarks.node_work import measure_node_work
+from benchmarks.recording import maybe_recorder
 from benchmarks.redis_stats import RedisCounts, counted_sends, read_stats, reset_stats
 from benchmarks.report import Cost, Latencies, print_costs, print_latencies, print_node_work
 from benchmarks.scenarios import NOOP_NODE, Scenario, linear_blueprint, scenarios
@@ -56,6 +60,7 @@ class Options:
     concurrency: int
     worker_concurrency: int
     cost_runs: int
+    recorder: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,22 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--cost-runs", type=int, default=10, help="executions per side and shape for Redis counts"
     )
+    parser.add_argument(
+        "--no-recorder", action="store_true", help="no recorder on Conductor's side"
+    )
+    parser.add_argument("--quick", action="store_true", help="5 runs, 2 warm-up, 2 cost runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.warmup, args.cost_runs = 5, 2, 2
     if min(args.runs, args.concurrency, args.worker_concurrency, args.cost_runs) < 1:
         parser.error("--runs, --concurrency, --worker-concurrency and --cost-runs must be >= 1")
     return Options(
-        args.runs, max(args.warmup, 0), args.concurrency, args.worker_concurrency, args.cost_runs
+        args.runs,
+        max(args.warmup, 0),
+        args.concurrency,
+        args.worker_concurrency,
+        args.cost_runs,
+        recorder=not args.no_recorder,
     )
 
 
@@ -103,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             client = make_client(server.url, {"CONDUCTOR_DATA_DIR": str(root / "data")})
             _print_header(options, client)
             _print_startup(redis_start_s, client, options)
-            with bench_worker(client, options, root / "worker.log") as ready_s:
+            with (
+                maybe_recorder(client.env, root, enabled=options.recorder),
+                bench_worker(client, options, root / "worker.log") as ready_s,
+            ):
                 _print_timing("benchmarks.worker start -> first bare task done", ready_s)
                 run_benchmark(client, options)
         finally:
@@ -239,7 +258,7 @@ def _print_header(options: Options, client: Client) -> None:
         f"canvas_overhead: Python {platform.python_version()}, Celery {celery.__version__}, "
         f"Redis {info['redis_version']}, {os.cpu_count()} CPUs; worker: `conductor worker -c "
         f"{options.worker_concurrency}` plus bare tasks; no-op node: {NOOP_NODE['type']} "
-        f"{NOOP_NODE['parameters']}"
+        f"{NOOP_NODE['parameters']}; recorder: {'running' if options.recorder else 'none'}"
     )
 
 

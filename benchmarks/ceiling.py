@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from benchmarks.recording import recorder
 from benchmarks.scaling import (
+    SIDES,
     BareCanvas,
     Batch,
     Client,
@@ -36,7 +38,6 @@ from conductor.embedded import RedisServer
 from conductor.model.blueprint import Blueprint
 
 AIM = 0.8
-SIDES = ("bare", "conductor")
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"{options.executions} executions at once per batch, {options.rounds} batches per "
             f"side and shape (alternating which side goes first), {options.workers} worker "
-            f"process(es); no-op node: {NOOP_NODE['type']} {NOOP_NODE['parameters']}, bare "
-            "task: bench.noop\n"
+            f"process(es) and a recorder; no-op node: {NOOP_NODE['type']} "
+            f"{NOOP_NODE['parameters']}, bare task: bench.noop\n"
         )
         workers = running_workers(
             client, options.workers, options.worker_concurrency, Path(tmp), BenchWorkerProcess
         )
-        with workers as running:
+        with recorder(client.env, Path(tmp)), workers as running:
             for shape in shapes():
                 for side in SIDES if options.warmup else ():
                     run_batch(client, shape, side, options.warmup)

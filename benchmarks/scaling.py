@@ -36,6 +36,7 @@ from celery.canvas import Signature
 from celery.signals import worker_init
 
 from benchmarks import worker as bench_worker
+from benchmarks.recording import recorder
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, WorkerProcess
 from conductor.model.blueprint import Blueprint
@@ -56,6 +57,7 @@ MIB = 2**20
 LEVELS = (1, 4, 4, 1)
 
 BareCanvas = Callable[[Celery, str], Signature[Any]]
+SIDES = ("bare", "conductor")
 
 
 class BatchFailed(RuntimeError):
@@ -383,24 +385,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print_scaling_header()
         firsts: list[Batch] = []
-        for count in options.workers:
-            with running_workers(client, count, options.worker_concurrency, Path(tmp)) as workers:
+        batches: dict[str, Callable[[], Batch]] = {
+            "bare": lambda: bare_batch(client, canvas, options.executions, nodes),
+            "conductor": lambda: conductor_batch(client, blueprint, options.executions),
+        }
+        for index, count in enumerate(options.workers):
+            workers = running_workers(client, count, options.worker_concurrency, Path(tmp))
+            with recorder(client.env, Path(tmp)), workers as running:
                 for _ in range(2 if options.warmup else 0):  # both sides: imports, forks, scripts
                     bare_batch(client, canvas, options.warmup, len(blueprint.nodes))
                     conductor_batch(client, blueprint, options.warmup)
-                rows = [
-                    measured(
-                        workers, lambda: bare_batch(client, canvas, options.executions, nodes)
-                    ),
-                    measured(
-                        workers, lambda: conductor_batch(client, blueprint, options.executions)
-                    ),
-                ]
+                # Which side goes first alternates with each worker count (a side that runs
+                # second finds the workers warmer and Redis's memory grown).
+                order = SIDES if index % 2 == 0 else SIDES[::-1]
+                measured_rows = {side: measured(running, batches[side]) for side in order}
+                rows = [measured_rows[side] for side in SIDES]
             firsts = firsts or [batch for batch, _ in rows]
-            print_scaling_rows(count, rows, firsts)
+            print_scaling_rows(count, rows, firsts, first_side=order[0])
         print(
             "x first: throughput over the same side's with the first worker count (aims with "
-            "1,2,4: >= 1.8x at 2, >= 3.2x at 4); RSS: of each worker's process tree, sampled "
+            "1,2,4: >= 1.8x at 2, >= 3.2x at 4); *: ran first at that count (alternating); a "
+            "recorder runs beside the workers; RSS: of each worker's process tree, sampled "
             f"every {RSS_EVERY_S} s during the batch"
         )
 
@@ -418,20 +423,25 @@ def print_header(name: str, client: Client, workers: str) -> None:
 def print_scaling_header() -> None:
     """The table's column names."""
     print(
-        f"{'workers':>7} {'side':<9} {'total s':>8} {'submit s':>8} {'exec/s':>8} "
+        f"{'workers':>7} {'side':<10}{'total s':>8} {'submit s':>8} {'exec/s':>8} "
         f"{'nodes/s':>8} {'x first':>8}   worker RSS",
         flush=True,
     )
 
 
 def print_scaling_rows(
-    count: int, rows: Sequence[tuple[Batch, Memory]], firsts: Sequence[Batch]
+    count: int,
+    rows: Sequence[tuple[Batch, Memory]],
+    firsts: Sequence[Batch],
+    first_side: str = "bare",
 ) -> None:
-    """One worker count: each side's throughput, its ratio to the first count's, memory."""
+    """One worker count: each side's throughput, its ratio to the first count's, memory; the
+    side that ran first is marked with `*`."""
     for (batch, memory), first in zip(rows, firsts, strict=True):
         ratio = batch.nodes_per_s / first.nodes_per_s
+        side = f"{batch.side}{'*' if batch.side == first_side else ''}"
         print(
-            f"{count:>7} {batch.side:<9} {batch.total_s:>8.2f} {batch.submit_s:>8.2f} "
+            f"{count:>7} {side:<10}{batch.total_s:>8.2f} {batch.submit_s:>8.2f} "
             f"{batch.executions_per_s:>8.1f} {batch.nodes_per_s:>8.0f} {ratio:>7.2f}x   "
             f"{memory.describe()}",
             flush=True,

@@ -285,9 +285,10 @@ def cache_digest(call: Invocation) -> str:
 
 
 def backoff_s(attempt: int) -> float:
-    """Exponential backoff with jitter: about 1 s, 2 s, 4 s, then 5 s."""
-    base = min(2.0 ** (attempt - 1), MAX_BACKOFF_S)
-    return base * random.uniform(0.8, 1.2)
+    """Exponential backoff with jitter: about 1 s, 2 s, 4 s, then 5 s (the cap holds with the
+    jitter too)."""
+    base = 2.0 ** (attempt - 1)
+    return min(base * random.uniform(0.8, 1.2), MAX_BACKOFF_S)
 
 
 def _retries(spec: PlannedNode) -> int:

@@ -44,6 +44,52 @@ def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -
     return found
 
 
+NODE_QUEUE = "conductor"  # kombu's list of waiting node messages
+UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
+
+
+def messages_in_flight(
+    client: redis.Redis,
+    execution_id: str | None = None,
+    queue: str = NODE_QUEUE,
+    *,
+    queued_too: bool = True,
+) -> set[str]:
+    """Task ids of the messages (of `execution_id`'s nodes) queued on `queue` (unless not
+    `queued_too`) or delivered and not yet acknowledged."""
+    queued = [json.loads(m) for m in client.lrange(queue, 0, -1)] if queued_too else []
+    raw: dict[bytes, bytes] = client.hgetall(UNACKED)  # type: ignore[assignment]
+    delivered = [json.loads(value)[0] for value in raw.values()]
+    ours = f"('{execution_id}'"
+    return {
+        m["headers"]["id"]
+        for m in [*queued, *delivered]
+        if execution_id is None or str(m["headers"].get("argsrepr", "")).startswith(ours)
+    }
+
+
+def wait_consumed(
+    client: redis.Redis,
+    task_id: str | None = None,
+    *,
+    execution_id: str | None = None,
+    stranded: frozenset[str] = frozenset(),
+    timeout_s: float = 30,
+) -> None:
+    """Until the message `task_id` (or every message, of `execution_id`'s nodes when given, but
+    the `stranded` ones a dead worker holds) is neither queued nor delivered and unacknowledged:
+    its task ran and returned. Three polls in a row, since kombu moves a message from the queue
+    to its unacknowledged hash in two requests."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 3:
+        waiting = messages_in_flight(client, execution_id) - stranded
+        done = task_id not in waiting if task_id is not None else not waiting
+        quiet = quiet + 1 if done else 0
+        assert time.monotonic() < deadline, f"messages still in flight: {sorted(waiting)}"
+        time.sleep(0.05)
+
+
 @dataclass
 class Stack:
     """Redis, a recorder and workers, all separate processes; the test drives them."""

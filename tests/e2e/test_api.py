@@ -21,6 +21,7 @@ import redis
 
 from conductor.embedded import ApiProcess, ServiceProcess, WorkerProcess, free_port
 from storage import keys
+from tests.e2e.fault_stack import wait_consumed
 
 PROBLEM_JSON = "application/problem+json"
 TERMINAL = frozenset({"execution.succeeded", "execution.failed", "execution.cancelled"})
@@ -666,7 +667,8 @@ def test_cancel_ends_a_running_execution_and_later_nodes_never_start(
         return any(n["node_id"] == "b" and n["finished_at"] for n in nodes)
 
     wait_until(b_finished)  # the running node finishes; what comes after it must not start
-    time.sleep(0.5)  # a negative: give a wrongly sent next node the time to start
+    # A negative: every message of the execution's nodes (c's, sent after b) ran and ended.
+    wait_consumed(redis_client, execution_id=execution_id)
     view = http.get(f"/v1/executions/{execution_id}").json()
     assert view["status"] == "cancelled" and view["result"]["error"]["code"] == "CANCELLED"
     later = [n for n in view["nodes"] if n["node_id"] in {"c", "d"}]

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
+import psutil
 import redis
 
+from conductor.dispatch import Dispatcher
 from conductor.embedded import WorkerProcess
+from conductor.model.loader import load_blueprint_text
+from conductor.model.settings import Settings
+from conductor.waiting import wait_for_result
+from nodes.registry import default_registry
 from storage import keys
+from storage.state import NodeStatus
 from tests.e2e.conftest import RunBlueprint
+from tests.e2e.fault_stack import wait_until
+from workers.app import create_app
+from workers.tasks import make_stores
 
 
 def _linear(count: int, node: str = "{type: delay, parameters: {ms: 0}}") -> str:
@@ -150,16 +159,22 @@ def test_every_execution_key_expires(
 
 
 def test_worker_child_killed_mid_node_is_requeued(
-    run_blueprint: RunBlueprint, worker: WorkerProcess
+    settings: Settings, worker: WorkerProcess, redis_client: redis.Redis
 ) -> None:
     assert worker.process is not None
-    killer = subprocess.Popen(  # kill the pool's children once the node is running
-        ["bash", "-c", f"sleep 1.0; pkill -KILL -P {worker.process.pid}"],
-    )
-    try:
-        result = run_blueprint(_linear(1, "{type: delay, parameters: {ms: 2500}}"), timeout_s=60)
-    finally:
-        killer.wait()
+    stores = make_stores(settings)
+    dispatcher = Dispatcher(create_app(settings), stores, default_registry())
+    text = _linear(1, "{type: delay, parameters: {ms: 2500}}")
+    execution_id = dispatcher.submit(load_blueprint_text(text), {}).execution_id
+
+    def running() -> bool:
+        nodes = stores.state.snapshot(execution_id, []).nodes.values()
+        return any(record.status is NodeStatus.RUNNING for record in nodes)
+
+    wait_until(running, "the node running")
+    for child in psutil.Process(worker.process.pid).children():  # the pool's processes
+        child.kill()
+    result = wait_for_result(redis_client, stores, execution_id, 60)
     assert result["status"] == "succeeded", result["error"]
     (step,) = result["trace"]
     assert step["attempts"] == 2

@@ -7,14 +7,15 @@ from collections.abc import Callable
 
 import redis
 
+from conductor.control import Control, ControlOutcome
 from conductor.dispatch import Dispatcher
 from conductor.embedded import WorkerProcess
 from conductor.model.loader import load_blueprint_text
 from conductor.model.settings import Settings
 from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
-from storage import keys
 from storage.state import NodeStatus
+from tests.e2e.fault_stack import wait_consumed
 from workers.app import create_app
 from workers.tasks import make_stores
 
@@ -34,17 +35,19 @@ def test_redispatch_runs_only_unfinished_nodes(
 ) -> None:
     stores = make_stores(settings)
     dispatcher = Dispatcher(create_app(settings), stores, default_registry())
+    control = Control(dispatcher)
     plan = dispatcher.submit(load_blueprint_text(LINEAR))
-    meta = keys.meta(plan.execution_id)
     _wait_for(lambda: stores.state.snapshot(plan.execution_id, []).nodes["a"].status == "running")
-    redis_client.hset(meta, "status", "paused")  # what pause will do: no new node starts
+    assert control.pause(plan.execution_id) is ControlOutcome.DONE  # no new node starts
     _wait_for(lambda: stores.state.snapshot(plan.execution_id, []).nodes["a"].status == "succeeded")
-    time.sleep(0.5)  # b and c are delivered meanwhile, and must not start
+    # b's message, sent after a, is delivered meanwhile and must not start b.
+    wait_consumed(redis_client, execution_id=plan.execution_id)
     nodes = stores.state.snapshot(plan.execution_id, []).nodes
     assert nodes["b"].status == nodes["c"].status == NodeStatus.PENDING
+    stored = stores.state.stored_plan(plan.execution_id)
+    assert stored is not None and stored.done == {"a"}  # what resume's re-dispatch leaves out
 
-    redis_client.hset(meta, "status", "running")
-    assert dispatcher.redispatch(plan.execution_id) == {"b", "c"}
+    assert control.resume(plan.execution_id) is ControlOutcome.DONE  # re-dispatches b and c
     result = wait_for_result(redis_client, stores, plan.execution_id, timeout_s=30)
     assert result["status"] == "succeeded", result["error"]
     assert result["data"]["c"]["result"] == "bc"

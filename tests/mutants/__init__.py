@@ -26,6 +26,7 @@ class Mutant:
 
 GUARANTEES = "tests/e2e/test_guarantees.py"
 RECORDER = "tests/e2e/test_recorder.py"
+LIVE = "tests/e2e/test_guarantees_live.py"
 STATE = "tests/contract/test_state_store.py"
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -124,5 +125,63 @@ MUTANTS: tuple[Mutant, ...] = (
         original="        with suppress(FileNotFoundError):\n            os.unlink(tmp)\n",
         replacement="        pass\n",
         tests=("tests/unit/test_blob_store.py::test_a_failed_write_leaves_no_temporary_file",),
+    ),
+    Mutant(
+        name="returning-message-reruns",
+        guarantee="a dead worker's message returning after the visibility timeout is ignored: "
+        "the node's outcome is recorded once and its work is not done again",
+        path="workers/run_node.py",
+        original="    if load is None or load.node_status in FINISHED_NODE:\n",
+        replacement="    if load is None:\n",
+        tests=(
+            f"{LIVE}::test_a_dead_workers_message_returning_after_the_visibility_timeout"
+            "_is_ignored",
+        ),
+    ),
+    Mutant(
+        name="stall-never-redispatched",
+        guarantee="an execution with nothing running or queued (a hard-limit kill inside a loop "
+        "item, a lost message) is sent again by the reconciler and ends final",
+        path="conductor/reconciler.py",
+        original="if idle_ms < self.stall_s * 1000 or self._backlog(stored):",
+        replacement="if True:",
+        tests=(
+            f"{LIVE}::test_a_hard_limit_kill_inside_a_loop_item_is_left_to_the_reconciler",
+            "tests/e2e/test_faults.py::test_the_reconciler_resends_a_lost_message",
+        ),
+    ),
+    Mutant(
+        name="recorder-stops-on-redis-loss",
+        guarantee="the recorder rides out a Redis crash and records every event after it",
+        path="conductor/recorder.py",
+        original="            except Exception as exc:  # Redis or the history store is away: wait and go on\n",
+        replacement="            except ValueError as exc:\n",
+        tests=(f"{LIVE}::test_a_redis_crash_mid_run_leaves_every_accepted_execution_final",),
+    ),
+    Mutant(
+        name="retry-keeps-settled-consumers",
+        guarantee="retry re-runs what consumed a failed node's settled output (a parallel in "
+        "allSettled), not only the failed nodes",
+        path="conductor/control.py",
+        original="record.status is not NodeStatus.PENDING:",
+        replacement="record.status is NodeStatus.PENDING:",
+        tests=(f"{LIVE}::test_retry_reruns_an_all_settled_parallel",),
+    ),
+    Mutant(
+        name="backoff-uncapped",
+        guarantee="retries wait 1, 2, 4, then at most 5 s",
+        path="workers/run_node.py",
+        original="    return min(base * random.uniform(0.8, 1.2), MAX_BACKOFF_S)\n",
+        replacement="    return base * random.uniform(0.8, 1.2)\n",
+        tests=(f"{LIVE}::test_retries_wait_at_most_five_seconds",),
+    ),
+    Mutant(
+        name="submit-task-id-not-the-key",
+        guarantee="a redelivered conductor.submit message (same Celery task id) gives the same "
+        "execution",
+        path="conductor/submit_task.py",
+        original='idempotency_key=idempotency_key or f"celery-task:{self.request.id}",',
+        replacement="idempotency_key=idempotency_key,",
+        tests=(f"{LIVE}::test_a_redelivered_submit_message_gives_the_same_execution",),
     ),
 )
