@@ -11,7 +11,8 @@ from conductor.api.problems import ApiProblem, problem_response
 
 OPEN_PATHS = frozenset({"/healthz", "/ui"})
 # The console's static files load before sign-in; its data comes from the API, behind the token.
-OPEN_PREFIXES = ("/ui/",)
+# Webhook deliveries carry an HMAC signature instead of the token (conductor/api/hooks.py).
+OPEN_PREFIXES = ("/ui/", "/v1/hooks/")
 
 
 def bearer_matches(header: str, token: str) -> bool:

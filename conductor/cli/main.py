@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dev": ("conductor.cli.dev", "dev", "Run the whole stack as local processes."),
     "beat": ("conductor.cli.beat", "beat", "Run Celery beat: fire the schedules."),
     "schedule": ("conductor.cli.schedule", "schedule", "Add, list, pause, remove schedules."),
+    "hook": ("conductor.cli.hook", "hook", "Add, list, remove webhook triggers."),
 }
 
 

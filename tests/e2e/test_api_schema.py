@@ -52,6 +52,7 @@ SAFE = [
     ("GET", "/v1/schedules/{name}"),
     ("POST", "/v1/schedules/{name}/pause"),
     ("POST", "/v1/schedules/{name}/resume"),
+    ("POST", "/v1/hooks/{name}"),  # unsigned: a 401 or 404
 ]
 LEFT_OUT = [
     ("PUT", "/v1/blueprints/{blueprint_id}"),
