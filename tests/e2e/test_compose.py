@@ -24,7 +24,7 @@ from conductor.model.settings import Settings
 from tests.conftest import REPO
 
 Json = dict[str, Any]
-CONDUCTOR_SERVICES = {"api", "worker", "recorder", "flower"}
+CONDUCTOR_SERVICES = {"api", "worker", "recorder", "flower", "beat"}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
 
 
