@@ -1,6 +1,6 @@
 """A sandboxed JavaScript engine (QuickJS): no I/O, a wall-clock time limit, a memory limit,
-a stack limit, and results at most MAX_JS_DEPTH levels deep. Each evaluation runs in a forked
-child (nodes.js_process), so nothing a program does can crash or outlast the worker."""
+a stack limit, and results at most MAX_JS_DEPTH levels deep. Evaluations run in helper
+processes (nodes.js_process), so nothing a program does can crash or outlast the worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import quickjs
 
 from nodes.errors import NodeError, ScriptError
-from nodes.js_process import run_isolated
+from nodes.js_process import HelperPool
 
 DEFAULT_MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
 STACK_LIMIT_BYTES = 1024 * 1024  # QuickJS's own check, far below the C stack
@@ -52,14 +52,20 @@ class JavaScriptSandbox:
 
     def run(self, functions: dict[str, str], program: str, data: Any) -> Any:
         """Compile `functions`, run `program` with the JSON-decoded `data` global, return JSON;
-        in a child process killed at the time limit (wall time)."""
-        source = json.dumps(data)
+        in a helper process killed at the time limit (wall time)."""
         limit_s = max(self.time_limit_s, 0.001)
-        text = run_isolated(lambda: self._evaluate(functions, program, source), limit_s)
+        request = {
+            "functions": functions,
+            "program": program,
+            "input": json.dumps(data),
+            "time_limit_s": limit_s,
+            "memory_limit_bytes": self.memory_limit_bytes,
+        }
+        text = _HELPERS.run(request, limit_s)
         return None if text == "" else json.loads(text)
 
-    def _evaluate(self, functions: dict[str, str], program: str, source: str) -> str:
-        """The JSON text of the program's result ("" for undefined)."""
+    def evaluate(self, functions: dict[str, str], program: str, source: str) -> str:
+        """The JSON text of the program's result ("" for undefined), in this process."""
         context = quickjs.Context()
         context.set_memory_limit(self.memory_limit_bytes)
         context.set_max_stack_size(STACK_LIMIT_BYTES)
@@ -93,6 +99,15 @@ class JavaScriptSandbox:
                 retryable=False,
             )
         return ScriptError(f"JavaScript threw {message}")
+
+
+def _evaluate_request(request: dict[str, Any]) -> str:
+    """One evaluation in a helper process (see `JavaScriptSandbox.run`)."""
+    sandbox = JavaScriptSandbox(request["time_limit_s"], request["memory_limit_bytes"])
+    return sandbox.evaluate(request["functions"], request["program"], request["input"])
+
+
+_HELPERS = HelperPool(_evaluate_request)
 
 
 def evaluate_expression(
