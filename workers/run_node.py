@@ -36,6 +36,7 @@ from workers.expansion import (
 )
 from workers.finalize import finalize
 from workers.invocation import Invocation, gather_inputs, prepare
+from workers.output_limits import check_output
 from workers.stores import Stores
 
 # A message redelivered after its worker died counts as an attempt; past this many extra
@@ -226,9 +227,12 @@ class _Attempt:
         """Store the output; the node that finishes the last one ends the execution."""
         self.settling.set()
         try:
+            check_output(output, self.environment)  # its size, before any blob is written
             packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
         except (TypeError, ValueError) as exc:
             return self.fail("SERIALIZATION_FAILED", f"the node's output is not JSON: {exc}")
+        except NodeError as exc:  # over CONDUCTOR_MAX_OUTPUT_MB
+            return self.fail(exc.code, str(exc))
         stored = self.stores.state.complete(
             self.execution_id,
             self.spec.key,
