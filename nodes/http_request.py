@@ -155,7 +155,7 @@ def _client(params: HttpRequestParameters, context: NodeContext) -> Iterator[htt
         policy = EgressPolicy.parse(context.environment.http_allow)
     except ValueError as exc:
         raise NodeError(f"{ALLOW_VARIABLE}: {exc}", retryable=False) from None
-    transport = httpx.HTTPTransport(verify=params.validateSSL, trust_env=False)
+    transport = httpx.HTTPTransport(verify=params.validateSSL)  # SSL_CERT_FILE still applies
     pool = transport._pool  # httpcore's pool: its network backend makes the connections
     assert isinstance(pool, httpcore.ConnectionPool)
     pool._network_backend = GuardedBackend(policy, pool._network_backend)

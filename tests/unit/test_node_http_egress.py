@@ -112,3 +112,12 @@ def test_a_redirect_to_a_refused_address_is_refused(server: LocalServer) -> None
 
 def test_an_allowed_address_is_reached(server: LocalServer) -> None:
     assert request(server.url("echo"))["status"] == 200
+
+
+def test_proxy_variables_are_not_used(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy would connect for the node, out of the policy's sight: requests go direct."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert request(server.url("echo"), maxRetries=0)["status"] == 200
