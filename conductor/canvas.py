@@ -1,4 +1,5 @@
-"""Blueprint plan -> Celery canvas: a chain of dependency levels, each level a group.
+"""Blueprint plan -> Celery canvas: nested chains and groups in which a node waits only for
+the nodes it depends on, sent in segments of bounded size (docs/canvas.md).
 
 Every node is an immutable `conductor.node` signature: nodes read their inputs from Redis, not
 from Celery's argument passing, and no task ever waits on another. Nodes already finished
@@ -14,12 +15,13 @@ from celery import Celery
 from celery.canvas import Signature
 
 from conductor.model.plan import ExecutionPlan
-from workers.signatures import levels_canvas
+from workers.signatures import plan_canvas
 
 
 def build_canvas(
     app: Celery, plan: ExecutionPlan, done: Collection[str] = ()
 ) -> Signature[Any] | None:
-    """The canvas for every node of `plan` not in `done`; None when nothing is left."""
+    """The canvas for the nodes of `plan` not in `done` (its first segment, ending in the
+    task that sends the next, when there are many); None when nothing is left."""
     remaining = {key: node for key, node in plan.nodes.items() if key not in done}
-    return levels_canvas(app, plan.execution_id, remaining)
+    return plan_canvas(app, plan.execution_id, remaining)

@@ -21,6 +21,7 @@ from storage.rate_limits import RateLimiter
 from storage.redis_state import RedisStateStore
 from storage.state import FINISHED_NODE, Completion, ExecutionStatus, NodeStatus
 from workers.attempt_watch import AttemptWatch
+from workers.continuation import register_continuation
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
 from workers.run_node import Outcome, run_node
@@ -28,8 +29,8 @@ from workers.signatures import (
     COLLECT_PHASE,
     NODE_TASK,
     lanes_canvas,
-    levels_canvas,
     node_signature,
+    nodes_canvas,
 )
 from workers.stores import Stores
 
@@ -83,6 +84,7 @@ def register_tasks(
 ) -> None:
     """Add Conductor's tasks to `app`."""
     watch = AttemptWatch(stores.state, hard_stop=_exit_pool_child)
+    register_continuation(app, stores)
     worker_process_init.connect(_mark_pool_child, weak=False)
 
     def on_failure(  # noqa: PLR0917  (Celery calls it with these, positionally)
@@ -186,6 +188,6 @@ def record_crash(stores: Stores, execution_id: str, node_key: str, error: dict[s
 
 def items_canvas(app: Celery, execution_id: str, items: ItemsToRun) -> Signature[Any]:
     """A loop's items on their lanes, then the loop's collecting run."""
-    parts = [levels_canvas(app, execution_id, nodes) for nodes in items.items]
+    parts = [nodes_canvas(app, execution_id, nodes) for nodes in items.items]
     collect = node_signature(app, execution_id, items.loop, phase=COLLECT_PHASE)
     return lanes_canvas(app, [part for part in parts if part is not None], items.lanes, collect)

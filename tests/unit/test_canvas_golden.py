@@ -1,7 +1,8 @@
 """conductor/canvas.py: golden tests of the Celery canvas built for a plan.
 
-The canvas is normalized to a small JSON shape: a node task is its key, a level of several
-nodes is `{"group": [...]}` and a sequence of levels is `{"chain": [...]}`. Run with
+The canvas is normalized to a small JSON shape: a node task is its key, parts that run side
+by side are `{"group": [...]}`, parts one after another `{"chain": [...]}` (nested as deep as
+the graph needs), and the task that sends the next segment `{"continue": left}`. Run with
 UPDATE_GOLDEN=1 to rewrite tests/golden/*.json, then read the diff.
 """
 
@@ -24,7 +25,13 @@ from conductor.model.plan import ExecutionPlan
 from conductor.model.settings import HARD_LIMIT_MARGIN_S
 from tests.unit.blueprints import blueprint, chain_edges, edge, node
 from tests.unit.blueprints import group as group_node
-from workers.signatures import NODE_TASK, SOFT_LIMIT_MARGIN_S
+from workers.signatures import (
+    BARRIER_TASK,
+    CONTINUE_TASK,
+    NODE_TASK,
+    SEGMENT_NODES,
+    SOFT_LIMIT_MARGIN_S,
+)
 
 GOLDEN_DIR = Path(__file__).parents[1] / "golden"
 EXECUTION_ID = "exec-canvas"
@@ -82,6 +89,67 @@ def nested_five_deep() -> Blueprint:
     return blueprint([node("start"), inner, node("end")], chain_edges("start", "g1", "end"))
 
 
+def uneven() -> Blueprint:
+    """a1 -> a2 -> a3 beside b1, both into join: b1 must not wait for a1 or a2."""
+    return blueprint(
+        [node("a1"), node("a2"), node("a3"), node("b1"), node("join")],
+        [*chain_edges("a1", "a2", "a3", "join"), edge("b1", "join")],
+    )
+
+
+def ladder() -> Blueprint:
+    """Two 4-node pipelines into one join."""
+    ids = [f"{side}{n}" for side in "pq" for n in range(1, 5)]
+    return blueprint(
+        [*(node(key) for key in ids), node("join")],
+        [
+            *chain_edges("p1", "p2", "p3", "p4", "join"),
+            *chain_edges("q1", "q2", "q3", "q4", "join"),
+        ],
+    )
+
+
+def n_shape() -> Blueprint:
+    """a -> c, a -> d, b -> d: not series-parallel (docs/canvas.md)."""
+    return blueprint(
+        [node("a"), node("b"), node("c"), node("d")],
+        [edge("a", "c"), edge("a", "d"), edge("b", "d")],
+    )
+
+
+def wide_fan_in() -> Blueprint:
+    """Branches of 1 to 5 nodes into one join."""
+    branches = [[f"b{b}n{n}" for n in range(1, b + 1)] for b in range(1, 6)]
+    return blueprint(
+        [*(node(key) for branch in branches for key in branch), node("join")],
+        [edge for branch in branches for edge in chain_edges(*branch, "join")],
+    )
+
+
+def nested_groups() -> Blueprint:
+    """start -> group g (x -> inner group h (y, z), beside w) -> end, beside a lone side node."""
+    inner = group_node("h", [node("y"), node("z")])
+    outer = group_node("g", [node("x"), inner, node("w")], [edge("x", "h")])
+    return blueprint(
+        [node("start"), outer, node("end"), node("side")], chain_edges("start", "g", "end")
+    )
+
+
+def forked_branch() -> Blueprint:
+    """x -> (y, z) beside w, all into join: the branch ending in a group is closed by a
+    barrier task (a chord joining a group's result would wait for results nodes never store)."""
+    return blueprint(
+        [node("x"), node("y"), node("z"), node("w"), node("join")],
+        [edge("x", "y"), edge("x", "z"), edge("y", "join"), edge("z", "join"), edge("w", "join")],
+    )
+
+
+def long_chain() -> Blueprint:
+    """More nodes than one segment holds."""
+    ids = [f"n{index:03d}" for index in range(SEGMENT_NODES + 5)]
+    return blueprint([node(key) for key in ids], chain_edges(*ids))
+
+
 def single_node() -> Blueprint:
     return blueprint([node("only")])
 
@@ -99,6 +167,15 @@ CASES: dict[str, tuple[Callable[[], Blueprint], frozenset[str]]] = {
     "nested_five_deep": (nested_five_deep, frozenset()),
     "single_node": (single_node, frozenset()),
     "single_level": (single_level, frozenset()),
+    "uneven": (uneven, frozenset()),
+    "ladder": (ladder, frozenset()),
+    "n_shape": (n_shape, frozenset()),
+    "wide_fan_in": (wide_fan_in, frozenset()),
+    "nested_groups": (nested_groups, frozenset()),
+    "forked_branch": (forked_branch, frozenset()),
+    "long_chain": (long_chain, frozenset()),
+    "resume_long_chain": (long_chain, frozenset({"n000", "n001", "n002"})),
+    "resume_uneven": (uneven, frozenset({"a1", "b1"})),
     "resume_diamond": (diamond, frozenset({"a", "b"})),
     "resume_fan_out": (fan_out_fan_in, frozenset({"src", *workers(FAN_WIDTH - 2)})),
     "resume_nested": (nested_five_deep, frozenset({"start", "g1/g2/g3/g4/g5/leaf"})),
@@ -129,28 +206,54 @@ def check_node_signature(signature: Signature[Any], plan: ExecutionPlan) -> str:
     return str(key)
 
 
-def level_shape(step: Signature[Any], plan: ExecutionPlan) -> Any:
-    """A level: one node key, or {"group": [keys]} for two nodes or more."""
-    if isinstance(step, group):
-        assert len(step.tasks) >= 2, "a single-node level must be a plain task, not a group"
-        return {"group": [check_node_signature(task, plan) for task in step.tasks]}
-    return check_node_signature(step, plan)
-
-
 def canvas_shape(canvas: Signature[Any] | None, plan: ExecutionPlan) -> Any:
     """The canvas as plain JSON data."""
     if canvas is None:
         return None
     if isinstance(canvas, chain):
-        assert len(canvas.tasks) >= 2, "a single level must not be wrapped in a chain"
-        return {"chain": [level_shape(step, plan) for step in canvas.tasks]}
-    return level_shape(canvas, plan)
+        assert len(canvas.tasks) >= 2, "a single step must not be wrapped in a chain"
+        steps = [canvas_shape(step, plan) for step in canvas.tasks]
+        assert not any(isinstance(step, dict) and "chain" in step for step in steps)
+        return {"chain": steps}
+    if isinstance(canvas, group):
+        assert len(canvas.tasks) >= 2, "a single part must be a plain task, not a group"
+        parts = [canvas_shape(part, plan) for part in canvas.tasks]
+        assert not any(isinstance(part, dict) and "group" in part for part in parts)
+        return {"group": parts}
+    if canvas.task == BARRIER_TASK:
+        assert canvas.args == () and canvas.immutable is True
+        return {"barrier": None}
+    if canvas.task == CONTINUE_TASK:
+        assert canvas.args == (plan.execution_id,) and canvas.immutable is True
+        return {"continue": canvas.kwargs["left"]}
+    return check_node_signature(canvas, plan)
 
 
-def levels_of(shape: Any) -> list[list[str]]:
-    """The node keys of a normalized canvas, level by level."""
-    steps = shape["chain"] if isinstance(shape, dict) and "chain" in shape else [shape]
-    return [step["group"] if isinstance(step, dict) else [step] for step in steps]
+def waits_of(shape: Any, before: frozenset[str] = frozenset()) -> dict[str, frozenset[str]]:
+    """Each node key of a normalized canvas, with the keys that finish before it starts."""
+    if isinstance(shape, str):
+        return {shape: before}
+    if "continue" in shape or "barrier" in shape:
+        return {}
+    waits: dict[str, frozenset[str]] = {}
+    for part in shape.get("chain", []):
+        waits |= waits_of(part, before)
+        before = before | {key for key in waits}
+    for part in shape.get("group", []):
+        waits |= waits_of(part, before)
+    return waits
+
+
+def ancestors_of(plan: ExecutionPlan, key: str) -> set[str]:
+    """Every node `key` depends on, directly or not."""
+    found: set[str] = set()
+    pending = list(plan.nodes[key].depends_on)
+    while pending:
+        dep = pending.pop()
+        if dep in plan.nodes and dep not in found:
+            found.add(dep)
+            pending += plan.nodes[dep].depends_on
+    return found
 
 
 def compare_golden(name: str, shape: Any) -> None:
@@ -188,14 +291,35 @@ def test_canvas_runs_each_remaining_node_once_after_its_dependencies(
     make, done = CASES[name]
     plan = plan_of(make())
     shape = canvas_shape(build_canvas(celery_app, plan, done), plan)
-    order = levels_of(shape)
-    keys = [key for level in order for key in level]
-    assert sorted(keys) == sorted(set(plan.nodes) - done)
-    position = {key: index for index, level in enumerate(order) for key in level}
-    for key in keys:
-        for dependency in plan.nodes[key].depends_on:
-            if dependency not in done:
-                assert position[dependency] < position[key], (dependency, key)
+    waits = waits_of(shape)
+    last = shape["chain"][-1] if isinstance(shape, dict) and "chain" in shape else None
+    if isinstance(last, dict) and "continue" in last:  # the first levels, then the rest
+        assert last == {"continue": len(plan.nodes) - len(done)}
+        assert len(waits) == SEGMENT_NODES + 1
+        assert name.endswith("long_chain")
+    else:
+        assert sorted(waits) == sorted(set(plan.nodes) - done)
+    for key, before in waits.items():
+        assert set(plan.nodes[key].depends_on) - done <= before, key
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - {"n_shape", "two_multi_node_levels"}))
+def test_no_node_waits_for_a_node_it_does_not_depend_on(name: str, celery_app: Celery) -> None:
+    """Every shape but the N (not series-parallel) waits for nothing it does not need."""
+    make, done = CASES[name]
+    plan = plan_of(make())
+    for key, before in waits_of(canvas_shape(build_canvas(celery_app, plan, done), plan)).items():
+        assert before <= ancestors_of(plan, key), (
+            f"{key} waits for {before - ancestors_of(plan, key)}"
+        )
+
+
+def test_the_n_shape_adds_one_needless_wait(celery_app: Celery) -> None:
+    """docs/canvas.md: cut where the fewest waits arise; here c waits for b."""
+    plan = plan_of(n_shape())
+    waits = waits_of(canvas_shape(build_canvas(celery_app, plan), plan))
+    needless = {key: before - ancestors_of(plan, key) for key, before in waits.items()}
+    assert sum(len(extra) for extra in needless.values()) == 1
 
 
 def test_golden_files_have_no_strays() -> None:
