@@ -72,6 +72,7 @@ def node_environment(settings: Settings) -> NodeEnvironment:
         files_root=settings.files_root,
         allow_shell=settings.allow_shell,
         http_allow=settings.http_allow,
+        max_output_bytes=settings.max_output_mb * 1024 * 1024,
     )
 
 
