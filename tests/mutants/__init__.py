@@ -184,4 +184,35 @@ MUTANTS: tuple[Mutant, ...] = (
         replacement="idempotency_key=idempotency_key,",
         tests=(f"{LIVE}::test_a_redelivered_submit_message_gives_the_same_execution",),
     ),
+    Mutant(
+        name="schedule-tick-never-claimed",
+        guarantee="a schedule's tick fires once: the beat moves the schedule past the ticks it "
+        "sent (issue 19)",
+        path="storage/schedules.py",
+        original='                pipe.hset(key, "last_tick_s", str(up_to_s))\n',
+        replacement='                pipe.hget(key, "last_tick_s")\n',
+        tests=(
+            "tests/e2e/test_schedules.py::"
+            "test_two_beats_fire_each_tick_once_pause_stops_rm_removes",
+        ),
+    ),
+    Mutant(
+        name="hook-signature-unchecked",
+        guarantee="a webhook delivery without a valid X-Hub-Signature-256 starts nothing",
+        path="conductor/hooks.py",
+        original='    if not header or not header.startswith("sha256="):\n        return False\n',
+        replacement='    if not header or not header.startswith("sha256="):\n        return True\n',
+        tests=(
+            "tests/e2e/test_hooks.py::test_refusals",
+            "tests/unit/test_hook_rules.py::test_a_signature_over_the_raw_body",
+        ),
+    ),
+    Mutant(
+        name="hook-replay-new-execution",
+        guarantee="the same webhook delivery id gives the same execution",
+        path="conductor/api/hooks.py",
+        original="delivery_key(hook, request.headers))",
+        replacement="None)",
+        tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
+    ),
 )
