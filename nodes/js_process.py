@@ -113,8 +113,13 @@ class _Helper:
         return cls(pid, requests_w, replies_r)
 
     def alive(self) -> bool:
+        """Whether it still runs; one that ended is reaped and closed (its pid is not ours
+        to signal any more)."""
         with contextlib.suppress(ChildProcessError):
-            return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+            if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                return True
+        self.done = True
+        self._close()
         return False
 
     def send(self, message: bytes) -> None:
@@ -132,14 +137,17 @@ class _Helper:
         if self.done:
             return 0
         self.done = True
-        for fd in (self.to_helper, self.from_helper):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             return os.waitpid(self.pid, 0)[1]
         return 0
+
+    def _close(self) -> None:
+        for fd in (self.to_helper, self.from_helper):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _serve(handler: Handler, requests: int, replies: int) -> None:  # pragma: no cover
