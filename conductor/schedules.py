@@ -70,7 +70,11 @@ def new_schedule(
     try:
         schedule = Schedule.model_validate(fields)
     except ValidationError as exc:
-        problems += [_problem(err) for err in exc.errors() if _problem(err) not in problems]
+        found = [_problem(err) for err in exc.errors()]
+        # "exactly one of every and cron" adds nothing when `every` itself was refused.
+        if any(p.field == "every" for p in problems):
+            found = [p for p in found if p.field != "every"]
+        problems += [p for p in found if p not in problems]
         raise InvalidSchedule(problems) from None
     if problems:
         raise InvalidSchedule(problems)
