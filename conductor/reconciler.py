@@ -9,14 +9,17 @@ a running node's heartbeat, a control command). A pass looks at those idle for a
 - nothing running and nothing queued for `stall_s` (a lost message or chord callback): send
   again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason.
 It never overwrites a terminal state: finalizing is a set-once in Redis. Every worker runs it,
-one pass at a time across workers (a lock in Redis).
+one pass at a time across workers (a lock in the store). One execution never stops a pass: one
+whose check raises (its state is broken) is logged and skipped, and failed (INTERNAL_ERROR, out
+of the live index) once MAX_CHECK_FAILURES passes in a row could not check it. It talks to the
+store only through its interface (storage/state.py, storage/live_index.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -28,12 +31,13 @@ from nodes.registry import NodeRegistry
 from storage import keys
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
 from workers.app import create_app
-from workers.finalize import finalize
+from workers.finalize import fail_bare, finalize
 from workers.tasks import make_stores
 
 log = logging.getLogger(__name__)
 
 MAX_REDISPATCHES = 3
+MAX_CHECK_FAILURES = 3  # passes in a row that could not check an execution, then it is failed
 PAGE = 500  # idle executions read per request
 MAX_PER_PASS = 5000  # a pass looks at no more (the rest waits for the next pass)
 DEFAULT_QUEUE = "conductor"
@@ -56,6 +60,8 @@ class Reconciler:
     state: StateStore
     stall_s: int
     every_s: float = 5.0
+    # execution id -> passes in a row whose check of it raised (this process's count)
+    check_failures: dict[str, int] = field(default_factory=dict, compare=False)
 
     def run_forever(self, stop: threading.Event) -> None:
         """A pass every `every_s` until `stop` is set; errors are logged, never fatal."""
@@ -78,7 +84,7 @@ class Reconciler:
             for start in range(0, MAX_PER_PASS, PAGE):
                 page = self.state.live_executions(idle_since, start=start, limit=PAGE)
                 for execution_id in page:
-                    repair = self.check(execution_id, now)
+                    repair = self.check_isolated(execution_id, now)
                     if repair is not None:
                         repairs[execution_id] = repair
                 if len(page) < PAGE:
@@ -89,6 +95,33 @@ class Reconciler:
             if repair is not Repair.FORGOTTEN:
                 log.warning("reconciler: execution %s %s", execution_id, repair.value)
         return repairs
+
+    def check_isolated(self, execution_id: str, now: int) -> Repair | None:
+        """`check`, where an execution that cannot be checked (its state is broken) is logged
+        and skipped, so it never stops the pass; after MAX_CHECK_FAILURES passes it is failed."""
+        try:
+            repair = self.check(execution_id, now)
+        except Exception as exc:
+            log.exception("reconciler: execution %s could not be checked", execution_id)
+            return self._unrepairable(execution_id, exc)
+        self.check_failures.pop(execution_id, None)
+        return repair
+
+    def _unrepairable(self, execution_id: str, exc: Exception) -> Repair | None:
+        failures = self.check_failures.get(execution_id, 0) + 1
+        self.check_failures[execution_id] = failures
+        if failures < MAX_CHECK_FAILURES:
+            return None
+        self.check_failures.pop(execution_id, None)
+        message = f"the reconciler could not repair it: {type(exc).__name__}: {exc}"
+        error = {"code": "INTERNAL_ERROR", "message": message[:1000], "nodeId": None}
+        try:
+            finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
+        except Exception:  # its state cannot even be read: end it with the error alone
+            log.exception("reconciler: execution %s could not be finalized", execution_id)
+            fail_bare(execution_id, self.dispatcher.stores, error)
+        self.state.forget_live(execution_id)
+        return Repair.FAILED
 
     def check(self, execution_id: str, now: int) -> Repair | None:
         """Look at one idle execution and repair it if it is stuck."""

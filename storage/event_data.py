@@ -55,6 +55,9 @@ class EndedData(TypedDict):
     error: dict[str, Any] | None
     duration_ms: int | None
     result: Any  # the result object, or a blob reference when large
+    # the nodes that ended cancelled (never for a success): those a failure or a cancel
+    # stopped before their outcome, so history ends them too
+    cancelled: list[str]
 
 
 @with_config(_STRICT)
@@ -141,10 +144,13 @@ def queued_event(plan: ExecutionPlan) -> Event:
 
 
 def terminal_data(
-    status: ExecutionStatus, result: str, summary: dict[str, Any] | None = None
+    status: ExecutionStatus,
+    result: str,
+    summary: dict[str, Any] | None = None,
+    cancelled: list[str] | None = None,
 ) -> EndedData:
     """The data of execution.succeeded|failed|cancelled; `summary` holds the error and duration
-    when the stored result is a blob reference."""
+    when the stored result is a blob reference; `cancelled` the nodes that ended cancelled."""
     stored = json.loads(result)
     summary = summary or (stored if isinstance(stored, dict) else {})
     return {
@@ -152,14 +158,20 @@ def terminal_data(
         "error": summary.get("error"),
         "duration_ms": summary.get("duration_ms"),
         "result": stored,
+        "cancelled": cancelled or [],
     }
 
 
 def terminal_event(
-    execution_id: str, status: ExecutionStatus, result: str, summary: dict[str, Any] | None = None
+    execution_id: str,
+    status: ExecutionStatus,
+    result: str,
+    summary: dict[str, Any] | None = None,
+    cancelled: list[str] | None = None,
 ) -> Event:
-    """execution.succeeded|failed|cancelled (its seq is set when it is emitted)."""
-    data = terminal_data(status, result, summary)
+    """execution.succeeded|failed|cancelled (its seq is set when it is emitted), with the
+    nodes that ended cancelled."""
+    data = terminal_data(status, result, summary, cancelled)
     return _event(execution_id, EventType(f"execution.{status.value}"), dict(data))
 
 

@@ -44,13 +44,16 @@ class Event(BaseModel):
     - execution.queued: blueprint_id, blueprint_name, blueprint_version, inputs, nodes (count)
     - execution.started / paused / resumed: {}
     - execution.succeeded / failed / cancelled: status, error ({code, message, nodeId} or
-      null), duration_ms, result (the result object, or a blob reference when large)
+      null), duration_ms, result (the result object, or a blob reference when large),
+      cancelled (the nodes it ended before their outcome)
     - node.started: attempt, worker, type
     - node.succeeded / skipped: duration_ms
     - node.failed: error, settled (true when the failure became the node's output)
     - node.retrying: attempt, error, retry_in_s
     - node.progress: progress (0..1), message
-    - node.cached: key
+    - node.cached: duration_ms
+
+    The shapes are defined once, as types, in storage/event_data.py.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -185,6 +185,7 @@ class _EndedData(_Data):
     error: dict[str, Any] | None = None
     duration_ms: float | None = None
     result: dict[str, Any] | None = None
+    cancelled: list[str] = Field(default_factory=list)  # nodes it ended before their outcome
 
 
 class _NodeStartedData(_Data):
@@ -233,6 +234,9 @@ def node_targets(event: Event) -> list[str]:
     if event.type == EventType.EXECUTION_RESUMED:
         data = _data(event)
         return data.reset if isinstance(data, _ResumedData) else []
+    if event.type.is_terminal:
+        data = _data(event)
+        return data.cancelled if isinstance(data, _EndedData) else []
     return []
 
 
@@ -340,7 +344,17 @@ class NodeRunState(BaseModel):
             return self._outcome(event, data)
         if isinstance(data, _ResumedData):
             return self._reset(event)
+        if isinstance(data, _EndedData):
+            return self._drained(event)
         return self
+
+    def _drained(self, event: Event) -> NodeRunState:
+        """The execution ended (failed or cancelled) before this run's outcome: cancelled."""
+        if not self._wins(event.seq) or self.record.status in NODE_OUTCOME_OF.values():
+            return self
+        update = {"status": NodeStatus.CANCELLED, "finished_at": event.ts}
+        record = self.record.model_copy(update=update)
+        return self.model_copy(update={"record": record, "status_seq": event.seq})
 
     def _reset(self, event: Event) -> NodeRunState:
         """A retry sent this run back to pending: its ending and error go, as in Redis."""

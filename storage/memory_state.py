@@ -251,8 +251,6 @@ class MemoryStateStore(MemoryLiveIndex):
             return StateChange.NOT_FOUND
         if ExecutionStatus(meta["status"]) not in LIVE:
             return StateChange.CONFLICT
-        if len(self.done[execution_id]) >= int(meta["total"]):
-            return StateChange.CONFLICT
         meta["status"] = ExecutionStatus.CANCELLED.value
         nodes = self.nodes[execution_id]
         for key in self.plans[execution_id]:
@@ -313,10 +311,20 @@ class MemoryStateStore(MemoryLiveIndex):
         self.results[execution_id] = result
         self.meta[execution_id].update(status=status.value, finished_ms=str(now_ms()))
         self.forget_live(execution_id)
-        event = terminal_event(execution_id, status, result, summary)
+        cancelled = [] if status is ExecutionStatus.SUCCEEDED else self._drain(execution_id)
+        event = terminal_event(execution_id, status, result, summary, cancelled)
         seq = len(self.events_of[execution_id]) + 1
         self.events_of[execution_id].append(event.model_copy(update={"seq": seq}))
         return True
+
+    def _drain(self, execution_id: str) -> list[str]:
+        """Every node without an outcome ends cancelled; the keys of all cancelled ones."""
+        nodes = self.nodes[execution_id]
+        for key in self.plans[execution_id]:
+            if nodes.get(f"{key}:status", "pending") in ("pending", "running"):
+                nodes.update({f"{key}:status": "cancelled", f"{key}:finished_ms": str(now_ms())})
+        plan = self.plans[execution_id]
+        return sorted(key for key in plan if nodes.get(f"{key}:status") == "cancelled")
 
     def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
         """The events after `after_seq`."""

@@ -264,16 +264,18 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
         result: str,
         summary: dict[str, Any] | None = None,
     ) -> bool:
-        """Set the result once and emit the terminal event; False if already over."""
-        event = {
+        """Set the result once and emit the terminal event (a failed or cancelled execution's
+        unfinished nodes end cancelled in the same script); False if already over."""
+        head = {
             "id": _id(),
             "execution_id": execution_id,
             "type": f"execution.{status.value}",
             "node_id": None,
             "ts": now_ms() / 1000,
-            "data": terminal_data(status, result, summary),
         }
-        open_event = json.dumps(event, separators=(",", ":"))[:-1] + ',"seq":'
+        data = {**terminal_data(status, result, summary)}
+        del data["cancelled"]  # the script lists them, after it ends them
+        text = json.dumps(data, separators=(",", ":"))
         won = self.scripts(
             "finish",
             [
@@ -282,6 +284,8 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
                 keys.EVENTS_STREAM,
                 keys.events_log(execution_id),
                 keys.LIVE_EXECUTIONS,
+                keys.plan(execution_id),
+                keys.nodes(execution_id),
             ],
             [
                 *_emitting(execution_id),
@@ -289,7 +293,8 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
                 status.value,
                 now_ms(),
                 self.ttl_s,
-                open_event,
+                json.dumps(head, separators=(",", ":"))[:-1] + ',"seq":',
+                ',"data":' + text[:-1] + ',"cancelled":',
                 keys.done_channel(execution_id),
             ],
         )
@@ -308,14 +313,13 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
 
     def cancel(self, execution_id: str) -> StateChange:
         """Mark a live or paused execution and its unfinished nodes cancelled (finalize then
-        ends it)."""
+        ends it), whatever its nodes' state."""
         reply = self.scripts(
             "cancel",
             [
                 keys.meta(execution_id),
                 keys.plan(execution_id),
                 keys.nodes(execution_id),
-                keys.done(execution_id),
             ],
             [now_ms()],
         )

@@ -1,26 +1,45 @@
 -- finish: set the execution's result once, leave the live index, and emit the terminal event
 -- (also on the done channel, for waiters). A cancelled execution ends cancelled: a node's
--- failure or success arriving after the cancel loses. Returns 1 when this call ended it, else 0.
+-- failure or success arriving after the cancel loses. A failed or cancelled execution drains
+-- in the same script: every node without an outcome (pending, running, or in its retries)
+-- ends cancelled, which fences off its attempt (its heartbeat then stops it), and the terminal
+-- event lists every cancelled node (data.cancelled) so history ends them too.
+-- Returns 1 when this call ended it, else 0.
 local result_key, meta_key, stream_key, log_key, live_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local plan_key, nodes_key = KEYS[6], KEYS[7]
 local channel = ARGV[1]
 local execution_id = ARGV[2]
 local result = ARGV[3]         -- the result object (JSON, or a blob reference)
 local status = ARGV[4]         -- succeeded | failed | cancelled
 local now = ARGV[5]            -- ms
 local ttl_s = ARGV[6]
-local open_event = ARGV[7]     -- the terminal event's JSON without its closing `seq}`
-local done_channel = ARGV[8]
+local event_head = ARGV[7]     -- the terminal event's JSON up to `"seq":`
+local event_data = ARGV[8]     -- then `,"data":{...,"cancelled":` (closed here)
+local done_channel = ARGV[9]
 
 local current = redis.call('HGET', meta_key, 'status')
 if current == 'cancelled' and status ~= 'cancelled' then return 0 end
-if redis.call('SET', result_key, result, 'NX', 'EX', ttl_s) then
-  redis.call('ZREM', live_key, execution_id)
-  redis.call('HSET', meta_key, 'status', status, 'finished_ms', now)
-  local text = open_event .. redis.call('HINCRBY', meta_key, 'seq', 1) .. '}'
-  redis.call('XADD', stream_key, '*', 'event', text)
-  redis.call('RPUSH', log_key, text)
-  redis.call('PUBLISH', channel, text)
-  redis.call('PUBLISH', done_channel, text)
-  return 1
+if not redis.call('SET', result_key, result, 'NX', 'EX', ttl_s) then return 0 end
+redis.call('ZREM', live_key, execution_id)
+redis.call('HSET', meta_key, 'status', status, 'finished_ms', now)
+local cancelled = {}
+if status ~= 'succeeded' then
+  for _, key in ipairs(redis.call('HKEYS', plan_key)) do
+    local s = redis.call('HGET', nodes_key, key .. ':status') or 'pending'
+    if s == 'pending' or s == 'running' then
+      redis.call('HSET', nodes_key, key .. ':status', 'cancelled', key .. ':finished_ms', now)
+      s = 'cancelled'
+    end
+    if s == 'cancelled' then table.insert(cancelled, key) end
+  end
+  table.sort(cancelled)
+  same_ttl(meta_key, nodes_key)
 end
-return 0
+local listed = '[]'
+if #cancelled > 0 then listed = cjson.encode(cancelled) end
+local text = event_head .. redis.call('HINCRBY', meta_key, 'seq', 1) .. event_data .. listed .. '}}'
+redis.call('XADD', stream_key, '*', 'event', text)
+redis.call('RPUSH', log_key, text)
+redis.call('PUBLISH', channel, text)
+redis.call('PUBLISH', done_channel, text)
+return 1

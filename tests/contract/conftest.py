@@ -106,9 +106,8 @@ def state_store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     client = redis.Redis.from_url(server.url)
     yield RedisStateStore(client, lease_ms=STATE_LEASE_MS)
     # no worker's reconciler (e2e tests share the server) is to repair these executions
-    ours = [
-        key for key in client.zrange(keys.LIVE_EXECUTIONS, 0, -1) if key.startswith(b"contract-")
-    ]
+    live: list[bytes] = client.zrange(keys.LIVE_EXECUTIONS, 0, -1)  # type: ignore[assignment]
+    ours = [key for key in live if key.startswith(b"contract-")]
     if ours:
         client.zrem(keys.LIVE_EXECUTIONS, *ours)
     client.close()

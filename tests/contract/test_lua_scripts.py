@@ -94,15 +94,15 @@ def set_node(run: Scripts, ex: str, token: str, retry_in_s: str = "") -> int:
 
 
 def cancel(run: Scripts, ex: str) -> int:
-    node_keys = [keys.meta(ex), keys.plan(ex), keys.nodes(ex), keys.done(ex)]
-    return int(run("cancel", node_keys, [4000]))
+    return int(run("cancel", [keys.meta(ex), keys.plan(ex), keys.nodes(ex)], [4000]))
 
 
 def finish(run: Scripts, ex: str, status: str) -> int:
-    event = json.dumps({"id": "t", "type": f"execution.{status}", "data": {}})[:-1] + ',"seq":'
-    node_keys = [keys.result(ex), keys.meta(ex), stream(ex), keys.events_log(ex)]
-    node_keys.append(live(ex))
-    args = [*emitting(ex), '{"r": 1}', status, 5000, 60, event, keys.done_channel(ex)]
+    head = json.dumps({"id": "t", "type": f"execution.{status}"})[:-1] + ',"seq":'
+    data = ',"data":{"status":"' + status + '","cancelled":'
+    node_keys = [keys.result(ex), keys.meta(ex), stream(ex), keys.events_log(ex), live(ex)]
+    node_keys += [keys.plan(ex), keys.nodes(ex)]
+    args = [*emitting(ex), '{"r": 1}', status, 5000, 60, head, data, keys.done_channel(ex)]
     return int(run("finish", node_keys, args))
 
 
@@ -215,8 +215,24 @@ def test_finish_sets_the_result_once_and_a_cancel_wins(
     assert finish(run, ex, "cancelled") == 0
     terminal = logged(client, ex)[-1]
     assert (terminal["type"], terminal["seq"]) == ("execution.cancelled", 2)
+    assert terminal["data"] == {"status": "cancelled", "cancelled": ["a"]}
     assert client.get(keys.result(ex)) == '{"r": 1}'
     assert client.zscore(live(ex), ex) is None
+
+
+def test_finish_of_a_failure_cancels_the_nodes_without_an_outcome(
+    run: Scripts, client: redis.Redis, ex: str
+) -> None:
+    create(run, ex, {"a": NODE, "b": NODE, "c": NODE})
+    load(run, ex)  # a runs
+    client.hset(keys.nodes(ex), "b:status", "succeeded")
+    assert finish(run, ex, "failed") == 1
+    assert client.hmget(keys.nodes(ex), "a:status", "b:status", "c:status") == [
+        "cancelled",
+        "succeeded",
+        "cancelled",
+    ]
+    assert logged(client, ex)[-1]["data"]["cancelled"] == ["a", "c"]
 
 
 def test_expand_adds_items_only_for_the_holding_attempt(

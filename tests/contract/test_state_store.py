@@ -184,6 +184,15 @@ def test_cancel_ends_live_nodes_and_fences_their_attempts(state_store: StateStor
     assert state_store.cancel("nope") is StateChange.NOT_FOUND
 
 
+def test_cancel_works_on_an_execution_whose_nodes_all_finished(state_store: StateStore) -> None:
+    # stuck: the last outcome was stored, but whoever stored it never ended the execution
+    execution_id = create(state_store, PAIR)
+    state_store.complete(execution_id, "a", "{}", NodeStatus.SUCCEEDED)
+    assert state_store.complete(execution_id, "b", "{}", NodeStatus.SUCCEEDED) is Completion.LAST
+    assert state_store.cancel(execution_id) is StateChange.DONE
+    assert state_store.finish(execution_id, ExecutionStatus.CANCELLED, '{"error": null}')
+
+
 def test_pause_and_resume_move_only_from_their_states(state_store: StateStore) -> None:
     execution_id = create(state_store)
     paused = ExecutionStatus.PAUSED
@@ -240,6 +249,27 @@ def test_no_event_follows_the_terminal_one(state_store: StateStore) -> None:
     assert late is Completion.DUPLICATE
     state_store.progress(execution_id, "b", 0.5, "half")
     assert events(state_store, execution_id)[-1].type is EventType.EXECUTION_FAILED
+
+
+def test_a_failure_drains_every_node_without_an_outcome(state_store: StateStore) -> None:
+    text = "id: f\nname: F\nnodes: [{id: a, type: delay}, {id: b, type: delay}, "
+    text += "{id: c, type: delay}]\nedges: [{source: b, target: c}]\n"
+    execution_id = create(state_store, text)
+    a = started(state_store, execution_id, "a")
+    b = started(state_store, execution_id, "b")  # a sibling in flight
+    state_store.fail(execution_id, "a", ERROR, attempt=a)
+    assert state_store.finish(execution_id, ExecutionStatus.FAILED, '{"error": null}')
+    nodes = state_store.snapshot(execution_id, []).nodes
+    assert {k: r.status.value for k, r in nodes.items()} == {
+        "a": "failed",
+        "b": "cancelled",
+        "c": "cancelled",
+    }
+    assert not state_store.heartbeat(execution_id, "b", b).holds  # told to stop
+    terminal = events(state_store, execution_id)[-1]
+    assert (terminal.type, terminal.data["cancelled"]) == (EventType.EXECUTION_FAILED, ["b", "c"])
+    assert state_store.reopen(execution_id, []) is StateChange.DONE
+    assert events(state_store, execution_id)[-1].data["nodes"] == ["a", "b", "c"]
 
 
 def test_expand_is_fenced_by_the_loops_attempt(state_store: StateStore) -> None:
@@ -303,6 +333,7 @@ EXPECTED = [
             "error": None,
             "duration_ms": 3,
             "result": {"error": None, "duration_ms": 3},
+            "cancelled": [],
         },
     ),
 ]

@@ -28,6 +28,8 @@ GUARANTEES = "tests/e2e/test_guarantees.py"
 RECORDER = "tests/e2e/test_recorder.py"
 LIVE = "tests/e2e/test_guarantees_live.py"
 STATE = "tests/contract/test_state_store.py"
+RECOVERY = "tests/e2e/test_recovery.py"
+FAIL_FAST = "tests/e2e/test_fail_fast.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -86,12 +88,12 @@ MUTANTS: tuple[Mutant, ...] = (
         name="no-event-on-cancel",
         guarantee="a cancelled execution publishes execution.cancelled (stream, log, channels)",
         path="storage/lua/finish.lua",
-        original="  redis.call('XADD', stream_key, '*', 'event', text)\n"
-        "  redis.call('RPUSH', log_key, text)\n",
-        replacement="  if status ~= 'cancelled' then\n"
-        "  redis.call('XADD', stream_key, '*', 'event', text)\n"
-        "  redis.call('RPUSH', log_key, text)\n"
-        "  end\n",
+        original="redis.call('XADD', stream_key, '*', 'event', text)\n"
+        "redis.call('RPUSH', log_key, text)\n",
+        replacement="if status ~= 'cancelled' then\n"
+        "redis.call('XADD', stream_key, '*', 'event', text)\n"
+        "redis.call('RPUSH', log_key, text)\n"
+        "end\n",
         tests=(
             f"{GUARANTEES}::test_cancel_publishes_the_terminal_event_once",
             "tests/e2e/test_control.py::test_the_reconciler_finishes_a_cancel_cut_short",
@@ -183,6 +185,28 @@ MUTANTS: tuple[Mutant, ...] = (
         original='idempotency_key=idempotency_key or f"celery-task:{self.request.id}",',
         replacement="idempotency_key=idempotency_key,",
         tests=(f"{LIVE}::test_a_redelivered_submit_message_gives_the_same_execution",),
+    ),
+    Mutant(
+        name="fail-fast-no-drain",
+        guarantee="a failed execution ends every node without an outcome (fencing it) in the "
+        "script that ends the execution, and names them in its terminal event",
+        path="storage/lua/finish.lua",
+        original="if status ~= 'succeeded' then\n",
+        replacement="if false then\n",
+        tests=(
+            f"{FAIL_FAST}::test_a_failure_drains_a_sibling_in_its_retries_and_retry_reruns_the_rest",
+            f"{STATE}::test_a_failure_drains_every_node_without_an_outcome[redis]",
+        ),
+    ),
+    Mutant(
+        name="history-not-drained",
+        guarantee="history ends the node runs a failed execution cancelled, as Redis does",
+        path="storage/history.py",
+        original="        if isinstance(data, _EndedData):\n            return self._drained(event)\n",
+        replacement="",
+        tests=(
+            f"{FAIL_FAST}::test_a_failure_drains_a_sibling_in_its_retries_and_retry_reruns_the_rest",
+        ),
     ),
     Mutant(
         name="schedule-tick-never-claimed",

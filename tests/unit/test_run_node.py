@@ -19,8 +19,9 @@ from nodes.errors import NodeError
 from nodes.registry import NodeRegistry, builtin_node_types
 from storage.blobs import MemoryBlobStore, unpack
 from storage.memory_state import MemoryStateStore
-from storage.state import NodeRecord, NodeStatus, now_ms
+from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
 from tests.unit.blueprints import blueprint, chain_edges, edge, group, node
+from workers.finalize import finalize
 from workers.run_node import NodeRun, Outcome, run_node
 from workers.stores import Stores
 
@@ -94,6 +95,18 @@ class NotJsonNode(Node[NodeParameters]):
         return {"result": {1, 2}}
 
 
+class DeepNode(Node[NodeParameters]):
+    """Returns a list nested 900 deep: JSON, but deeper than any reader may parse."""
+
+    type_name = "deep"
+
+    def run(self, params: NodeParameters, context: NodeContext) -> Mapping[str, Any]:
+        value: Any = 0
+        for _ in range(900):
+            value = [value]
+        return {"result": value}
+
+
 class CountNode(Node[NodeParameters]):
     """Records every run; passes its input through."""
 
@@ -117,6 +130,7 @@ def registry() -> Iterator[NodeRegistry]:
             CrashNode,
             BadOutputNode,
             NotJsonNode,
+            DeepNode,
             CountNode,
         ]
     )
@@ -530,6 +544,27 @@ def test_an_output_that_is_not_json_fails_with_serialization_failed(
     assert execution.final()["error"]["code"] == "SERIALIZATION_FAILED"
 
 
+def test_an_output_nested_too_deep_fails_with_serialization_failed(
+    registry: NodeRegistry,
+) -> None:
+    execution = Execution(registry, blueprint([node("odd", "deep"), node("other", "emit")]))
+    assert execution.run("odd").outcome is Outcome.FAILED
+    error = execution.final()["error"]
+    assert (error["code"], error["nodeId"]) == ("SERIALIZATION_FAILED", "odd")
+    assert "odd" not in execution.state.outputs[EXECUTION_ID]
+
+
+def test_a_result_that_cannot_be_stored_still_ends_the_execution(registry: NodeRegistry) -> None:
+    execution = Execution(registry, blueprint([node("odd", "emit")]))
+    deep = '{"result": ' + "[" * 900 + "0" + "]" * 900 + "}"  # stored before outputs were checked
+    execution.state.complete(EXECUTION_ID, "odd", deep, NodeStatus.SUCCEEDED)
+    assert finalize(EXECUTION_ID, execution.stores, ExecutionStatus.SUCCEEDED)
+    final = execution.final()
+    assert (final["status"], final["error"]["code"]) == ("failed", "SERIALIZATION_FAILED")
+    assert final["data"] == {}
+    assert execution.state.events_of[EXECUTION_ID][-1].type.value == "execution.failed"
+
+
 def test_a_node_past_its_timeout_fails_with_timeout(registry: NodeRegistry) -> None:
     execution = Execution(
         registry, blueprint([node("slow", "delay", ms=5000, timeout=100, retries=0)])
@@ -562,8 +597,9 @@ def test_a_failure_ends_the_execution_and_later_nodes_are_ignored(
         "nodeId": "broken",
     }
     assert set(result) == RESULT_KEYS
-    assert execution.record("after").status is NodeStatus.PENDING
+    assert execution.record("after").status is NodeStatus.CANCELLED  # drained by the failure
     assert execution.record("broken").status is NodeStatus.FAILED
+    assert {step["nodeId"]: step["status"] for step in result["trace"]}["after"] == "cancelled"
 
 
 def test_a_failure_inside_a_group_names_the_nested_node(registry: NodeRegistry) -> None:
