@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import redis
-
-from storage import keys
+from storage.event_source import EventSource, Subscription
 from storage.events import Event
 from storage.history import HistoryStore
 from storage.state import StateStore
@@ -20,7 +18,7 @@ class ExecutionNotFound(LookupError):
 
 
 def follow_events(
-    client: redis.Redis,
+    source: EventSource,
     state: StateStore,
     history: HistoryStore | None,
     execution_id: str,
@@ -29,37 +27,58 @@ def follow_events(
     heartbeat_s: float = HEARTBEAT_S,
 ) -> Iterator[Event | None]:
     """Events with seq > `after_seq` until the terminal one; None is a heartbeat (nothing
-    happened for `heartbeat_s`). Subscribes before reading the backlog, so nothing falls
-    between the two; a jump in the live seq is filled from the execution's event log."""
-    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    pubsub.subscribe(keys.events_channel(execution_id))
+    happened for `heartbeat_s`). Subscribes, then reads the backlog, so nothing falls between
+    the two; a jump in the live seq is filled from the execution's event log. Both happen on
+    this call, so a failure (Redis away, an unknown execution) raises here, before a viewer
+    was sent anything."""
+    subscription = source.subscribe(execution_id)
     try:
         backlog = state.events(execution_id, after_seq)
         if backlog is None:  # gone from Redis: what the history store has is all there is
-            yield from _from_history(history, execution_id, after_seq)
-            return
+            subscription.close()
+            return _from_history(history, execution_id, after_seq)
+        finished = not backlog and state.result(execution_id) is not None
+    except BaseException:
+        subscription.close()
+        raise
+    if finished:  # reconnected after the terminal event: nothing more will come
+        subscription.close()
+        return iter(backlog)
+    return _stream(
+        subscription, state, execution_id, backlog, after_seq=after_seq, heartbeat_s=heartbeat_s
+    )
+
+
+def _stream(
+    subscription: Subscription,
+    state: StateStore,
+    execution_id: str,
+    backlog: list[Event],
+    *,
+    after_seq: int,
+    heartbeat_s: float,
+) -> Iterator[Event | None]:
+    try:
         last = after_seq
         for event in backlog:
             yield event
             last = event.seq
             if event.type.is_terminal and event is backlog[-1]:
                 return  # (an earlier terminal event was followed by a retry)
-        if not backlog and state.result(execution_id) is not None:
-            return  # reconnected after the terminal event: nothing more will come
-        yield from _live(pubsub, state, execution_id, last, heartbeat_s)
+        yield from _live(subscription, state, execution_id, last, heartbeat_s)
     finally:
-        pubsub.close()
+        subscription.close()
 
 
 def _live(
-    pubsub: redis.client.PubSub, state: StateStore, execution_id: str, last: int, heartbeat_s: float
+    subscription: Subscription, state: StateStore, execution_id: str, last: int, heartbeat_s: float
 ) -> Iterator[Event | None]:
     while True:
-        message = pubsub.get_message(timeout=heartbeat_s)
-        if message is None:
+        payload = subscription.get(heartbeat_s)
+        if payload is None:
             yield None
             continue
-        event = Event.model_validate(json.loads(message["data"]))
+        event = Event.model_validate(json.loads(payload))
         pending = [event]
         if event.seq > last + 1:  # missed some (a slow subscriber): read them from the log
             pending = [e for e in state.events(execution_id, last) or [] if e.seq > last]
@@ -77,4 +96,4 @@ def _from_history(
 ) -> Iterator[Event]:
     if history is None or history.execution(execution_id) is None:
         raise ExecutionNotFound(execution_id)
-    yield from history.events(execution_id, after_seq)
+    return iter(history.events(execution_id, after_seq))

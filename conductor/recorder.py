@@ -13,14 +13,13 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
 
-import redis
 from pydantic import ValidationError
 
-from storage import keys
 from storage.events import Event
 from storage.history import HistoryStore, InvalidEvent, check_event
+from storage.recorder_stream import Entry, RecorderStream, as_recorder_stream
+from storage.redis_client import Redis
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +33,14 @@ class Recorder:
 
     def __init__(
         self,
-        client: redis.Redis,
+        stream: RecorderStream | Redis,
         history: HistoryStore,
         *,
         consumer: str | None = None,
         batch_size: int = BATCH_SIZE,
         claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
-        self.client = client
+        self.stream = as_recorder_stream(stream)
         self.history = history
         # Stable across restarts, so a restarted recorder takes back what it had read.
         self.consumer = consumer or socket.gethostname()
@@ -50,62 +49,34 @@ class Recorder:
 
     def ensure_group(self) -> None:
         """Create the consumer group from the stream's start (every event is recorded)."""
-        try:
-            self.client.xgroup_create(
-                keys.EVENTS_STREAM, keys.RECORDER_GROUP, id="0", mkstream=True
-            )
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        self.stream.ensure_group()
 
     def step(self, block_ms: int | None = 1000) -> int:
         """Record one batch of new entries; returns how many entries were handled."""
-        reply: Any = self.client.xreadgroup(
-            keys.RECORDER_GROUP,
-            self.consumer,
-            {keys.EVENTS_STREAM: ">"},
-            count=self.batch_size,
-            block=block_ms,
-        )
-        return sum(self._record(entries) for _, entries in reply or [])
+        return self._record(self.stream.read_new(self.consumer, self.batch_size, block_ms))
 
     def recover(self) -> int:
         """Record what this consumer read before and did not acknowledge, then what other
         consumers left unacknowledged for longer than `claim_idle_ms`."""
         handled = 0
-        while True:
-            reply: Any = self.client.xreadgroup(
-                keys.RECORDER_GROUP,
-                self.consumer,
-                {keys.EVENTS_STREAM: "0"},
-                count=self.batch_size,
-            )
-            batch = [entry for _, entries in reply or [] for entry in entries]
-            if not batch:
-                break
+        while batch := self.stream.read_pending(self.consumer, self.batch_size):
             gone = [entry_id for entry_id, fields in batch if not fields]  # trimmed away
             if gone:
-                self.client.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *gone)
+                self.stream.acknowledge(gone)
             handled += self._record([entry for entry in batch if entry[1]])
         return handled + self._claim()
 
     def _claim(self) -> int:
         handled, start = 0, "0-0"
         while True:
-            reply: Any = self.client.xautoclaim(
-                keys.EVENTS_STREAM,
-                keys.RECORDER_GROUP,
-                self.consumer,
-                min_idle_time=self.claim_idle_ms,
-                start_id=start,
-                count=self.batch_size,
+            start, entries = self.stream.claim_idle(
+                self.consumer, self.claim_idle_ms, start, self.batch_size
             )
-            start, entries = reply[0], [entry for entry in reply[1] if entry[1]]
             handled += self._record(entries) if entries else 0
-            if start in (b"0-0", "0-0"):
+            if start == "0-0":
                 return handled
 
-    def _record(self, entries: list[Any]) -> int:
+    def _record(self, entries: list[Entry]) -> int:
         if not entries:
             return 0
         events = []
@@ -118,11 +89,7 @@ class Recorder:
                 continue
             events.append(event)
         self.history.record(events)  # commits; only then acknowledge
-        ids = [entry_id for entry_id, _ in entries]
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xack(keys.EVENTS_STREAM, keys.RECORDER_GROUP, *ids)
-        pipe.xdel(keys.EVENTS_STREAM, *ids)
-        pipe.execute()
+        self.stream.settle([entry_id for entry_id, _ in entries])
         return len(entries)
 
     def drain(self) -> int:

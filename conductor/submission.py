@@ -6,20 +6,22 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
-
 from conductor.dispatch import Dispatcher
 from conductor.model.blueprint import Blueprint
+from conductor.model.plan import ExecutionPlan, PlannedNode
 from conductor.model.problems import Problem
 from conductor.validation import ensure_valid, find_warnings
-from storage import keys
 from storage.blueprints import BlueprintStore
+from storage.idempotency import IdempotencyClaims, as_idempotency_claims
+from storage.presence import PresenceStore
+from storage.redis_client import Redis, StoreError
 from storage.state import ExecutionExists
+from workers.config import DEFAULT_QUEUE
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 # A key whose first request has not stored its execution after this long is taken over.
@@ -37,6 +39,52 @@ class Submitted:
     created: bool
     # Unknown node fields and parameters, ignored at run time (empty in strict mode).
     warnings: tuple[Problem, ...] = ()
+    # Queues the execution's nodes go to that no live worker consumes (they wait there).
+    idle_queues: tuple[IdleQueue, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdleQueue:
+    """A queue some of an execution's nodes are sent to, which no live worker consumes."""
+
+    queue: str
+    node_keys: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        """What to tell the submitter."""
+        nodes = ", ".join(self.node_keys[:5]) + (", ..." if len(self.node_keys) > 5 else "")
+        return (
+            f"no live worker consumes queue {self.queue!r} (nodes {nodes}): the execution "
+            f"waits there until one does (conductor worker -Q {self.queue})"
+        )
+
+
+class QueueWatch:
+    """Which of a plan's queues no live worker consumes (from worker presence)."""
+
+    def __init__(self, presence: PresenceStore, routes: Mapping[str, str]) -> None:
+        self.presence = presence
+        self.routes = dict(routes)
+
+    def idle(self, plan: ExecutionPlan) -> tuple[IdleQueue, ...]:
+        """The plan's queues nobody consumes; none when presence cannot be read."""
+        try:
+            consumed = {queue for worker in self.presence.live() for queue in worker.queues}
+        except StoreError:
+            return ()
+        waiting: dict[str, list[str]] = {}
+        for node in _every_node(plan.nodes.values()):
+            queue = node.queue or self.routes.get(node.type) or DEFAULT_QUEUE
+            if queue not in consumed:
+                waiting.setdefault(queue, []).append(node.key)
+        return tuple(IdleQueue(queue, tuple(keys)) for queue, keys in waiting.items())
+
+
+def _every_node(nodes: Iterable[PlannedNode]) -> Iterable[PlannedNode]:
+    for node in nodes:
+        yield node
+        yield from _every_node(node.body)
 
 
 class Submitter:
@@ -46,12 +94,14 @@ class Submitter:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        client: redis.Redis,
+        claims: IdempotencyClaims | Redis,
         blueprints: BlueprintStore | None = None,
         claim_ttl_s: int = IDEMPOTENCY_TTL_S,
+        queues: QueueWatch | None = None,
     ) -> None:
         self.dispatcher = dispatcher
-        self.client = client
+        self.queues = queues
+        self.claims = as_idempotency_claims(claims)
         self.blueprints = blueprints
         # A key must not outlive the execution it names, or a repeat would re-create it.
         self.claim_ttl_s = min(claim_ttl_s, IDEMPOTENCY_TTL_S)
@@ -71,9 +121,16 @@ class Submitter:
             submitted = Submitted(plan.execution_id, "queued", created=True)
         else:
             submitted = self._idempotent(model, dict(inputs or {}), idempotency_key)
+        submitted = replace(submitted, idle_queues=self._idle_queues(submitted.execution_id))
         if self.dispatcher.strict:
             return submitted
         return replace(submitted, warnings=tuple(find_warnings(model, self.dispatcher.registry)))
+
+    def _idle_queues(self, execution_id: str) -> tuple[IdleQueue, ...]:
+        if self.queues is None:
+            return ()
+        stored = self.dispatcher.stores.state.stored_plan(execution_id)
+        return () if stored is None else self.queues.idle(stored.plan)
 
     def _resolve(self, blueprint: Blueprint | None, blueprint_id: str | None) -> Blueprint:
         if (blueprint is None) == (blueprint_id is None):
@@ -87,17 +144,16 @@ class Submitter:
         return stored.blueprint.model_copy(update={"version": version})
 
     def _idempotent(self, model: Blueprint, inputs: dict[str, Any], key: str) -> Submitted:
-        claim = keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
         execution_id = str(uuid.uuid4())
         request = _fingerprint(model, inputs)
         # An invalid request claims no key.
         ensure_valid(model, self.dispatcher.registry, strict=self.dispatcher.strict)
-        if self.client.set(claim, f"{execution_id} {request}", nx=True, ex=self.claim_ttl_s):
+        if self.claims.claim(key, f"{execution_id} {request}", self.claim_ttl_s):
             # From here on the key stays: a repeat finds, takes over or re-sends this execution.
             with suppress(ExecutionExists):  # a repeat took over while this one was slow
                 self.dispatcher.submit(model, inputs, execution_id)
             return Submitted(execution_id, "queued", created=True)
-        existing, _, first_request = _text(self.client.get(claim)).partition(" ")
+        existing, _, first_request = (self.claims.holder(key) or "").partition(" ")
         if first_request != request:
             raise IdempotencyConflict(
                 "this idempotency_key was used for a different request within 24 h: use a new "
@@ -134,7 +190,3 @@ def _fingerprint(model: Blueprint, inputs: dict[str, Any]) -> str:
         [model.model_dump(mode="json"), inputs], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-import redis
-
-from storage import keys
 from storage.blobs import unpack
+from storage.event_source import EventSource, as_event_source
 from storage.events import TERMINAL_EVENTS, Event
+from storage.redis_client import Redis
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
@@ -29,11 +28,11 @@ class ExecutionFollower:
     """A subscription to one execution's events (`live`), or to its end only; open it before
     submitting to miss none."""
 
-    def __init__(self, client: redis.Redis, execution_id: str, *, live: bool = True) -> None:
+    def __init__(
+        self, source: EventSource | Redis, execution_id: str, *, live: bool = True
+    ) -> None:
         self.execution_id = execution_id
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        channel = keys.events_channel if live else keys.done_channel
-        self.pubsub.subscribe(channel(execution_id))
+        self.subscription = as_event_source(source).subscribe(execution_id, terminal_only=not live)
 
     def wait(
         self, stores: Stores, timeout_s: float | None = None, on_event: OnEvent | None = None
@@ -60,10 +59,10 @@ class ExecutionFollower:
     def _until_terminal(self, wait_s: float, on_event: OnEvent | None) -> None:
         end = time.monotonic() + wait_s
         while (left := end - time.monotonic()) > 0:
-            message = self.pubsub.get_message(timeout=left)
-            if not message:
+            text = self.subscription.get(left)
+            if text is None:
                 continue
-            payload = json.loads(message["data"])
+            payload = json.loads(text)
             if on_event is not None:  # a full model only for a viewer; waiting needs the type
                 on_event(Event.model_validate(payload))
             if payload.get("type") in TERMINAL_TYPES:
@@ -71,7 +70,7 @@ class ExecutionFollower:
 
     def close(self) -> None:
         """Unsubscribe."""
-        self.pubsub.close()
+        self.subscription.close()
 
     def __enter__(self) -> ExecutionFollower:
         return self
@@ -83,11 +82,11 @@ class ExecutionFollower:
 
 
 def wait_for_result(
-    client: redis.Redis,
+    source: EventSource | Redis,
     stores: Stores,
     execution_id: str,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Block until the execution ends and return its result object."""
-    with ExecutionFollower(client, execution_id, live=False) as follower:
+    with ExecutionFollower(source, execution_id, live=False) as follower:
         return follower.wait(stores, timeout_s)

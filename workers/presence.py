@@ -1,9 +1,5 @@
-"""Worker presence: a worker's main process keeps a Redis key with a TTL alive while it runs.
-
-Reading who is live costs two round trips (the index, then the keys), not a broadcast to every
-worker the way Celery's `control.ping` is. A worker that dies without shutting down drops out
-when its key expires (`ttl_s`); the index only lists candidates and is trimmed by the workers.
-"""
+"""Worker presence: a worker's main process keeps its announcement alive while it runs (the
+store is storage/presence.py: a Redis key with a TTL per worker)."""
 
 from __future__ import annotations
 
@@ -14,29 +10,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from storage import keys
+from storage.presence import PresenceStore, WorkerPresence
+from storage.redis_client import StoreError
 
 logger = logging.getLogger(__name__)
 
 PRESENCE_TTL_S = 30
 REFRESH_INTERVAL_S = 10
-INDEX_RETENTION_S = 3600  # index entries not refreshed for this long are dropped
 
-
-class WorkerPresence(BaseModel):
-    """What a live worker announces about itself."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    queues: list[str]
-    pid: int
-    started_at: float
+__all__ = ["PresenceBeacon", "WorkerPresence", "announce_presence", "live_workers"]
 
 
 class PresenceBeacon:
@@ -44,12 +29,12 @@ class PresenceBeacon:
 
     def __init__(
         self,
-        client: redis.Redis,
+        store: PresenceStore,
         presence: WorkerPresence,
         ttl_s: int = PRESENCE_TTL_S,
         interval_s: float = REFRESH_INTERVAL_S,
     ) -> None:
-        self.client = client
+        self.store = store
         self.presence = presence
         self.ttl_s = ttl_s
         self.interval_s = interval_s
@@ -57,17 +42,8 @@ class PresenceBeacon:
         self._thread: threading.Thread | None = None
 
     def announce(self) -> None:
-        """Write (or refresh) the presence key and index entry; trim stale index entries."""
-        now = time.time()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(
-            keys.worker_presence(self.presence.name),
-            self.presence.model_dump_json(),
-            ex=self.ttl_s,
-        )
-        pipe.zadd(keys.WORKERS, {self.presence.name: now})
-        pipe.zremrangebyscore(keys.WORKERS, "-inf", now - INDEX_RETENTION_S)
-        pipe.execute()
+        """Write (or refresh) the announcement."""
+        self.store.announce(self.presence, self.ttl_s)
 
     def start(self) -> None:
         """Announce now, then keep refreshing from a daemon thread (idempotent)."""
@@ -84,11 +60,8 @@ class PresenceBeacon:
             self._thread.join(timeout=self.interval_s)
             self._thread = None
         try:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(keys.worker_presence(self.presence.name))
-            pipe.zrem(keys.WORKERS, self.presence.name)
-            pipe.execute()
-        except redis.RedisError as exc:  # the key still expires on its own
+            self.store.withdraw(self.presence.name)
+        except StoreError as exc:  # the key still expires on its own
             logger.warning("could not withdraw worker presence: %s", exc)
 
     def _run(self) -> None:
@@ -98,29 +71,16 @@ class PresenceBeacon:
     def _refresh(self) -> None:
         try:
             self.announce()
-        except redis.RedisError as exc:  # Redis may be back by the next refresh
+        except StoreError as exc:  # Redis may be back by the next refresh
             logger.warning("could not announce worker presence: %s", exc)
 
 
-def live_workers(client: redis.Redis) -> list[WorkerPresence]:
-    """Every worker whose presence key has not expired, by name."""
-    members: Any = client.zrange(keys.WORKERS, 0, -1)
-    names = [name.decode() if isinstance(name, bytes) else str(name) for name in members]
-    if not names:
-        return []
-    values: Any = client.mget([keys.worker_presence(name) for name in names])
-    live = []
-    for value in values:
-        if value is None:
-            continue
-        try:
-            live.append(WorkerPresence.model_validate_json(value))
-        except ValidationError:  # written by another version: not counted rather than fatal
-            continue
-    return sorted(live, key=lambda presence: presence.name)
+def live_workers(store: PresenceStore) -> list[WorkerPresence]:
+    """Every worker whose announcement has not expired, by name."""
+    return store.live()
 
 
-def announce_presence(app: Celery, client: redis.Redis, queues: Sequence[str]) -> None:
+def announce_presence(app: Celery, store: PresenceStore, queues: Sequence[str]) -> None:
     """Have this process's worker announce itself from `worker_ready` to `worker_shutdown`.
 
     Call it where the worker app is built (never on import); the signals are Celery's global
@@ -134,7 +94,7 @@ def announce_presence(app: Celery, client: redis.Redis, queues: Sequence[str]) -
         presence = WorkerPresence(
             name=str(sender.hostname), queues=list(queues), pid=os.getpid(), started_at=time.time()
         )
-        beacons.append(PresenceBeacon(client, presence))
+        beacons.append(PresenceBeacon(store, presence))
         beacons[0].start()
 
     def shutdown(sender: Any, **_: Any) -> None:

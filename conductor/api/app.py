@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -26,6 +25,7 @@ from conductor.api.problems import (
     problem_response,
 )
 from conductor.dispatch import DispatchFailed
+from storage.redis_client import TRANSPORT_ERRORS
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 DESCRIPTION = """Submit Atomiton Blueprints and follow their executions.
@@ -81,8 +81,8 @@ def create_api(context: ApiContext) -> FastAPI:
     app.mount("/ui/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(redis.ConnectionError, _redis_down)
-    app.add_exception_handler(redis.TimeoutError, _redis_down)
+    for error in TRANSPORT_ERRORS:
+        app.add_exception_handler(error, _redis_down)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DispatchFailed, _redis_down)
     app.add_middleware(BodyLimit)

@@ -1,20 +1,27 @@
-"""What the API's handlers share: settings, Redis, stores, the dispatcher and submitter."""
+"""What the API's handlers share: settings, stores, the dispatcher and submitter, built from
+the one wiring point (conductor/services.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
+from conductor.api.streams import StreamSlots
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings
-from conductor.submission import Submitter
-from nodes.registry import NodeRegistry, default_registry
-from storage.blueprints import BlueprintStore, open_blueprint_store
-from storage.history import HistoryStore, open_history
-from workers.app import create_app
+from conductor.services import Services
+from conductor.submission import QueueWatch, Submitter
+from nodes.registry import NodeRegistry
+from storage.blueprints import BlueprintStore
+from storage.event_source import EventSource
+from storage.history import HistoryStore
+from storage.node_outputs import NodeOutputs
+from storage.presence import PresenceStore
+from storage.redis_backend import RedisBackend
 from workers.stores import Stores
-from workers.tasks import make_stores
+
+# Redis connections one API process may open: event streams share one (the fan-out), so
+# these serve the requests' short reads; a request waits for a free one, then gets a 503.
+API_MAX_CONNECTIONS = 50
 
 
 @dataclass(frozen=True)
@@ -22,34 +29,46 @@ class ApiContext:
     """Built once when the API starts."""
 
     settings: Settings
-    client: redis.Redis
+    backend: RedisBackend
     stores: Stores
     registry: NodeRegistry
     history: HistoryStore
     blueprints: BlueprintStore
     dispatcher: Dispatcher
     submitter: Submitter
+    events: EventSource
+    outputs: NodeOutputs
+    presence: PresenceStore
+    streams: StreamSlots
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiContext:
         """Connect everything (Redis connections are made lazily, per request)."""
-        assert settings.redis_url is not None, "the API needs CONDUCTOR_REDIS_URL"
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=10
+        return cls.from_services(
+            Services.from_settings(settings, max_connections=API_MAX_CONNECTIONS)
         )
-        stores = make_stores(settings)
-        registry = default_registry()
-        blueprints = open_blueprint_store(settings.blueprints_dir)
-        dispatcher = Dispatcher(
-            create_app(settings), stores, registry, strict=settings.strict_parameters
-        )
+
+    @classmethod
+    def from_services(cls, services: Services) -> ApiContext:
+        """The API's view of `services`."""
+        backend = services.backend
         return cls(
-            settings=settings,
-            client=client,
-            stores=stores,
-            registry=registry,
-            history=open_history(settings.history_url),
-            blueprints=blueprints,
-            dispatcher=dispatcher,
-            submitter=Submitter(dispatcher, client, blueprints, claim_ttl_s=settings.state_ttl_s),
+            settings=services.settings,
+            backend=backend,
+            stores=services.stores,
+            registry=services.registry,
+            history=services.history,
+            blueprints=services.blueprints,
+            dispatcher=services.dispatcher,
+            submitter=Submitter(
+                services.dispatcher,
+                backend.idempotency(),
+                services.blueprints,
+                claim_ttl_s=services.settings.state_ttl_s,
+                queues=QueueWatch(backend.presence(), services.settings.queue_routes),
+            ),
+            events=backend.event_source(shared=True),
+            outputs=backend.node_outputs(),
+            presence=backend.presence(),
+            streams=StreamSlots.from_env(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,12 +23,12 @@ from conductor.api.models import (
     NodeState,
 )
 from conductor.api.problems import ApiProblem
+from conductor.api.streams import SlotStream
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
-from storage import keys
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.events import Event
@@ -35,6 +36,7 @@ from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
 from workers.invocation import resolve_inputs
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
 
 
@@ -73,10 +75,16 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
         raise ApiProblem(404, "NOT_FOUND", f"no stored Blueprint {body.blueprint_id!r}") from None
     except IdempotencyConflict as exc:
         raise ApiProblem(422, "IDEMPOTENCY_CONFLICT", str(exc)) from None
+    idle = [
+        BlueprintWarning(path="queue", code="NO_WORKER", message=queue.message)
+        for queue in submitted.idle_queues
+    ]
+    for queue in submitted.idle_queues:
+        log.warning("execution %s: %s", submitted.execution_id, queue.message)
     return ExecutionAccepted(
         id=submitted.execution_id,
         status=submitted.status,
-        warnings=[warning_view(w, prefix="blueprint") for w in submitted.warnings],
+        warnings=[warning_view(w, prefix="blueprint") for w in submitted.warnings] + idle,
     )
 
 
@@ -158,11 +166,20 @@ def events(
     known = "created_ms" in ctx.stores.state.snapshot(execution_id, []).meta
     if not known and ctx.history.execution(execution_id) is None:
         raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}")
-    stream = follow_events(
-        ctx.client, ctx.stores.state, ctx.history, execution_id, after_seq=after_seq
-    )
-    return StreamingResponse(
+    ctx.streams.take()  # 503 with Retry-After past CONDUCTOR_API_MAX_STREAMS
+    try:  # subscribed and the backlog read before the 200: a failure is still a problem
+        stream = follow_events(
+            ctx.events, ctx.stores.state, ctx.history, execution_id, after_seq=after_seq
+        )
+    except ExecutionNotFound:  # expired between the check and the read
+        ctx.streams.give_back()
+        raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}") from None
+    except BaseException:
+        ctx.streams.give_back()
+        raise
+    return SlotStream(
         _sse(stream),
+        ctx.streams,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -240,10 +257,10 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
 def node_output(execution_id: str, node_key: str, request: Request) -> Any:
     """A node's output while the execution is in Redis (404 when it has none)."""
     ctx = context(request)
-    text = ctx.client.hget(keys.outputs(execution_id), node_key)
+    text = ctx.outputs.outputs(execution_id, [node_key]).get(node_key)
     if text is None:
         raise ApiProblem(404, "NOT_FOUND", f"no output of node {node_key!r} in {execution_id!r}")
-    return unpack(text.decode() if isinstance(text, bytes) else str(text), ctx.stores.blobs)
+    return unpack(text, ctx.stores.blobs)
 
 
 @router.get("/{execution_id}/nodes/{node_key:path}/inputs", response_model=NodeInputs)
@@ -256,7 +273,7 @@ def node_inputs(execution_id: str, node_key: str, request: Request) -> NodeInput
     if stored is None or spec is None:
         raise ApiProblem(404, "NOT_FOUND", f"no node {node_key!r} in execution {execution_id!r}")
     sources = list(dict.fromkeys(wire.source for wire in spec.wires))
-    upstream = _stored_outputs(ctx, execution_id, sources)
+    upstream = ctx.outputs.outputs(execution_id, sources)
     waiting = [source for source in sources if source not in upstream]
     if waiting:
         names = ", ".join(repr(source) for source in waiting)
@@ -264,18 +281,6 @@ def node_inputs(execution_id: str, node_key: str, request: Request) -> NodeInput
         raise ApiProblem(409, "CONFLICT", detail)
     ports, data = resolve_inputs(spec, stored.plan.inputs, upstream, ctx.stores.blobs)
     return NodeInputs(ports=ports, input=data)
-
-
-def _stored_outputs(ctx: ApiContext, execution_id: str, sources: list[str]) -> dict[str, str]:
-    """The stored (packed) outputs of the sources that have one."""
-    if not sources:
-        return {}
-    texts = ctx.client.hmget(keys.outputs(execution_id), sources)
-    return {
-        source: text.decode() if isinstance(text, bytes) else str(text)
-        for source, text in zip(sources, texts, strict=True)
-        if text is not None
-    }
 
 
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:

@@ -1,9 +1,9 @@
 """The Prometheus exposition of `/metrics`, computed at scrape time.
 
 Nothing is counted on the node hot path: executions and node durations are aggregates over the
-history store (the recorder fills it), queue depths are LLENs of the broker's lists, and live
-workers are the presence keys workers refresh (workers/presence.py). A scrape costs three Redis
-round trips and two SQL queries.
+history store (the recorder fills it), queue depths are the lengths of the broker's lists
+(storage/queue_depths.py), and live workers are the announcements workers refresh
+(storage/presence.py). A scrape costs three Redis round trips and two SQL queries.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 
-import redis
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -20,15 +19,11 @@ from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from storage.history import HistoryStore
 from storage.history_stats import DURATION_BUCKETS_MS, execution_counts, node_durations
+from storage.presence import WorkerPresence
+from storage.redis_backend import RedisBackend
 from storage.sql_history import SqlHistoryStore
-from workers.presence import WorkerPresence, live_workers
 
 log = logging.getLogger(__name__)
-
-# kombu's Redis transport keeps a queue's messages of priority p > 0 in the list
-# `<queue>\x06\x16<p>` (its PRIORITY_STEPS and Channel.sep); the depth counts them all.
-_PRIORITY_SEPARATOR = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
 
 
 class _Families:
@@ -42,13 +37,13 @@ class _Families:
         return iter(self.families)
 
 
-def render_metrics(settings: Settings, client: redis.Redis, history: HistoryStore) -> bytes:
+def render_metrics(settings: Settings, backend: RedisBackend, history: HistoryStore) -> bytes:
     """The exposition in Prometheus' text format."""
-    workers = live_workers(client)
+    workers = backend.presence().live()
     queues = list(
         dict.fromkeys([*standard_queues(settings), *(q for w in workers for q in w.queues)])
     )
-    families = [*_queue_families(client, queues, workers)]
+    families = [*_queue_families(backend.queue_depths(queues), workers)]
     if isinstance(history, SqlHistoryStore):  # every store open_history makes
         try:
             families += _history_families(history)
@@ -59,35 +54,18 @@ def render_metrics(settings: Settings, client: redis.Redis, history: HistoryStor
     return generate_latest(registry)
 
 
-def queue_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:
-    """Messages waiting in each queue (all priorities), in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        pipe.llen(queue)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(f"{queue}{_PRIORITY_SEPARATOR}{step}")
-    lengths = [int(length) for length in pipe.execute()]
-    per_queue = 1 + len(_PRIORITY_STEPS)
-    return {
-        queue: sum(lengths[index * per_queue : (index + 1) * per_queue])
-        for index, queue in enumerate(queues)
-    }
-
-
-def _queue_families(
-    client: redis.Redis, queues: Sequence[str], workers: Sequence[WorkerPresence]
-) -> list[Metric]:
+def _queue_families(depths: dict[str, int], workers: Sequence[WorkerPresence]) -> list[Metric]:
     depth = GaugeMetricFamily(
         "conductor_queue_depth", "Messages waiting per queue", labels=["queue"]
     )
-    for queue, count in queue_depths(client, queues).items():
+    for queue, count in depths.items():
         depth.add_metric([queue], count)
     live = GaugeMetricFamily("conductor_workers_live", "Workers whose presence key is fresh")
     live.add_metric([], len(workers))
     consumers = GaugeMetricFamily(
         "conductor_queue_workers", "Live workers consuming each queue", labels=["queue"]
     )
-    for queue in queues:
+    for queue in depths:
         consumers.add_metric([queue], sum(queue in worker.queues for worker in workers))
     return [depth, live, consumers]
 

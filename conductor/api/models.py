@@ -29,7 +29,8 @@ class BlueprintWarning(BaseModel):
 
 class ExecutionAccepted(BaseModel):
     """202: the execution's id and status, and what in the Blueprint was ignored
-    (CONDUCTOR_STRICT_PARAMETERS=1 on the API refuses those instead)."""
+    (CONDUCTOR_STRICT_PARAMETERS=1 on the API refuses those instead); a warning with code
+    NO_WORKER names a queue of its nodes that no live worker consumes (they wait there)."""
 
     id: str
     status: str

@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 def readyz(request: Request) -> dict[str, str]:
     """Redis and the history store answer; 503 otherwise."""
     ctx = context(request)
-    ctx.client.ping()
+    ctx.backend.ping()
     try:
         ctx.history.list_executions(limit=1)
     except Exception as exc:  # any failure of the store means not ready
@@ -40,7 +40,7 @@ def metrics(request: Request) -> Response:
     """Prometheus metrics: executions by status, node durations by type, queue depths, live
     workers (see conductor/api/metrics.py for what each costs)."""
     ctx = context(request)
-    body = render_metrics(ctx.settings, ctx.client, ctx.history)
+    body = render_metrics(ctx.settings, ctx.backend, ctx.history)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

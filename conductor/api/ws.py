@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-import redis
 from anyio import CapacityLimiter
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -23,9 +22,10 @@ from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import SettingsError
 from conductor.submission import IdempotencyConflict
-from storage import keys
 from storage.blueprints import BlueprintNotFound
+from storage.event_source import Subscription
 from storage.events import Event
+from storage.redis_client import StoreError
 
 router = APIRouter(tags=["websocket"])
 
@@ -209,19 +209,33 @@ class Session:
                 _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
             )
             return True
-        stream = follow_events(
-            self.ctx.client,
+        try:
+            stream = await self._thread(self._follow, (execution_id, after))
+        except ExecutionNotFound:
+            await self.send(
+                _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
+            )
+            return True
+        except StoreError as exc:
+            message = f"Redis is unreachable, subscribe again with after: {exc}"
+            await self.send(_error("TRANSPORT_ERROR", message, ref, execution_id))
+            return True
+        await self.send(
+            {"type": "subscribed", "execution_id": execution_id, "after": after, **_with_ref(ref)}
+        )
+        self.followers[execution_id] = asyncio.create_task(self._pump(execution_id, stream))
+        return True
+
+    def _follow(self, subject: tuple[str, int]) -> Iterator[Event | None]:
+        execution_id, after = subject
+        return follow_events(
+            self.ctx.events,
             self.ctx.stores.state,
             self.ctx.history,
             execution_id,
             after_seq=after,
             heartbeat_s=WAKE_S,
         )
-        await self.send(
-            {"type": "subscribed", "execution_id": execution_id, "after": after, **_with_ref(ref)}
-        )
-        self.followers[execution_id] = asyncio.create_task(self._pump(execution_id, stream))
-        return True
 
     def _known(self, execution_id: str) -> bool:
         if "created_ms" in self.ctx.stores.state.snapshot(execution_id, []).meta:
@@ -239,7 +253,7 @@ class Session:
             await self.send(
                 _error("NOT_FOUND", f"no execution {execution_id!r}", None, execution_id)
             )
-        except redis.RedisError as exc:  # say so: a silent end would look like a quiet run
+        except StoreError as exc:  # say so: a silent end would look like a quiet run
             message = f"Redis is unreachable, subscribe again with after: {exc}"
             await self.send(_error("TRANSPORT_ERROR", message, None, execution_id))
         except (WebSocketDisconnect, RuntimeError, OSError):
@@ -330,11 +344,14 @@ class Session:
             inputs=inputs,
             idempotency_key=key if isinstance(key, str) else None,
         )
-        return {
+        reply: Message = {
             "type": "submitted",
             "execution_id": submitted.execution_id,
             "status": submitted.status,
         }
+        if submitted.idle_queues:
+            reply["warnings"] = [queue.message for queue in submitted.idle_queues]
+        return reply
 
     async def stop(self) -> None:
         """Cancel every follower and wait for their threads to let go."""
@@ -361,24 +378,21 @@ def _close(stream: Iterator[Event | None]) -> None:
 def _all_executions(ctx: ApiContext) -> Iterator[Event | None]:
     """Every execution's execution.* events from now on (None: nothing for a while). The
     subscription is made here, not at the first `next`, so "subscribed" means listening."""
-    pubsub = ctx.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    pubsub.psubscribe(keys.events_channel("*"))
-    pubsub.get_message(timeout=WAKE_S)  # waits for Redis to confirm the subscription
-    return _published(pubsub)
+    return _published(ctx.events.subscribe_all())
 
 
-def _published(pubsub: redis.client.PubSub) -> Iterator[Event | None]:
+def _published(subscription: Subscription) -> Iterator[Event | None]:
     try:
         while True:
-            message = pubsub.get_message(timeout=WAKE_S)
-            if message is None:
+            payload = subscription.get(WAKE_S)
+            if payload is None:
                 yield None
                 continue
-            event = Event.model_validate_json(message["data"])
+            event = Event.model_validate_json(payload)
             if event.node_id is None:
                 yield event
     finally:
-        pubsub.close()
+        subscription.close()
 
 
 def _parse(text: str) -> Message:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import click
-import redis
 
-from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
+from conductor.services import Services
 from conductor.submission import Submitter
 from conductor.submit_task import register_submit_task
-from nodes.registry import default_registry
-from storage.blueprints import open_blueprint_store
-from storage.rate_limits import RateLimiter
-from workers.app import create_app
 from workers.presence import announce_presence
-from workers.tasks import make_stores, node_environment, redis_client, register_tasks
+from workers.tasks import node_environment, register_tasks
 
 
 @click.command()
@@ -41,16 +36,16 @@ def worker(
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
     consumed = [name.strip() for name in (queues or "").split(",") if name.strip()]
     consumed = consumed or standard_queues(settings)
-    app = create_app(settings)
-    announce_presence(app, redis_client(settings.redis_url), consumed)
-    stores, registry = make_stores(settings), default_registry()
-    client = redis.Redis.from_url(settings.redis_url)
-    register_tasks(app, stores, registry, node_environment(settings), RateLimiter(client))
-    blueprints = open_blueprint_store(settings.blueprints_dir)
+    services = Services.from_settings(settings)
+    app, backend, registry = services.celery, services.backend, services.registry
+    announce_presence(app, backend.presence(), consumed)
+    register_tasks(
+        app, services.stores, registry, node_environment(settings), backend.rate_limiter()
+    )
     submitter = Submitter(
-        Dispatcher(app, stores, registry, strict=settings.strict_parameters),
-        client,
-        blueprints,
+        services.dispatcher,
+        backend.idempotency(),
+        services.blueprints,
         claim_ttl_s=settings.state_ttl_s,
     )
     register_submit_task(app, submitter)

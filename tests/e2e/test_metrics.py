@@ -18,6 +18,7 @@ from conductor.model.settings import Settings
 from storage.events import Event, EventType
 from storage.history import HistoryStore, open_history
 from storage.history_stats import execution_counts, node_durations
+from storage.presence import RedisPresence
 from storage.sql_history import open_sql_history
 from storage.state import ExecutionStatus, NodeStatus
 from tests.e2e.conftest import RunBlueprint
@@ -191,23 +192,26 @@ def test_a_worker_is_live_while_it_runs(
         redis_server.url, concurrency=1, queues=["metrics-gpu"], env=worker_env, name=name
     ).start()
     try:
-        wait_until(lambda: name in {w.name for w in live_workers(redis_client)}, timeout_s=30)
-        (presence,) = [w for w in live_workers(redis_client) if w.name == name]
+        wait_until(
+            lambda: name in {w.name for w in live_workers(RedisPresence(redis_client))},
+            timeout_s=30,
+        )
+        (presence,) = [w for w in live_workers(RedisPresence(redis_client)) if w.name == name]
         assert presence.queues == ["metrics-gpu"]
     finally:
         process.stop()
     # A warm shutdown withdraws the presence at once (a crash would let it expire).
-    assert name not in {w.name for w in live_workers(redis_client)}
+    assert name not in {w.name for w in live_workers(RedisPresence(redis_client))}
 
 
 def test_presence_expires_without_refresh(redis_client: redis.Redis) -> None:
     presence = WorkerPresence(
         name=f"ghost-{uuid.uuid4().hex[:6]}", queues=["q"], pid=1, started_at=time.time()
     )
-    beacon = PresenceBeacon(redis_client, presence, ttl_s=1)
+    beacon = PresenceBeacon(RedisPresence(redis_client), presence, ttl_s=1)
     beacon.announce()  # announced once, never refreshed: as if the worker was killed
-    assert presence in live_workers(redis_client)
-    wait_until(lambda: presence not in live_workers(redis_client), timeout_s=5)
+    assert presence in live_workers(RedisPresence(redis_client))
+    wait_until(lambda: presence not in live_workers(RedisPresence(redis_client)), timeout_s=5)
 
 
 def event(

@@ -232,7 +232,9 @@ def test_without_the_token_the_socket_is_closed_with_1008(guarded: ApiProcess) -
 def test_the_token_in_a_header_or_a_first_message_and_the_limits_close_with_a_code(
     guarded: ApiProcess, http: httpx.Client
 ) -> None:
-    ids = [submit(http, {"blueprint": chain(0, "a")}) for _ in range(3)]
+    # Still running while subscribed: a finished execution's follower ends (and frees its
+    # place) as soon as its history is sent.
+    ids = [submit(http, {"blueprint": chain(4000, "a")}) for _ in range(3)]
     header = {"Authorization": f"Bearer {TOKEN}"}
     with connect(ws_url(guarded), additional_headers=header) as by_header:
         with connect(ws_url(guarded)) as by_message:
