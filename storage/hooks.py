@@ -8,8 +8,12 @@ from __future__ import annotations
 import redis
 
 from conductor.model.hook import Hook
+from storage.redis_client import redis_client
 
 NAMES = "conductor:hooks"
+
+# Connections one process's store may hold (short commands; beat, CLI, API).
+MAX_CONNECTIONS = 8
 
 
 def hook_key(name: str) -> str:
@@ -33,8 +37,8 @@ class RedisHooks:
 
     @classmethod
     def connect(cls, url: str) -> RedisHooks:
-        """A store on a new client of `url` (connections made lazily)."""
-        return cls(redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30))
+        """A store on its own client of `url` (storage/redis_client.py's policy)."""
+        return cls(redis_client(url, max_connections=MAX_CONNECTIONS))
 
     def add(self, hook: Hook) -> None:
         """Store a new hook; HookExists when the name is taken."""

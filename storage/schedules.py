@@ -23,13 +23,17 @@ from typing import Any
 import redis
 
 from conductor.model.schedule import Schedule
+from storage.redis_client import TRANSPORT_ERRORS, redis_client
 
 NAMES = "conductor:schedules"
 POLLED = "conductor:beat:polled"
 LEADER = "conductor:beat:leader"
 FIRES_KEPT = 100
 # What "Redis did not answer" looks like to callers above storage/.
-UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+UNREACHABLE = TRANSPORT_ERRORS
+
+# Connections one process's store may hold (short commands; beat, CLI, API).
+MAX_CONNECTIONS = 8
 
 
 def schedule_key(name: str) -> str:
@@ -68,8 +72,8 @@ class RedisSchedules:
 
     @classmethod
     def connect(cls, url: str) -> RedisSchedules:
-        """A store on a new client of `url` (connections made lazily)."""
-        return cls(redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30))
+        """A store on its own client of `url` (storage/redis_client.py's policy)."""
+        return cls(redis_client(url, max_connections=MAX_CONNECTIONS))
 
     def add(self, schedule: Schedule) -> None:
         """Store a new schedule; its first tick is the first one after its creation."""
