@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
-import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
@@ -17,6 +16,7 @@ from conductor.model.blueprint import Blueprint
 from conductor.model.plan import ExecutionPlan
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
+from storage.redis_client import StoreError
 from storage.state import ExecutionStatus
 from workers.finalize import finalize
 from workers.stores import Stores
@@ -68,13 +68,13 @@ class Dispatcher:
         try:
             # ignore_result: no result subscription here; outcomes travel through our keys.
             canvas.apply_async(ignore_result=True)
-        except (OperationalError, redis.RedisError) as exc:
+        except (OperationalError, StoreError) as exc:
             error = {
                 "code": "TRANSPORT_ERROR",
                 "message": f"the broker refused: {exc}",
                 "nodeId": None,
             }
-            with suppress(redis.RedisError):  # Redis may be the thing that is down
+            with suppress(StoreError):  # Redis may be the thing that is down
                 finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)

@@ -24,18 +24,12 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
 
 def _redis(exc: BaseException) -> tuple[str, int] | None:
     import kombu.exceptions  # noqa: PLC0415  (only on this path: the CLI starts fast)
-    import redis  # noqa: PLC0415
 
     from conductor.dispatch import DispatchFailed  # noqa: PLC0415
     from conductor.model.settings import display_url  # noqa: PLC0415
+    from storage.redis_client import TRANSPORT_ERRORS  # noqa: PLC0415
 
-    if not isinstance(
-        exc,
-        redis.ConnectionError
-        | redis.TimeoutError
-        | kombu.exceptions.OperationalError
-        | DispatchFailed,
-    ):
+    if not isinstance(exc, (*TRANSPORT_ERRORS, kombu.exceptions.OperationalError, DispatchFailed)):
         return None
     url = os.environ.get("CONDUCTOR_REDIS_URL") or "the embedded Redis"
     return (

@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis
 from rich.console import Console
 
-from conductor.dispatch import Dispatcher
 from conductor.exit_codes import EXIT_INVALID
 from conductor.model.blueprint import Blueprint
 from conductor.model.loader import load_blueprint_file
@@ -22,12 +20,10 @@ from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import Settings
 from conductor.progress import ProgressView
 from conductor.recorder import Recorder
+from conductor.services import Services
 from conductor.validation import ensure_valid
 from conductor.waiting import ExecutionFollower
 from nodes.registry import NodeRegistry
-from storage.history import open_history
-from workers.app import create_app
-from workers.tasks import make_stores
 
 
 def load_valid(path: Path, registry: NodeRegistry, *, strict: bool) -> Blueprint:
@@ -57,12 +53,12 @@ class Submission:
 
     def run(self, settings: Settings) -> dict[str, Any]:
         """Submit; unless detached, follow the live events to the result."""
-        stores = make_stores(settings)
-        dispatcher = Dispatcher(create_app(settings), stores, self.registry)
-        client = redis.Redis.from_url(str(settings.redis_url))
+        services = Services.from_settings(settings, registry=self.registry)
+        stores, dispatcher = services.stores, services.dispatcher
         execution_id = str(uuid.uuid4())
         live = self.show_progress
-        with ExecutionFollower(client, execution_id, live=live) as follower:  # before submitting
+        events = services.backend.event_source()
+        with ExecutionFollower(events, execution_id, live=live) as follower:  # before submitting
             plan = dispatcher.submit(self.model, self.inputs, execution_id)
             if not (self.quiet or self.detach):
                 count = len(plan.nodes)
@@ -85,11 +81,11 @@ class Submission:
 
 def record_history(settings: Settings) -> None:
     """The embedded stack's recorder: move the run's events into the history store."""
-    history = open_history(settings.history_url)
+    services = Services.from_settings(settings)
     try:
-        Recorder(redis.Redis.from_url(str(settings.redis_url)), history).drain()
+        Recorder(services.backend.recorder_stream(), services.history).drain()
     finally:
-        history.close()
+        services.close()
 
 
 def print_problems(path: Path, exc: InvalidBlueprint) -> None:

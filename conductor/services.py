@@ -32,14 +32,17 @@ class Services:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, max_connections: int = MAX_CONNECTIONS
+        cls,
+        settings: Settings,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        registry: NodeRegistry | None = None,
     ) -> Services:
         """Services on `settings.redis_url` (required); nothing connects until used."""
         if settings.redis_url is None:
             raise SettingsError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-        return cls(
-            settings, RedisBackend.connect(settings.redis_url, max_connections=max_connections)
-        )
+        backend = RedisBackend.connect(settings.redis_url, max_connections=max_connections)
+        return cls(settings, backend, registry if registry is not None else default_registry())
 
     @cached_property
     def stores(self) -> Stores:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import redis
-
+from storage.redis_client import StoreError
 from storage.state import ExecutionStatus, StateStore
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,7 @@ class AttemptWatch:
         entry.started = now  # next beat one period from now
         try:
             beat = self.state.heartbeat(entry.execution_id, entry.key, entry.attempt)
-        except redis.RedisError as exc:  # the lease may lapse; the attempt is fenced if so
+        except StoreError as exc:  # the lease may lapse; the attempt is fenced if so
             log.warning("heartbeat of %s/%s failed: %s", entry.execution_id, entry.key, exc)
             return
         if beat.holds and beat.status not in (ExecutionStatus.CANCELLED, None):

@@ -7,7 +7,6 @@ import logging
 import os
 from typing import Any
 
-import redis
 from celery import Celery, Task
 from celery.canvas import Signature
 from celery.exceptions import TimeLimitExceeded
@@ -18,6 +17,8 @@ from nodes.base import NodeEnvironment, settled_failure
 from nodes.registry import NodeRegistry
 from storage.blobs import FilesystemBlobStore
 from storage.rate_limits import RateLimiter
+from storage.redis_client import Redis
+from storage.redis_client import redis_client as storage_redis_client
 from storage.redis_state import RedisStateStore
 from storage.state import FINISHED_NODE, Completion, ExecutionStatus, NodeStatus
 from workers.attempt_watch import AttemptWatch
@@ -38,18 +39,11 @@ log = logging.getLogger(__name__)
 
 
 MAX_COUNTDOWN_S = 30.0  # a longer rate-limit wait is taken in steps: the bucket is asked again
-REDIS_CONNECT_TIMEOUT_S = 5
-REDIS_SOCKET_TIMEOUT_S = 30  # above the recorder's 1 s blocking reads; no half-open hang
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A Redis client that gives up on a dead connection instead of hanging."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
-        health_check_interval=30,
-    )
+def redis_client(url: str) -> Redis:
+    """A Redis client under the one client policy (storage/redis_client.py)."""
+    return storage_redis_client(url)
 
 
 def make_stores(settings: Settings) -> Stores:

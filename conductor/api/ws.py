@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,11 +15,22 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from conductor.api.context import ApiContext
 from conductor.api.guard import bearer_matches
+from conductor.api.ws_limits import WsLimits
+from conductor.api.ws_messages import (
+    CONTROL_OPS,
+    BadMessage,
+    Message,
+    after_of,
+    error_message,
+    execution_id_of,
+    parse_message,
+    ref_of,
+    with_ref,
+)
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint
-from conductor.model.settings import SettingsError
 from conductor.submission import IdempotencyConflict
 from storage.blueprints import BlueprintNotFound
 from storage.event_source import Subscription
@@ -33,42 +43,10 @@ router = APIRouter(tags=["websocket"])
 # connection) frees its thread and Redis connection within about this long.
 WAKE_S = 1.0
 AUTH_TIMEOUT_S = 10.0
-CONTROL_OPS = ("cancel", "pause", "resume", "retry")
 CLOSE_POLICY = 1008  # unauthorized, too many subscriptions
 CLOSE_TRY_LATER = 1013  # too many connections
 
-Message = dict[str, Any]
 T = TypeVar("T")
-
-
-class BadMessage(ValueError):
-    """A client message the server cannot act on (the text names the problem)."""
-
-
-@dataclass(frozen=True)
-class WsLimits:
-    """How many connections the API holds and how many executions each may follow."""
-
-    connections: int = 100
-    subscriptions: int = 20
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WsLimits:
-        """CONDUCTOR_WS_MAX_CONNECTIONS and CONDUCTOR_WS_MAX_SUBSCRIPTIONS, else the defaults."""
-        env = os.environ if env is None else env
-        return cls(
-            connections=_positive(env, "CONDUCTOR_WS_MAX_CONNECTIONS", cls.connections),
-            subscriptions=_positive(env, "CONDUCTOR_WS_MAX_SUBSCRIPTIONS", cls.subscriptions),
-        )
-
-
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name)
-    if text is None:
-        return default
-    if not text.strip().isdigit() or int(text) < 1:
-        raise SettingsError(f"{name} must be a positive integer, not {text!r}")
-    return int(text)
 
 
 @dataclass
@@ -164,28 +142,28 @@ class Session:
         while True:
             text = await self.ws.receive_text()
             try:
-                message = _parse(text)
+                message = parse_message(text)
                 if not await self.handle(message):
                     return
             except BadMessage as exc:
-                await self.send(_error("BAD_MESSAGE", str(exc), _ref(text)))
+                await self.send(error_message("BAD_MESSAGE", str(exc), ref_of(text)))
 
     async def handle(self, message: Message) -> bool:
         """Act on one message; False when the connection was closed."""
         op = message["op"]
         ref = message.get("ref")
         if op == "subscribe":
-            return await self.subscribe(_execution_id(message), _after(message), ref)
+            return await self.subscribe(execution_id_of(message), after_of(message), ref)
         if op == "unsubscribe":
-            await self.unsubscribe(_execution_id(message), ref)
+            await self.unsubscribe(execution_id_of(message), ref)
         elif op == "subscribe_all":
             return await self.subscribe_all(ref)
         elif op in CONTROL_OPS:
-            await self.control(op, _execution_id(message), ref)
+            await self.control(op, execution_id_of(message), ref)
         elif op == "submit":
             await self.submit(message, ref)
         elif op == "auth":
-            await self.send({"type": "authenticated", **_with_ref(ref)})
+            await self.send({"type": "authenticated", **with_ref(ref)})
         else:
             raise BadMessage(
                 f"op: unknown op {op!r} (subscribe, unsubscribe, subscribe_all, submit, "
@@ -197,7 +175,9 @@ class Session:
         """Follow an execution's events after `after`; False when over the limit (closed)."""
         if execution_id in self.followers:
             await self.send(
-                _error("CONFLICT", f"already subscribed to {execution_id!r}", ref, execution_id)
+                error_message(
+                    "CONFLICT", f"already subscribed to {execution_id!r}", ref, execution_id
+                )
             )
             return True
         if len(self.followers) >= self.limits.subscriptions:
@@ -206,22 +186,22 @@ class Session:
             return False
         if not await self._thread(self._known, execution_id):
             await self.send(
-                _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
+                error_message("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
             )
             return True
         try:
             stream = await self._thread(self._follow, (execution_id, after))
         except ExecutionNotFound:
             await self.send(
-                _error("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
+                error_message("NOT_FOUND", f"no execution {execution_id!r}", ref, execution_id)
             )
             return True
         except StoreError as exc:
             message = f"Redis is unreachable, subscribe again with after: {exc}"
-            await self.send(_error("TRANSPORT_ERROR", message, ref, execution_id))
+            await self.send(error_message("TRANSPORT_ERROR", message, ref, execution_id))
             return True
         await self.send(
-            {"type": "subscribed", "execution_id": execution_id, "after": after, **_with_ref(ref)}
+            {"type": "subscribed", "execution_id": execution_id, "after": after, **with_ref(ref)}
         )
         self.followers[execution_id] = asyncio.create_task(self._pump(execution_id, stream))
         return True
@@ -251,11 +231,11 @@ class Session:
                     await self.send({"type": "event", "event": item.model_dump(mode="json")})
         except ExecutionNotFound:
             await self.send(
-                _error("NOT_FOUND", f"no execution {execution_id!r}", None, execution_id)
+                error_message("NOT_FOUND", f"no execution {execution_id!r}", None, execution_id)
             )
         except StoreError as exc:  # say so: a silent end would look like a quiet run
             message = f"Redis is unreachable, subscribe again with after: {exc}"
-            await self.send(_error("TRANSPORT_ERROR", message, None, execution_id))
+            await self.send(error_message("TRANSPORT_ERROR", message, None, execution_id))
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the connection went away while sending: the session cleans up
         finally:
@@ -268,19 +248,19 @@ class Session:
         task = self.followers.pop(execution_id, None)
         if task is not None:
             task.cancel()
-        await self.send({"type": "unsubscribed", "execution_id": execution_id, **_with_ref(ref)})
+        await self.send({"type": "unsubscribed", "execution_id": execution_id, **with_ref(ref)})
 
     async def subscribe_all(self, ref: Any) -> bool:
         """Every execution's execution.* events from now on (for lists of executions)."""
         if "*" in self.followers:
-            await self.send(_error("CONFLICT", "already subscribed to all executions", ref))
+            await self.send(error_message("CONFLICT", "already subscribed to all executions", ref))
             return True
         if len(self.followers) >= self.limits.subscriptions:
             reason = f"too many subscriptions (max {self.limits.subscriptions} per connection)"
             await self.ws.close(CLOSE_POLICY, reason)
             return False
         stream = await self._thread(_all_executions, self.ctx)
-        await self.send({"type": "subscribed", "execution_id": "*", **_with_ref(ref)})
+        await self.send({"type": "subscribed", "execution_id": "*", **with_ref(ref)})
         self.followers["*"] = asyncio.create_task(self._pump("*", stream))
         return True
 
@@ -291,15 +271,15 @@ class Session:
         outcome = await self._thread(action, execution_id)
         if outcome is ControlOutcome.NOT_FOUND:
             message = f"no live execution {execution_id!r}"
-            await self.send(_error("NOT_FOUND", message, ref, execution_id))
+            await self.send(error_message("NOT_FOUND", message, ref, execution_id))
             return
         status = await self._thread(self._status, execution_id)
         if outcome is ControlOutcome.CONFLICT:
             message = f"cannot {op} an execution that is {status}"
-            await self.send(_error("CONFLICT", message, ref, execution_id))
+            await self.send(error_message("CONFLICT", message, ref, execution_id))
             return
         reply = {"type": "control", "op": op, "execution_id": execution_id, "status": status}
-        await self.send({**reply, **_with_ref(ref)})
+        await self.send({**reply, **with_ref(ref)})
 
     def _status(self, execution_id: str) -> str:
         return str(self.ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown"))
@@ -314,17 +294,17 @@ class Session:
             errors = [
                 {"path": p.path, "code": p.code.value, "message": p.message} for p in exc.problems
             ]
-            problem = _error("VALIDATION_FAILED", f"the Blueprint is invalid: {exc}", ref)
+            problem = error_message("VALIDATION_FAILED", f"the Blueprint is invalid: {exc}", ref)
             await self.send({**problem, "errors": errors})
             return
         except BlueprintNotFound:
             name = message.get("blueprint_id")
-            await self.send(_error("NOT_FOUND", f"no stored Blueprint {name!r}", ref))
+            await self.send(error_message("NOT_FOUND", f"no stored Blueprint {name!r}", ref))
             return
         except IdempotencyConflict as exc:
-            await self.send(_error("IDEMPOTENCY_CONFLICT", str(exc), ref))
+            await self.send(error_message("IDEMPOTENCY_CONFLICT", str(exc), ref))
             return
-        await self.send({**reply, **_with_ref(ref)})
+        await self.send({**reply, **with_ref(ref)})
 
     def _submit(self, message: Message) -> Message:
         blueprint, blueprint_id = message.get("blueprint"), message.get("blueprint_id")
@@ -393,48 +373,3 @@ def _published(subscription: Subscription) -> Iterator[Event | None]:
                 yield event
     finally:
         subscription.close()
-
-
-def _parse(text: str) -> Message:
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadMessage(f"not JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise BadMessage("a message must be a JSON object")
-    if not isinstance(message.get("op"), str):
-        raise BadMessage("op: required (a string)")
-    return message
-
-
-def _execution_id(message: Message) -> str:
-    value = message.get("execution_id")
-    if not isinstance(value, str) or not value:
-        raise BadMessage(f"execution_id: required for {message['op']} (a non-empty string)")
-    return value
-
-
-def _after(message: Message) -> int:
-    value = message.get("after", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadMessage(f"after: must be the last seq seen (an integer >= 0), not {value!r}")
-    return value
-
-
-def _ref(text: str) -> Any:
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return message.get("ref") if isinstance(message, dict) else None
-
-
-def _with_ref(ref: Any) -> Message:
-    return {} if ref is None else {"ref": ref}
-
-
-def _error(code: str, message: str, ref: Any, execution_id: str | None = None) -> Message:
-    error: Message = {"type": "error", "code": code, "message": message}
-    if execution_id is not None:
-        error["execution_id"] = execution_id
-    return {**error, **_with_ref(ref)}

@@ -9,8 +9,7 @@ import click
 
 from conductor.model.settings import Settings, display_url
 from conductor.recorder import Recorder
-from storage.history import open_history
-from workers.tasks import redis_client
+from conductor.services import Services
 
 
 @click.command()
@@ -28,9 +27,10 @@ def recorder(name: str | None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    history = open_history(settings.history_url)
+    services = Services.from_settings(settings)
     click.echo(f"recording into {display_url(settings.history_url)}", err=True)
     try:
-        Recorder(redis_client(settings.redis_url), history, consumer=name).run(stop)
+        stream = services.backend.recorder_stream()
+        Recorder(stream, services.history, consumer=name).run(stop)
     finally:
-        history.close()
+        services.close()

@@ -6,36 +6,31 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 
-from conductor.dispatch import Dispatcher
 from conductor.embedded import ApiProcess, RedisServer, WorkerProcess
 from conductor.model.loader import load_blueprint_text
 from conductor.model.settings import Settings
+from conductor.services import Services
 from conductor.waiting import wait_for_result
-from nodes.registry import default_registry
 from tests.e2e.fault_stack import Hits
-from workers.app import create_app
-from workers.tasks import make_stores
 
 RunBlueprint = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def run_blueprint(settings: Settings, worker: WorkerProcess) -> RunBlueprint:
+def run_blueprint(settings: Settings, worker: WorkerProcess) -> Iterator[RunBlueprint]:
     """Submit Blueprint text to the real worker and return the result object."""
-    app = create_app(settings)
-    stores = make_stores(settings)
-    dispatcher = Dispatcher(app, stores, default_registry())
-    client = redis.Redis.from_url(str(settings.redis_url))
+    services = Services.from_settings(settings)
+    events = services.backend.event_source()
 
     def run(
         text: str, inputs: dict[str, Any] | None = None, timeout_s: float = 30
     ) -> dict[str, Any]:
-        plan = dispatcher.submit(load_blueprint_text(text), inputs or {})
-        return wait_for_result(client, stores, plan.execution_id, timeout_s)
+        plan = services.dispatcher.submit(load_blueprint_text(text), inputs or {})
+        return wait_for_result(events, services.stores, plan.execution_id, timeout_s)
 
-    return run
+    yield run
+    services.close()
 
 
 @pytest.fixture(scope="session")
