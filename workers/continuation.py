@@ -2,24 +2,65 @@
 the barrier task, a no-op that closes a group member ending in a group (signatures.closed).
 
 A canvas's messages carry every later step, so a long Blueprint is sent a segment at a time
-(workers.signatures.plan_canvas); the segment's last step is this task, which reads the stored
-plan and what has finished, and sends the next segment the way a resume does.
+(workers.signatures.plan_canvas); the segment's last step is the continuation, which looks at
+what has finished and sends the next segment the way a resume does. Each worker process keeps
+the last few plans it parsed: a plan only changes when a loop adds its items (new keys), so a
+continuation reads the node states (one pipeline) and parses the plan only when its keys
+changed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from celery import Celery
 
+from conductor.model.plan import ExecutionPlan
+from storage.state import FINISHED_NODE, ExecutionStatus
 from workers.signatures import BARRIER_TASK, CONTINUE_TASK, plan_canvas
 from workers.stores import Stores
 
 log = logging.getLogger(__name__)
 
+CACHED_PLANS = 4
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A stored plan and each node's dependencies, as parsed once."""
+
+    plan: ExecutionPlan
+    dependencies: dict[str, list[str]]
+
+
+class PlanCache:
+    """The last few plans read, by execution id, while their node keys stay the same."""
+
+    def __init__(self, stores: Stores, size: int = CACHED_PLANS) -> None:
+        self.stores = stores
+        self.size = size
+        self.plans: OrderedDict[str, _Parsed] = OrderedDict()
+
+    def get(self, execution_id: str, keys: frozenset[str]) -> _Parsed | None:
+        """The plan whose nodes are `keys`, read again when they are not the cached plan's."""
+        cached = self.plans.get(execution_id)
+        if cached is None or frozenset(cached.plan.nodes) != keys:
+            stored = self.stores.state.stored_plan(execution_id)
+            if stored is None:
+                return None
+            cached = _Parsed(stored.plan, stored.plan.dependencies())
+        self.plans[execution_id] = cached
+        self.plans.move_to_end(execution_id)
+        while len(self.plans) > self.size:
+            self.plans.popitem(last=False)
+        return cached
+
 
 def register_continuation(app: Celery, stores: Stores) -> None:
     """Add the continuation and barrier tasks to `app`."""
+    cache = PlanCache(stores)
 
     @app.task(name=BARRIER_TASK, ignore_result=True)
     def barrier() -> None:
@@ -29,19 +70,25 @@ def register_continuation(app: Celery, stores: Stores) -> None:
     def continue_execution(execution_id: str, *, left: int) -> int:
         """Send the canvas of the nodes not finished yet; returns how many those are.
 
-        `left` is how many were unfinished when this segment was sent: when none finished
-        since (the execution was paused, cancelled or failed, and its nodes did not run),
-        nothing is sent: a resume, a retry or the reconciler sends what is left.
+        Nothing is sent when the execution is not running (paused, cancelled, ended), nor when
+        none of the `left` nodes unfinished when this segment was sent has finished since:
+        resume, retry or the reconciler send what is left.
         """
-        stored = stores.state.stored_plan(execution_id)
-        if stored is None:
+        snapshot = stores.state.snapshot(execution_id, [])
+        meta = snapshot.execution
+        if meta is None or meta.status.is_terminal or meta.status is ExecutionStatus.PAUSED:
             return 0
-        nodes = stored.plan.nodes
-        remaining = {key: node for key, node in nodes.items() if key not in stored.done}
+        done = {key for key, node in snapshot.nodes.items() if node.status in FINISHED_NODE}
+        parsed = cache.get(execution_id, frozenset(snapshot.nodes))
+        if parsed is None:
+            return 0
+        nodes = parsed.plan.nodes
+        remaining = {key: node for key, node in nodes.items() if key not in done}
         if len(remaining) >= left:
             log.info("execution %s: no node finished in its last segment", execution_id)
             return len(remaining)
-        canvas = plan_canvas(app, execution_id, remaining)
+        dependencies = {key: parsed.dependencies[key] for key in remaining}
+        canvas = plan_canvas(app, execution_id, remaining, dependencies=dependencies)
         if canvas is not None:
             canvas.apply_async(ignore_result=True)
         return len(remaining)

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from conductor.model.graph import Parallel, Series, Shape, decompose, levels
+from conductor.model.graph import Parallel, Series, Shape, decompose, first_levels
 from conductor.model.plan import PlannedNode
 from conductor.model.settings import HARD_LIMIT_MARGIN_S
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
@@ -65,12 +65,15 @@ def plan_canvas(
     execution_id: str,
     nodes: Mapping[str, PlannedNode],
     segment_nodes: int = SEGMENT_NODES,
+    dependencies: Mapping[str, Sequence[str]] | None = None,
 ) -> Signature[Any] | None:
     """The canvas of `nodes` (dependencies outside it count as done): all of them, or when
     there are more than the first level plus `segment_nodes`, the first levels up to that,
-    followed by the continuation task that sends the next segment from the stored plan."""
-    dependencies = {key: node.depends_on for key, node in nodes.items()}
-    first = first_segment(dependencies, segment_nodes)
+    followed by the continuation task that sends the next segment from the stored plan.
+    `dependencies`, when given, are the nodes' `depends_on` (computed once by the caller)."""
+    if dependencies is None:
+        dependencies = {key: node.depends_on for key, node in nodes.items()}
+    first = first_levels(dependencies, segment_nodes)
     canvas = nodes_canvas(app, execution_id, {key: nodes[key] for key in first})
     if canvas is None or len(first) == len(nodes):
         return canvas
@@ -79,20 +82,6 @@ def plan_canvas(
     )
     steps = list(canvas.tasks) if isinstance(canvas, chain) else [canvas]
     return chain(*steps, follow, app=app)
-
-
-def first_segment(dependencies: Mapping[str, Sequence[str]], segment_nodes: int) -> list[str]:
-    """The first dependency levels, as many as keep the nodes after the first level within
-    `segment_nodes` (the first level, a group, can be any width)."""
-    taken: list[str] = []
-    later = 0  # nodes after the first level
-    for depth, level in enumerate(levels(dependencies)):
-        if depth:
-            later += len(level)
-            if later > segment_nodes:
-                break
-        taken += level
-    return taken
 
 
 def nodes_canvas(

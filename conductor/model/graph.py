@@ -79,6 +79,35 @@ def levels(dependencies: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return result
 
 
+def first_levels(dependencies: Mapping[str, Iterable[str]], later_nodes: int) -> list[str]:
+    """The nodes of the first dependency levels (as `levels` gives them), as many levels as
+    keep the nodes after the first level within `later_nodes`; the first level, any width, is
+    always taken. Stops walking there: the cost is one pass over the mapping plus the taken."""
+    position = {node: index for index, node in enumerate(dependencies)}
+    pending: dict[str, int] = {}
+    dependants: dict[str, list[str]] = {}
+    for node, deps in dependencies.items():
+        inside = [dep for dep in dict.fromkeys(deps) if dep in position]
+        pending[node] = len(inside)
+        for dep in inside:
+            dependants.setdefault(dep, []).append(node)
+    level = [node for node, count in pending.items() if count == 0]
+    taken: list[str] = []
+    first = len(level)
+    while level:
+        if taken and len(taken) - first + len(level) > later_nodes:
+            break
+        taken += level
+        following: list[str] = []
+        for node in level:
+            for dependant in dependants.get(node, ()):
+                pending[dependant] -= 1
+                if pending[dependant] == 0:
+                    following.append(dependant)
+        level = sorted(following, key=position.__getitem__)
+    return taken
+
+
 @dataclass(frozen=True)
 class Series:
     """Parts that run one after another: each starts when everything before it is done."""

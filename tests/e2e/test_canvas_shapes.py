@@ -162,7 +162,7 @@ class MessageSizes:
     def __init__(self, url: str) -> None:
         self.largest = 0
         self.count = 0
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(url, socket_timeout=None)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)

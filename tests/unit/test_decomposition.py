@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conductor.model.graph import Parallel, Series, Shape, decompose
+from conductor.model.graph import Parallel, Series, Shape, decompose, first_levels, levels
 
 
 def waits(shape: Shape, before: frozenset[str] = frozenset()) -> dict[str, frozenset[str]]:
@@ -99,3 +99,22 @@ def test_any_graph_runs_each_node_once_after_its_dependencies(seed: int) -> None
     assert sorted(found) == sorted(deps)
     for node, before in found.items():
         assert set(deps[node]) <= before, node
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_first_levels_are_the_first_of_levels(seed: int) -> None:
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(rng.randint(1, 60))]
+    deps = {
+        name: [dep for dep in names[:index] if rng.random() < 0.1]
+        for index, name in enumerate(names)
+    }
+    rng.shuffle(names)
+    deps = {name: deps[name] for name in names}
+    limit = rng.randint(0, 30)
+    expected: list[str] = []
+    for depth, level in enumerate(levels(deps)):
+        if depth and len(expected) - len(levels(deps)[0]) + len(level) > limit:
+            break
+        expected += level
+    assert first_levels(deps, limit) == expected
