@@ -101,8 +101,10 @@ def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
     """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` (compared in constant time)."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower(), expected)
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+    given = header.removeprefix("sha256=").strip().lower()
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 401).
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected)
 
 
 def sign(secret: bytes, body: bytes) -> str:

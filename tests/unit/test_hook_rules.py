@@ -37,6 +37,12 @@ def test_a_signature_over_the_raw_body() -> None:
     assert not signature_valid(b"k", body, header.replace("sha256=", "sha1="))
 
 
+def test_a_non_ascii_signature_is_refused_not_an_error() -> None:
+    # Starlette decodes header bytes as latin-1: any character may arrive.
+    assert not signature_valid(b"k", b"{}", "sha256=\u00e9" + "0" * 63)
+    assert not signature_valid(b"k", b"{}", "sha256=\u2603")
+
+
 def test_mapped_inputs_from_body_headers_and_query() -> None:
     found = hook(mapping={
         "repo": "body.repository.full_name", "first": "body.items.0.id", "all": "body",
