@@ -17,7 +17,8 @@ import time
 from pydantic import ValidationError
 
 from storage.events import Event
-from storage.history import HistoryStore, InvalidEvent, check_event
+from storage.history import HistoryStore, InvalidEvent
+from storage.history_state import check_event
 from storage.recorder_stream import Entry, RecorderStream, as_recorder_stream
 from storage.redis_client import Redis
 

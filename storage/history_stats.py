@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
-from storage.sql_history import SqlHistoryStore, executions, node_runs
+from storage.sql_history import SqlHistoryStore
+from storage.sql_schema import executions, node_runs
 from storage.state import ExecutionStatus, NodeStatus
 
 # Upper bounds (ms) of the node-duration histogram buckets; +Inf is implied.

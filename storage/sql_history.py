@@ -9,10 +9,7 @@ event twice. On SQLite, write transactions start with BEGIN IMMEDIATE for the sa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,94 +20,33 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
-from storage.events import Event, EventType
+from storage import sql_rows
+from storage.events import Event
 from storage.history import (
     ExecutionRecord,
-    ExecutionState,
     HistoryError,
-    InvalidCursor,
-    InvalidEvent,
     NodeRunRecord,
-    NodeRunState,
     Page,
     SchemaMismatch,
-    node_run_order,
-    node_targets,
+)
+from storage.history_state import ExecutionState, NodeRunState, node_run_order, node_targets
+from storage.sql_schema import (
+    SCHEMA_VERSION,
+    events,
+    executions,
+    metadata,
+    node_runs,
+    schema_version,
 )
 from storage.state import ExecutionStatus, NodeStatus
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
 MAX_PAGE = 1000
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _CHUNK = 500  # rows per statement, well inside SQLite's and PostgreSQL's bound-parameter limits
 _WRITE = "conductor_write"  # execution option: this SQLite transaction will write
 _SCHEMA_LOCK_KEY = 0x636F6E64  # PostgreSQL advisory lock held while creating tables
-
-metadata = sa.MetaData()
-
-executions = sa.Table(
-    "executions",
-    metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("blueprint_id", sa.Text, nullable=False),
-    sa.Column("blueprint_name", sa.Text, nullable=False),
-    sa.Column("blueprint_version", sa.Text),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("status_seq", sa.Integer, nullable=False),
-    sa.Column("inputs", sa.Text, nullable=False),
-    sa.Column("result", sa.Text),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("started_at", sa.Double),
-    sa.Column("finished_at", sa.Double),
-    sa.Column("duration_ms", sa.BigInteger),
-    sa.Column("last_seq", sa.Integer, nullable=False),
-    sa.Index("ix_executions_created", "created_at", "id"),
-    sa.Index("ix_executions_status_created", "status", "created_at", "id"),
-    sa.Index("ix_executions_blueprint_created", "blueprint_id", "created_at", "id"),
-    sa.Index("ix_executions_finished", "finished_at"),
-)
-
-_EXECUTION_FK = sa.ForeignKey("executions.id", ondelete="CASCADE")
-
-node_runs = sa.Table(
-    "node_runs",
-    metadata,
-    sa.Column("execution_id", sa.Text, _EXECUTION_FK, primary_key=True),
-    sa.Column("node_id", sa.Text, primary_key=True),
-    sa.Column("type", sa.Text),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("status_seq", sa.Integer, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("worker", sa.Text),
-    sa.Column("start_seq", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Double),
-    sa.Column("finished_at", sa.Double),
-    sa.Column("duration_ms", sa.BigInteger),
-    sa.Column("error", sa.Text),
-    sa.Column("error_seq", sa.Integer, nullable=False),
-)
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column(
-        "execution_id", sa.Text, sa.ForeignKey("executions.id", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("type", sa.Text, nullable=False),
-    sa.Column("node_id", sa.Text),
-    sa.Column("ts", sa.Double, nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
-    sa.Index("ix_events_execution_seq", "execution_id", "seq"),
-)
-
-schema_version = sa.Table(
-    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
 
 
 def open_sql_history(url: str) -> SqlHistoryStore:
@@ -211,14 +147,14 @@ class SqlHistoryStore:
         query = sa.select(executions).where(executions.c.id == execution_id)
         with self._transaction() as conn:
             row = conn.execute(query).one_or_none()
-        return None if row is None else _execution_state(row).record
+        return None if row is None else sql_rows.execution_state(row).record
 
     def node_runs(self, execution_id: str) -> list[NodeRunRecord]:
         """An execution's node runs, by started_at (never started last), then node_id."""
         query = sa.select(node_runs).where(node_runs.c.execution_id == execution_id)
         with self._transaction() as conn:
             rows = conn.execute(query).all()
-        return sorted((_node_state(row).record for row in rows), key=node_run_order)
+        return sorted((sql_rows.node_state(row).record for row in rows), key=node_run_order)
 
     def events(
         self, execution_id: str, after_seq: int = 0, limit: int | None = None
@@ -232,7 +168,7 @@ class SqlHistoryStore:
         )
         with self._transaction() as conn:
             rows = conn.execute(query).all()
-        return [_event(row) for row in rows]
+        return [sql_rows.event(row) for row in rows]
 
     def list_executions(
         self,
@@ -253,14 +189,14 @@ class SqlHistoryStore:
         if blueprint_id is not None:
             query = query.where(executions.c.blueprint_id == blueprint_id)
         if cursor is not None:
-            query = query.where(key < sa.tuple_(*map(sa.literal, _decode_cursor(cursor))))
+            query = query.where(key < sa.tuple_(*map(sa.literal, sql_rows.decode_cursor(cursor))))
         with self._transaction() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
-        items = [_execution_state(row).record for row in rows[:limit]]
+        items = [sql_rows.execution_state(row).record for row in rows[:limit]]
         if len(rows) <= limit:
             return Page(items=items)
         last = items[-1]
-        return Page(items=items, next_cursor=_encode_cursor(last.created_at, last.id))
+        return Page(items=items, next_cursor=sql_rows.encode_cursor(last.created_at, last.id))
 
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """Delete executions finished before now - older_than_s, with their runs and events."""
@@ -306,7 +242,7 @@ class SqlHistoryStore:
         for event in batch:
             first_ts[event.execution_id] = min(first_ts.get(event.execution_id, event.ts), event.ts)
         rows = [
-            _execution_row(ExecutionState.placeholder(execution_id, ts))
+            sql_rows.execution_row(ExecutionState.placeholder(execution_id, ts))
             for execution_id, ts in sorted(first_ts.items())
         ]
         insert = self._insert(executions)
@@ -315,12 +251,12 @@ class SqlHistoryStore:
             index_elements=[executions.c.id], set_={"last_seq": executions.c.last_seq}
         ).returning(*executions.c)
         # executemany: SQLAlchemy sends the rows in order, in as few statements as fit.
-        states = [_execution_state(row) for row in conn.execute(upsert, rows)]
+        states = [sql_rows.execution_state(row) for row in conn.execute(upsert, rows)]
         return {state.record.id: state for state in states}
 
     def _insert_events(self, conn: sa.Connection, batch: list[Event]) -> set[str]:
         """Insert the events whose ids are new; return those ids."""
-        rows = [_event_row(event) for event in sorted(batch, key=lambda event: event.id)]
+        rows = [sql_rows.event_row(event) for event in sorted(batch, key=lambda event: event.id)]
         insert = self._insert(events).on_conflict_do_nothing(index_elements=[events.c.id])
         return set(conn.execute(insert.returning(events.c.id), rows).scalars())
 
@@ -339,12 +275,12 @@ class SqlHistoryStore:
                 after[key] = node.apply(event)
         touched = {event.execution_id for event in batch}
         after = {key: state.cancelled_by(states[key[0]]) for key, state in after.items()}
-        rows = [_execution_row(states[execution_id]) for execution_id in sorted(touched)]
+        rows = [sql_rows.execution_row(states[execution_id]) for execution_id in sorted(touched)]
         _update(conn, executions, ["id"], rows)
         self._cancel_open_runs(conn, [states[execution_id] for execution_id in sorted(touched)])
-        new = [_node_row(state) for key, state in after.items() if key not in before]
+        new = [sql_rows.node_row(state) for key, state in after.items() if key not in before]
         changed = [
-            _node_row(state)
+            sql_rows.node_row(state)
             for key, state in after.items()
             if key in before and state != before[key]
         ]
@@ -385,7 +321,7 @@ class SqlHistoryStore:
                 node_runs.c.node_id.in_({node_id for _, node_id in chunk}),
             )
             for row in conn.execute(query):
-                state = _node_state(row)
+                state = sql_rows.node_state(row)
                 key = (state.record.execution_id, state.record.node_id)
                 if key in wanted:
                     found[key] = state
@@ -407,103 +343,3 @@ def _update(
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _dump_or_none(value: Any) -> str | None:
-    return None if value is None else _dump(value)
-
-
-def _load_or_none(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _execution_row(state: ExecutionState) -> dict[str, Any]:
-    record = state.record
-    return {
-        **record.model_dump(exclude={"inputs", "result", "error", "status"}),
-        "status": record.status.value,
-        "status_seq": state.status_seq,
-        "inputs": _dump(record.inputs),
-        "result": _dump_or_none(record.result),
-        "error": _dump_or_none(record.error),
-    }
-
-
-def _execution_state(row: sa.Row[Any]) -> ExecutionState:
-    fields = dict(row._mapping)
-    status_seq = fields.pop("status_seq")
-    fields.update(
-        status=ExecutionStatus(fields["status"]),
-        inputs=json.loads(fields["inputs"]),
-        result=_load_or_none(fields["result"]),
-        error=_load_or_none(fields["error"]),
-    )
-    return ExecutionState(record=ExecutionRecord(**fields), status_seq=status_seq)
-
-
-def _node_row(state: NodeRunState) -> dict[str, Any]:
-    record = state.record
-    return {
-        **record.model_dump(exclude={"error", "status"}),
-        "status": record.status.value,
-        "error": _dump_or_none(record.error),
-        "status_seq": state.status_seq,
-        "start_seq": state.start_seq,
-        "error_seq": state.error_seq,
-    }
-
-
-def _node_state(row: sa.Row[Any]) -> NodeRunState:
-    fields = dict(row._mapping)
-    seqs = {name: fields.pop(name) for name in ("status_seq", "start_seq", "error_seq")}
-    fields.update(status=NodeStatus(fields["status"]), error=_load_or_none(fields["error"]))
-    return NodeRunState(record=NodeRunRecord(**fields), **seqs)
-
-
-def _event_row(event: Event) -> dict[str, Any]:
-    try:
-        data = _dump(event.data)
-    except (TypeError, ValueError) as error:
-        raise InvalidEvent(event.id, f"data is not JSON: {error}") from None
-    return {
-        "id": event.id,
-        "execution_id": event.execution_id,
-        "seq": event.seq,
-        "type": event.type.value,
-        "node_id": event.node_id,
-        "ts": event.ts,
-        "data": data,
-    }
-
-
-def _event(row: sa.Row[Any]) -> Event:
-    fields = row._mapping
-    return Event(
-        id=fields["id"],
-        execution_id=fields["execution_id"],
-        seq=fields["seq"],
-        type=EventType(fields["type"]),
-        node_id=fields["node_id"],
-        ts=fields["ts"],
-        data=json.loads(fields["data"]),
-    )
-
-
-def _encode_cursor(created_at: float, execution_id: str) -> str:
-    raw = _dump([created_at, execution_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, execution_id = json.loads(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
-        raise InvalidCursor(f"not a listing cursor: {cursor!r}") from None
-    if not isinstance(created_at, int | float) or not isinstance(execution_id, str):
-        raise InvalidCursor(f"not a listing cursor: {cursor!r}")
-    return float(created_at), execution_id

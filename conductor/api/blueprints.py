@@ -15,7 +15,8 @@ from conductor.model.blueprint import Blueprint
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.validation import ensure_valid
-from storage.blueprints import BlueprintExists, BlueprintNotFound, InvalidCursor, StoredBlueprint
+from storage.blueprints import BlueprintExists, BlueprintNotFound, StoredBlueprint
+from storage.cursors import InvalidCursor
 
 router = APIRouter(prefix="/v1/blueprints", tags=["blueprints"], route_class=JsonBodyRoute)
 

@@ -31,8 +31,9 @@ from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
 from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
+from storage.cursors import InvalidCursor
 from storage.events import Event
-from storage.history import ExecutionRecord, InvalidCursor, NodeRunRecord
+from storage.history import ExecutionRecord, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
 from workers.invocation import resolve_inputs
 

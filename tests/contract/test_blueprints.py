@@ -19,12 +19,12 @@ from storage.blueprints import (
     BlueprintStore,
     FilesystemBlueprintStore,
     InvalidBlueprintId,
-    InvalidCursor,
     MemoryBlueprintStore,
     StoredBlueprint,
     content_of,
     open_blueprint_store,
 )
+from storage.cursors import InvalidCursor
 from tests.conftest import ATOMITON_FLOWS
 
 HELLO_WORLD = ATOMITON_FLOWS / "hello-world.flow.yaml"

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from storage.cursors import InvalidCursor
 from storage.events import Event, EventType
 from storage.history import (
     ExecutionRecord,
     HistoryError,
     HistoryStore,
-    InvalidCursor,
     InvalidEvent,
     NodeRunRecord,
-    check_event,
-    derive,
     open_history,
 )
-from storage.sql_history import SCHEMA_VERSION, SqlHistoryStore, open_sql_history
+from storage.history_state import check_event, derive
+from storage.sql_history import SqlHistoryStore, open_sql_history
+from storage.sql_schema import SCHEMA_VERSION
 from storage.state import ExecutionStatus, NodeStatus
 
 T0 = 1_700_000_000.0

@@ -201,7 +201,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="history-not-drained",
         guarantee="history ends the node runs a failed execution cancelled, as Redis does",
-        path="storage/history.py",
+        path="storage/history_state.py",
         original="        if isinstance(data, _EndedData):\n            return self._drained(event)\n",
         replacement="",
         tests=(

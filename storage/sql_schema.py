@@ -1,0 +1,71 @@
+"""The execution-history tables (SQLAlchemy Core), for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("blueprint_id", sa.Text, nullable=False),
+    sa.Column("blueprint_name", sa.Text, nullable=False),
+    sa.Column("blueprint_version", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("result", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Index("ix_executions_created", "created_at", "id"),
+    sa.Index("ix_executions_status_created", "status", "created_at", "id"),
+    sa.Index("ix_executions_blueprint_created", "blueprint_id", "created_at", "id"),
+    sa.Index("ix_executions_finished", "finished_at"),
+)
+
+_EXECUTION_FK = sa.ForeignKey("executions.id", ondelete="CASCADE")
+
+node_runs = sa.Table(
+    "node_runs",
+    metadata,
+    sa.Column("execution_id", sa.Text, _EXECUTION_FK, primary_key=True),
+    sa.Column("node_id", sa.Text, primary_key=True),
+    sa.Column("type", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("status_seq", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("worker", sa.Text),
+    sa.Column("start_seq", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("error_seq", sa.Integer, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "execution_id", sa.Text, sa.ForeignKey("executions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("node_id", sa.Text),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_events_execution_seq", "execution_id", "seq"),
+)
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
