@@ -62,12 +62,14 @@ def _unstorable(
     execution_id: str, stores: Stores, status: ExecutionStatus, exc: Exception
 ) -> tuple[ExecutionStatus, dict[str, Any]]:
     """The result of an execution whose full result cannot be stored: failed (a cancel stays
-    cancelled) with SERIALIZATION_FAILED, and no data."""
+    cancelled) with SERIALIZATION_FAILED (INTERNAL_ERROR when the blob store could not take
+    it), and no data."""
     log.warning("execution %s: its result cannot be stored: %s", execution_id, exc)
     if status is not ExecutionStatus.CANCELLED:
         status = ExecutionStatus.FAILED
     message = f"the execution's result cannot be stored: {exc}"
-    error = {"code": "SERIALIZATION_FAILED", "message": message, "nodeId": None}
+    code = "INTERNAL_ERROR" if isinstance(exc, OSError) else "SERIALIZATION_FAILED"
+    error = {"code": code, "message": message, "nodeId": None}
     result = {**build_result(execution_id, stores, status, error, with_data=False), "data": {}}
     return status, result
 

@@ -17,7 +17,7 @@ from conductor.validation import validate
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError
 from nodes.registry import NodeRegistry, builtin_node_types
-from storage.blobs import MemoryBlobStore, unpack
+from storage.blobs import BlobWriteFailed, MemoryBlobStore, unpack
 from storage.memory_state import MemoryStateStore
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
 from tests.unit.blueprints import blueprint, chain_edges, edge, group, node
@@ -563,6 +563,23 @@ def test_a_result_that_cannot_be_stored_still_ends_the_execution(registry: NodeR
     assert (final["status"], final["error"]["code"]) == ("failed", "SERIALIZATION_FAILED")
     assert final["data"] == {}
     assert execution.state.events_of[EXECUTION_ID][-1].type.value == "execution.failed"
+
+
+class FullBlobStore(MemoryBlobStore):
+    """A blob store whose disk is full."""
+
+    def put(self, data: bytes) -> str:
+        raise BlobWriteFailed("no space left on device")
+
+
+def test_a_full_blob_store_at_finalize_still_ends_the_execution(registry: NodeRegistry) -> None:
+    execution = Execution(registry, blueprint([emit("big", result="x" * 100)]))
+    # the node's output stays under the threshold; the result (with its trace) goes over it
+    execution.stores = Stores(execution.state, FullBlobStore(), blob_threshold_bytes=300)
+    assert execution.run("big").outcome is Outcome.SUCCEEDED
+    final = json.loads(execution.state.results[EXECUTION_ID])
+    assert (final["status"], final["error"]["code"]) == ("failed", "INTERNAL_ERROR")
+    assert "no space left" in final["error"]["message"] and final["data"] == {}
 
 
 def test_a_node_past_its_timeout_fails_with_timeout(registry: NodeRegistry) -> None:
