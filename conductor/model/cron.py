@@ -31,8 +31,9 @@ class Cron:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool  # day of month is `*`
-    any_weekday: bool  # day of week is `*`
+    any_day: bool  # day of month starts with `*` (`*`, `*/2`)
+    any_weekday: bool  # day of week starts with `*`
+    fixed_time: bool = False  # neither minute nor hour starts with `*` (`30 2 * * *`)
 
     @classmethod
     def parse(cls, text: str) -> Cron:
@@ -46,23 +47,50 @@ class Cron:
         values = [_field(part, *spec) for part, spec in zip(parts, _FIELDS, strict=True)]
         weekdays = frozenset(day % 7 for day in values[4])
         minutes, hours, days, months, _ = values
+        star = [part.startswith("*") for part in parts]
         return cls(
             minutes, hours, days, months, weekdays,
-            any_day=parts[2] == "*", any_weekday=parts[4] == "*",
+            any_day=star[2], any_weekday=star[4], fixed_time=not (star[0] or star[1]),
         )  # fmt: skip
 
     def matches(self, when: dt.datetime) -> bool:
         """Whether the minute of `when` (wall-clock time in its zone) is one of the times."""
         if when.minute not in self.minutes or when.hour not in self.hours:
             return False
-        if when.month not in self.months:
+        return self.matches_date(when.date())
+
+    def matches_date(self, date: dt.date) -> bool:
+        """Whether some time of `date` may match (month and the day fields)."""
+        if date.month not in self.months:
             return False
-        day = when.day in self.days
-        weekday = when.isoweekday() % 7 in self.weekdays
-        # crontab(5): when both day fields are restricted, either one matching is enough.
+        day = date.day in self.days
+        weekday = date.isoweekday() % 7 in self.weekdays
+        # crontab(5): when both day fields are restricted (neither starts with `*`), either
+        # one matching is enough.
         if self.any_day or self.any_weekday:
             return day and weekday
         return day or weekday
+
+    def fires_at(self, tick_s: int, zone: dt.tzinfo) -> bool:
+        """Whether the minute starting at epoch second `tick_s` fires in `zone`, with
+        cron(8)'s daylight-saving rules for fixed-time expressions (minute and hour without
+        `*`): a wall-clock time skipped when clocks go forward fires at the first minute after
+        the jump; one repeated when they go back fires once, the first time."""
+        local = dt.datetime.fromtimestamp(tick_s, zone)
+        if self.matches(local):
+            return not (self.fixed_time and local.fold == 1)
+        if not self.fixed_time:
+            return False
+        before = dt.datetime.fromtimestamp(tick_s - 60, zone).replace(tzinfo=None)
+        skipped = int((local.replace(tzinfo=None) - before).total_seconds()) // 60 - 1
+        return any(self.matches(before + dt.timedelta(minutes=k)) for k in range(1, skipped + 1))
+
+    def possible(self) -> bool:
+        """Whether some date matches (`0 0 31 2 *` never does)."""
+        if not (self.any_day or self.any_weekday):
+            return True  # the day of week alone matches some day of every month
+        longest = {2: 29, 4: 30, 6: 30, 9: 30, 11: 30}
+        return any(day <= longest.get(month, 31) for month in self.months for day in self.days)
 
 
 def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> frozenset[int]:

@@ -20,6 +20,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # late; older ones are skipped.
 CATCH_UP_S = 60
 MINUTE_S = 60
+NEXT_TICK_HORIZON_S = 8 * 366 * 86400
 
 
 def parse_every(text: str | int) -> int:
@@ -48,9 +49,11 @@ class Schedule(BaseModel):
     def _cron_parses(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                Cron.parse(value)
+                cron = Cron.parse(value)
             except CronError as exc:
                 raise ValueError(str(exc)) from None
+            if not cron.possible():
+                raise ValueError(f"{value!r} matches no date (e.g. 31 February): it never fires")
         return value
 
     @field_validator("timezone")
@@ -89,18 +92,25 @@ class Schedule(BaseModel):
         if self.cron is None:
             return list(candidates)
         cron, zone = Cron.parse(self.cron), ZoneInfo(self.timezone)
-        return [t for t in candidates if cron.matches(dt.datetime.fromtimestamp(t, zone))]
+        return [t for t in candidates if cron.fires_at(t, zone)]
 
     def next_tick(self, after_s: float) -> int | None:
-        """The first tick after `after_s` (within a year), for display."""
+        """The first tick after `after_s` (within 8 years: 29 February), for display."""
         step = self.every_s or MINUTE_S
+        tick = math.floor(after_s / step) * step + step
         if self.cron is None:
-            return math.floor(after_s / step) * step + step
+            return tick
         cron, zone = Cron.parse(self.cron), ZoneInfo(self.timezone)
-        start = math.floor(after_s / step) * step + step
-        for tick in range(start, start + 366 * 86400, step):
-            if cron.matches(dt.datetime.fromtimestamp(tick, zone)):
+        end = tick + NEXT_TICK_HORIZON_S
+        while tick < end:
+            date = dt.datetime.fromtimestamp(tick, zone).date()
+            if not cron.matches_date(date):  # on to the next local midnight
+                midnight = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone)
+                tick = max(tick + MINUTE_S, math.floor(midnight.timestamp() / 60) * 60)
+                continue
+            if cron.fires_at(tick, zone):
                 return tick
+            tick += MINUTE_S
         return None
 
 

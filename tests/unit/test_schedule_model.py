@@ -92,3 +92,44 @@ def test_cron_ticks_follow_the_time_zone() -> None:
 def test_an_invalid_schedule_is_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         schedule(**fields)
+
+
+def test_a_day_field_starting_with_a_star_is_unrestricted() -> None:
+    cron = Cron.parse("0 0 */2 * mon")  # odd days that are Mondays (crontab(5): starts with *)
+    assert cron.matches(dt.datetime(2026, 1, 5))  # the 5th, a Monday
+    assert not cron.matches(dt.datetime(2026, 1, 12))  # a Monday, an even day
+    assert not cron.matches(dt.datetime(2026, 1, 7))  # an odd day, a Wednesday
+
+
+def day_of_fires(fields: dict[str, object], day: dt.date) -> list[str]:
+    """The ticks a beat polling every 30 s fires from 18:00 UTC the day before `day`, 24 h."""
+    rule = schedule(timezone="Europe/Berlin", **fields)
+    start = dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() - 6 * 3600
+    fired: list[int] = []
+    for now in range(int(start), int(start) + 24 * 3600, 30):
+        fired += rule.due_ticks(max(now - 30, fired[-1] if fired else 0), now)
+    return [tick_text(tick) for tick in fired]
+
+
+def test_a_fixed_time_skipped_by_summer_time_fires_right_after_the_jump() -> None:
+    # 2027-03-28: Berlin clocks go 02:00 -> 03:00; 02:30 never happens on the wall.
+    assert day_of_fires({"cron": "30 2 * * *"}, dt.date(2027, 3, 28)) == [
+        "2027-03-28T01:00:00+00:00"  # 03:00 CEST, the first minute after the jump
+    ]
+    assert day_of_fires({"cron": "*/30 2 * * *"}, dt.date(2027, 3, 28)) == []  # wildcard
+
+
+def test_a_fixed_time_repeated_by_winter_time_fires_once() -> None:
+    # 2026-10-25: Berlin clocks go 03:00 -> 02:00; 02:30 happens twice on the wall.
+    assert day_of_fires({"cron": "30 2 * * *"}, dt.date(2026, 10, 25)) == [
+        "2026-10-25T00:30:00+00:00"  # 02:30 CEST, not 02:30 CET as well
+    ]
+    assert len(day_of_fires({"cron": "*/30 2 * * *"}, dt.date(2026, 10, 25))) == 4  # wildcard
+
+
+def test_next_tick_reaches_a_leap_day_and_an_impossible_date_is_refused() -> None:
+    leap = schedule(cron="0 0 29 2 *", timezone="UTC")
+    start = dt.datetime(2026, 12, 3, tzinfo=dt.UTC).timestamp()
+    assert tick_text(leap.next_tick(start) or 0) == "2028-02-29T00:00:00+00:00"
+    with pytest.raises(ValidationError, match="never fires"):
+        schedule(cron="0 0 31 2 *")
