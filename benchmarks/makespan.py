@@ -153,6 +153,7 @@ class Options:
     chain_length: int
     chain_timeout_s: float
     short_runs: int
+    dags: bool = True
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -164,6 +165,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--chain-timeout", type=float, default=600.0, help="seconds the long chain may run"
     )
+    parser.add_argument("--chain-only", action="store_true", help="only the chain section")
     parser.add_argument("--quick", action="store_true", help="2 runs, a 1,000-node chain")
     args = parser.parse_args(argv)
     if args.quick:
@@ -171,7 +173,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if min(args.runs, args.worker_concurrency, args.chain_length) < 1:
         parser.error("--runs, --worker-concurrency and --chain-length must be >= 1")
     return Options(
-        args.runs, args.worker_concurrency, args.chain_length, args.chain_timeout, args.runs * 4
+        args.runs,
+        args.worker_concurrency,
+        args.chain_length,
+        args.chain_timeout,
+        args.runs * 4,
+        dags=not args.chain_only,
     )
 
 
@@ -196,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"makespan: worker -c {options.worker_concurrency}, {os.cpu_count()} CPUs, "
                     f"{options.runs} runs per side and DAG, interleaved; ms, median (min-max)"
                 )
-                makespan_section(client, options)
+                if options.dags:
+                    makespan_section(client, options)
                 chain_section(client, options)
             finally:
                 worker.kill()

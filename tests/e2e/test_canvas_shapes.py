@@ -141,6 +141,41 @@ def test_a_branch_that_forks_beside_a_slow_node(stack: Stack) -> None:
     assert max(finish(nodes, "y"), finish(nodes, "z")) < finish(nodes, "w")
 
 
+LOOP_BESIDE_SLOW = """
+id: loop-beside
+name: Loop beside a slow node
+nodes:
+  - {id: start, type: edit-fields, parameters: {values: {xs: [1, 2, 3]}, keepOnlySet: true}}
+  - {id: each, type: loop, parameters: {iterateOver: xs, concurrency: 2}}
+  - {id: double, type: transform, parameters: {transformFunction: "x => x * 2"}}
+  - id: report
+    type: edit-fields
+    parameters: {values: {records: "{{$inputs.loop.results}}"}, keepOnlySet: true}
+  - {id: slow, type: delay, parameters: {ms: 2000}}
+  - id: join
+    type: edit-fields
+    parameters: {values: {records: "{{$inputs.r.result.records}}"}, keepOnlySet: true}
+edges:
+  - {source: start, target: each}
+  - {source: each, target: double, sourceHandle: item}
+  - {source: each, target: report, targetHandle: loop}
+  - {source: report, target: join, targetHandle: r}
+  - {source: slow, target: join, targetHandle: s}
+"""
+
+
+def test_a_loop_in_a_branch_beside_a_slow_node(stack: Stack) -> None:
+    """The loop replaces its task with its items' canvas inside a chord's header (a branch of
+    a group): its items and collecting run end before the slow node, and join waits for both."""
+    execution_id, result = stack.run(load_blueprint_text(LOOP_BESIDE_SLOW), timeout_s=60)
+    assert result["status"] == "succeeded", result["error"]
+    records = result["data"]["join"]["result"]["records"]
+    assert [record["item"] for record in records] == [1, 2, 3], records
+    nodes = stack.nodes(execution_id)
+    assert finish(nodes, "report") < finish(nodes, "slow")
+    assert_started_after_inputs(nodes, [("report", "join"), ("slow", "join")])
+
+
 def noop_chain(length: int) -> Blueprint:
     """`length` edit-fields nodes in a line."""
     ids = [f"n{index:05d}" for index in range(length)]
