@@ -98,7 +98,7 @@ class SqlNode(Node[SqlParameters]):
         url = connection_url(params.connection)
         try:
             engine = sa.create_engine(with_driver(url), poolclass=NullPool)
-        except (sa.exc.ArgumentError, ImportError) as exc:
+        except (sa.exc.ArgumentError, ImportError, ValueError) as exc:  # ValueError: a bad port
             raise InvalidParameters(
                 f"{connection_variable(params.connection)} is not a usable database URL: {exc}"
             ) from None

@@ -59,3 +59,14 @@ def test_urls_without_a_driver_get_the_shipped_one() -> None:
     assert with_driver("mysql://root@h/db").drivername == "mysql+pymysql"
     assert with_driver("mariadb://root@h/db").drivername == "mariadb+pymysql"
     assert with_driver("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_a_malformed_url_names_its_variable_not_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONDUCTOR_SQL_LITE_URL", "postgresql://app:pa55word@db:port/sales")
+    with pytest.raises(NodeError, match="CONDUCTOR_SQL_LITE_URL is not a usable") as bad:
+        run("rows", "SELECT 1")
+    assert bad.value.code == "INVALID_PARAMETERS"
+    assert not bad.value.retryable
+    assert "pa55word" not in str(bad.value)
