@@ -8,12 +8,9 @@ import sys
 import click
 
 from conductor.control import Control, ControlOutcome
-from conductor.dispatch import Dispatcher
 from conductor.exit_codes import EXIT_FAILED
 from conductor.model.settings import Settings
-from nodes.registry import default_registry
-from workers.app import create_app
-from workers.tasks import make_stores
+from conductor.services import Services
 
 _HELP = {
     "cancel": "Cancel an execution: no node starts after it, running nodes stop within 5 s.",
@@ -32,8 +29,9 @@ def _control_command(name: str) -> click.Command:
         settings = Settings.from_env()
         if settings.redis_url is None:
             raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-        stores = make_stores(settings)
-        control = Control(Dispatcher(create_app(settings), stores, default_registry()))
+        services = Services.from_settings(settings)
+        stores = services.stores
+        control = Control(services.dispatcher)
         outcome: ControlOutcome = getattr(control, name)(execution_id)
         status = stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
         if outcome is ControlOutcome.NOT_FOUND:
