@@ -187,6 +187,26 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(f"{LIVE}::test_a_redelivered_submit_message_gives_the_same_execution",),
     ),
     Mutant(
+        name="reconciler-not-isolated",
+        guarantee="an execution whose state is broken never stops a reconciler pass",
+        path="conductor/reconciler.py",
+        original="                    repair = self.check_isolated(execution_id, now)\n",
+        replacement="                    repair = self.check(execution_id, now)\n",
+        tests=(
+            f"{RECOVERY}::test_a_poisoned_execution_does_not_stop_a_pass_from_recovering_another",
+        ),
+    ),
+    Mutant(
+        name="stuck-not-cancellable",
+        guarantee="an execution can be cancelled whatever its nodes' state",
+        path="storage/lua/cancel.lua",
+        original="if not is_live(status) then return 0 end\n",
+        replacement="if not is_live(status) then return 0 end\n"
+        "if redis.call('SCARD', (string.gsub(KEYS[1], ':meta$', ':done'))) >= "
+        "tonumber(redis.call('HGET', meta_key, 'total')) then return 0 end\n",
+        tests=(f"{RECOVERY}::test_a_stuck_execution_can_be_cancelled",),
+    ),
+    Mutant(
         name="fail-fast-no-drain",
         guarantee="a failed execution ends every node without an outcome (fencing it) in the "
         "script that ends the execution, and names them in its terminal event",
