@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from storage.event_source import EventSource, Subscription
+from storage.event_source import EventsMissed, EventSource, Subscription
 from storage.events import Event
 from storage.history import HistoryStore
 from storage.state import StateStore
@@ -74,14 +74,10 @@ def _live(
     subscription: Subscription, state: StateStore, execution_id: str, last: int, heartbeat_s: float
 ) -> Iterator[Event | None]:
     while True:
-        payload = subscription.get(heartbeat_s)
-        if payload is None:
+        pending = _next_events(subscription, state, execution_id, last, heartbeat_s)
+        if pending is None:
             yield None
             continue
-        event = Event.model_validate(json.loads(payload))
-        pending = [event]
-        if event.seq > last + 1:  # missed some (a slow subscriber): read them from the log
-            pending = [e for e in state.events(execution_id, last) or [] if e.seq > last]
         for item in pending:
             if item.seq <= last:
                 continue
@@ -89,6 +85,27 @@ def _live(
             last = item.seq
             if item.type.is_terminal:
                 return
+
+
+def _next_events(
+    subscription: Subscription, state: StateStore, execution_id: str, last: int, heartbeat_s: float
+) -> list[Event] | None:
+    """The next live event, or what the log holds after `last` when some were missed (a slow
+    subscriber, a subscription made again); None when nothing came for `heartbeat_s`."""
+    try:
+        payload = subscription.get(heartbeat_s)
+    except EventsMissed:
+        return _logged_after(state, execution_id, last)
+    if payload is None:
+        return None
+    event = Event.model_validate(json.loads(payload))
+    if event.seq > last + 1:
+        return _logged_after(state, execution_id, last)
+    return [event]
+
+
+def _logged_after(state: StateStore, execution_id: str, last: int) -> list[Event]:
+    return [event for event in state.events(execution_id, last) or [] if event.seq > last]
 
 
 def _from_history(

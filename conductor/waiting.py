@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from storage.blobs import unpack
-from storage.event_source import EventSource, as_event_source
+from storage.event_source import EventsMissed, EventSource, as_event_source
 from storage.events import TERMINAL_EVENTS, Event
 from storage.redis_client import Redis
 from storage.state import ExecutionStatus
@@ -59,7 +59,10 @@ class ExecutionFollower:
     def _until_terminal(self, wait_s: float, on_event: OnEvent | None) -> None:
         end = time.monotonic() + wait_s
         while (left := end - time.monotonic()) > 0:
-            text = self.subscription.get(left)
+            try:
+                text = self.subscription.get(left)
+            except EventsMissed:  # the terminal event may be among them: read the result
+                return
             if text is None:
                 continue
             payload = json.loads(text)

@@ -27,12 +27,38 @@ SUBSCRIBER_BACKLOG = 10_000
 _TERMINAL = frozenset({"execution.succeeded", "execution.failed", "execution.cancelled"})
 
 
+class EventsMissed(redis.ConnectionError):
+    """The subscription's connection was lost and made again: events published in between
+    were missed (read them from the execution's event log); the subscription goes on."""
+
+
+class _ReconnectWatch:
+    """Set when redis-py connects a pub/sub again (after subscribing it again)."""
+
+    def __init__(self, pubsub: redis.client.PubSub) -> None:
+        self.resubscribe = pubsub.on_connect
+        self.reconnected = threading.Event()
+
+    def on_connect(self, connection: Any) -> None:
+        self.resubscribe(connection)
+        self.reconnected.set()
+
+
+def _watch_reconnects(pubsub: redis.client.PubSub) -> threading.Event:
+    """An event set whenever redis-py reconnects `pubsub` (call before its first command:
+    the connection keeps a weak reference to the callback, the pub/sub a strong one)."""
+    watch = _ReconnectWatch(pubsub)
+    setattr(pubsub, "on_connect", watch.on_connect)  # noqa: B010
+    return watch.reconnected
+
+
 class Subscription(Protocol):
     """Published event payloads (JSON text), in order."""
 
     def get(self, timeout_s: float) -> str | None:
-        """The next payload, or None when none came within `timeout_s`; raises StoreError
-        when the connection was lost (a payload may have been missed)."""
+        """The next payload, or None when none came within `timeout_s`; raises EventsMissed
+        when the connection was lost and made again (payloads may have been missed), another
+        StoreError when it is lost for good."""
 
     def close(self) -> None:
         """Stop receiving (idempotent)."""
@@ -49,13 +75,17 @@ class EventSource(Protocol):
 
 
 class _PubSubSubscription:
-    def __init__(self, pubsub: redis.client.PubSub) -> None:
+    def __init__(self, pubsub: redis.client.PubSub, reconnected: threading.Event) -> None:
         self.pubsub = pubsub
+        self.reconnected = reconnected
 
     def get(self, timeout_s: float) -> str | None:
         end = time.monotonic() + timeout_s
         while (left := end - time.monotonic()) > 0:
             message = self.pubsub.get_message(timeout=left)
+            if self.reconnected.is_set():
+                self.reconnected.clear()
+                raise EventsMissed("the subscription was lost and made again")
             if message is not None and message["type"] in ("message", "pmessage"):
                 return _text(message["data"])
         return None
@@ -74,24 +104,28 @@ class RedisEventSource:
         """Subscribe and wait for Redis to confirm."""
         channel = keys.done_channel if terminal_only else keys.events_channel
         pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        reconnected = _watch_reconnects(pubsub)
         try:
             pubsub.subscribe(channel(execution_id))
             _confirmed(pubsub)
         except BaseException:
             pubsub.close()
             raise
-        return _PubSubSubscription(pubsub)
+        reconnected.clear()
+        return _PubSubSubscription(pubsub, reconnected)
 
     def subscribe_all(self) -> Subscription:
         """Pattern-subscribe to every execution's events channel."""
         pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        reconnected = _watch_reconnects(pubsub)
         try:
             pubsub.psubscribe(keys.events_channel("*"))
             _confirmed(pubsub)
         except BaseException:
             pubsub.close()
             raise
-        return _PubSubSubscription(pubsub)
+        reconnected.clear()
+        return _PubSubSubscription(pubsub, reconnected)
 
 
 def as_event_source(source: EventSource | redis.Redis) -> EventSource:
@@ -122,6 +156,7 @@ class _LocalSubscription:
         self.terminal_only = terminal_only
         self.messages: deque[str] = deque(maxlen=SUBSCRIBER_BACKLOG)
         self.failure: Exception | None = None
+        self.missed = False
         self.ready = threading.Condition()
         self.listener: _Listener | None = None  # the connection it hears through
 
@@ -132,6 +167,11 @@ class _LocalSubscription:
             self.messages.append(payload)
             self.ready.notify()
 
+    def mark_missed(self) -> None:
+        with self.ready:
+            self.missed = True
+            self.ready.notify()
+
     def fail(self, exc: Exception) -> None:
         with self.ready:
             self.failure = exc
@@ -139,7 +179,12 @@ class _LocalSubscription:
 
     def get(self, timeout_s: float) -> str | None:
         with self.ready:
-            self.ready.wait_for(lambda: self.messages or self.failure, timeout=timeout_s)
+            self.ready.wait_for(
+                lambda: self.messages or self.missed or self.failure, timeout=timeout_s
+            )
+            if self.missed:
+                self.missed = False
+                raise EventsMissed("the shared subscription was lost and made again")
             if self.messages:
                 return self.messages.popleft()
             if self.failure is not None:
@@ -160,8 +205,9 @@ def _terminal(payload: str) -> bool:
 
 class FanOutEventSource:
     """One pattern subscription (every execution's events channel) read by one thread, which
-    hands each message to the subscribers of its execution. A lost connection fails every
-    current subscriber (each resumes from the event log); the next subscribe reconnects."""
+    hands each message to the subscribers of its execution. A connection redis-py makes again
+    raises EventsMissed once in every subscriber (each reads the gap from the event log); one
+    lost for good fails them all, and the next subscribe connects anew."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -220,6 +266,13 @@ class FanOutEventSource:
         for subscription in targets:
             subscription.deliver(payload)
 
+    def _missed(self, listener: _Listener) -> None:
+        with self._lock:
+            everyone = [*self._everything, *(s for subs in self._channels.values() for s in subs)]
+        for subscription in everyone:
+            if subscription.listener is listener:
+                subscription.mark_missed()
+
     def _lost(self, listener: _Listener, exc: Exception) -> None:
         with self._lock:
             everyone = [*self._everything, *(s for subs in self._channels.values() for s in subs)]
@@ -237,6 +290,7 @@ class _Listener:
     def __init__(self, source: FanOutEventSource) -> None:
         self.source = source
         self.pubsub = source.client.pubsub()  # type: ignore[no-untyped-call]
+        self.reconnected = _watch_reconnects(self.pubsub)
         self._stop = threading.Event()
         try:
             self.pubsub.psubscribe(keys.events_channel("*"))
@@ -244,6 +298,7 @@ class _Listener:
         except BaseException:
             self.pubsub.close()
             raise
+        self.reconnected.clear()
         self.thread = threading.Thread(target=self._run, name="conductor-events", daemon=True)
         self.thread.start()
 
@@ -259,6 +314,9 @@ class _Listener:
         try:
             while not self._stop.is_set():
                 message = self.pubsub.get_message(timeout=FAN_OUT_WAKE_S)
+                if self.reconnected.is_set():  # redis-py subscribed again: tell everyone
+                    self.reconnected.clear()
+                    self.source._missed(self)
                 if message is not None and message["type"] == "pmessage":
                     self.source._route(_text(message["channel"]), _text(message["data"]))
         except Exception as exc:  # the connection is gone: every subscriber hears of it

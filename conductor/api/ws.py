@@ -33,7 +33,7 @@ from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint
 from conductor.submission import IdempotencyConflict
 from storage.blueprints import BlueprintNotFound
-from storage.event_source import Subscription
+from storage.event_source import EventsMissed, Subscription
 from storage.events import Event
 from storage.redis_client import StoreError
 
@@ -364,7 +364,10 @@ def _all_executions(ctx: ApiContext) -> Iterator[Event | None]:
 def _published(subscription: Subscription) -> Iterator[Event | None]:
     try:
         while True:
-            payload = subscription.get(WAKE_S)
+            try:
+                payload = subscription.get(WAKE_S)
+            except EventsMissed:  # a list view: what was missed is in each execution's view
+                continue
             if payload is None:
                 yield None
                 continue
