@@ -145,6 +145,7 @@ def test_refusals(api: ApiProcess) -> None:
     assert httpx.get(f"{api.url}/v1/schedules").status_code == 401
 
 
+@pytest.mark.timeout(300)  # eight CLI processes: ~9 s each on a loaded 2-core machine
 def test_the_cli_names_bad_options_and_hides_secrets(stack: Stack, api: ApiProcess) -> None:
     cases = [
         (["x", "--blueprint", "missing", "--secret-env", "S"], "--blueprint"),
