@@ -10,12 +10,15 @@ from typing import Any, ClassVar
 
 from celery import Celery
 from celery.beat import Scheduler
+from kombu.exceptions import OperationalError
 
 from conductor.schedules import ScheduleFirer
 from storage.schedules import UNREACHABLE, RedisSchedules
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
+# Redis unreachable, for the schedules or for sending a fire (kombu's error).
+RETRIED: tuple[type[Exception], ...] = (*UNREACHABLE, OperationalError)
 
 
 class RedisScheduleScheduler(Scheduler):
@@ -31,7 +34,7 @@ class RedisScheduleScheduler(Scheduler):
         """One pass over the schedules; the seconds until the next."""
         try:
             return self.firer.tick()
-        except UNREACHABLE as exc:  # Redis restarting: try again shortly
+        except RETRIED as exc:  # Redis restarting: try again shortly
             log.warning("schedules unreachable, retrying: %s", exc)
             return RETRY_AFTER_S
 

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
+from conductor.model.cron import Cron
 from conductor.model.schedule import Schedule, parse_every, tick_text
 from conductor.submit_task import CELERY_DEFAULT_QUEUE, SUBMIT_TASK
 from storage.blueprints import BlueprintNotFound, BlueprintStore, BlueprintStoreError
@@ -76,6 +77,9 @@ def new_schedule(
             found = [p for p in found if p.field != "every"]
         problems += [p for p in found if p not in problems]
         raise InvalidSchedule(problems) from None
+    if schedule.cron is not None and not Cron.parse(schedule.cron).possible():
+        # Refused when added, not in the model: a stored schedule must always load.
+        problems.append(FieldProblem("cron", "matches no date (e.g. 31 February): never fires"))
     if problems:
         raise InvalidSchedule(problems)
     return schedule
@@ -156,6 +160,9 @@ class ScheduleFirer:
                     "idempotency_key": idempotency_key(schedule.name, tick_s),
                 },
                 queue=CELERY_DEFAULT_QUEUE,
+                # Nobody reads it: a result would subscribe beat to one channel per fire, for
+                # ever, and a Redis outage would end beat after the backend's retries.
+                ignore_result=True,
             )
         # Sent, then claimed: a beat that dies in between leaves the ticks to the next leader,
         # whose repeat finds the same executions by their keys.
@@ -168,7 +175,8 @@ class ScheduleFirer:
 def schedule_view(state: ScheduleState, now_s: float | None = None) -> dict[str, Any]:
     """A stored schedule as the API and `schedule list --json` show it."""
     schedule = state.schedule
-    next_tick = None if state.paused else schedule.next_tick(max(state.last_tick_s, now_s or 0))
+    now_s = time.time() if now_s is None else now_s  # ticks up to now fire on the next pass
+    next_tick = None if state.paused else schedule.next_tick(max(state.last_tick_s, now_s))
     return {
         "name": schedule.name,
         "blueprint_id": schedule.blueprint_id,

@@ -49,11 +49,9 @@ class Schedule(BaseModel):
     def _cron_parses(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                cron = Cron.parse(value)
+                Cron.parse(value)
             except CronError as exc:
                 raise ValueError(str(exc)) from None
-            if not cron.possible():
-                raise ValueError(f"{value!r} matches no date (e.g. 31 February): it never fires")
         return value
 
     @field_validator("timezone")

@@ -159,6 +159,7 @@ def test_two_beats_fire_each_tick_once_pause_stops_rm_removes(
         (["--every", "1s", "--cron", "* * * * *"], "--every"),
         ([], "--every"),
         (["--cron", "61 * * * *"], "--cron"),
+        (["--cron", "0 0 31 2 *"], "--cron"),  # no such date: it would never fire
         (["--cron", "0 9 * * mon", "--timezone", "Mars/Olympus"], "--timezone"),
         (["--every", "soon"], "--every"),
         (["--every", "1m", "--inputs", "[1]"], "--inputs"),

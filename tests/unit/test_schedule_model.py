@@ -127,9 +127,11 @@ def test_a_fixed_time_repeated_by_winter_time_fires_once() -> None:
     assert len(day_of_fires({"cron": "*/30 2 * * *"}, dt.date(2026, 10, 25))) == 4  # wildcard
 
 
-def test_next_tick_reaches_a_leap_day_and_an_impossible_date_is_refused() -> None:
+def test_next_tick_reaches_a_leap_day_and_an_impossible_date_is_found() -> None:
     leap = schedule(cron="0 0 29 2 *", timezone="UTC")
     start = dt.datetime(2026, 12, 3, tzinfo=dt.UTC).timestamp()
     assert tick_text(leap.next_tick(start) or 0) == "2028-02-29T00:00:00+00:00"
-    with pytest.raises(ValidationError, match="never fires"):
-        schedule(cron="0 0 31 2 *")
+    assert not Cron.parse("0 0 31 2 *").possible()
+    assert not Cron.parse("0 0 31 apr,jun *").possible()
+    assert Cron.parse("0 0 31 2 mon").possible()  # every Monday in February
+    assert Cron.parse("0 0 30 1-2 *").possible()
