@@ -115,7 +115,7 @@ def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) ->
 
 
 def _number(text: str, name: str, names: tuple[str, ...], low: int) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²", which isdigit() but int() refuses
         return int(text)
     if text.lower() in names:
         return names.index(text.lower()) + low

@@ -52,7 +52,8 @@ def test_cron_day_fields_match_either_when_both_are_restricted() -> None:
 @pytest.mark.parametrize(
     ("text", "names"),
     [("* * * *", "has 4 fields"), ("61 * * * *", "minute"), ("* 24 * * *", "hour"),
-     ("* * 0 * *", "day of month"), ("* * * foo *", "month"), ("*/0 * * * *", "step")],
+     ("* * 0 * *", "day of month"), ("* * * foo *", "month"), ("*/0 * * * *", "step"),
+     ("\u00b2 * * * *", "minute")],
 )  # fmt: skip
 def test_a_bad_cron_names_the_field(text: str, names: str) -> None:
     with pytest.raises(CronError, match=names):
