@@ -192,7 +192,7 @@ def _validate_parameters(
         Problem(
             path=join_path(*at, "parameters", name),
             code=ErrorCode.INVALID_PARAMETERS,
-            message=f"must be a literal value for {node.type} (put variable parts in args)",
+            message=f"must be a literal value for {node.type} ({node_type.variable_parts_hint})",
         )
         for name in sorted(node_type.literal_parameters)
         if has_template(node.parameters.get(name))

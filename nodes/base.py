@@ -110,6 +110,8 @@ class Node(ABC, Generic[P]):
     # Parameters that must be written literally: no templates, no input-port overrides (for
     # example a shell command, whose text is split into arguments).
     literal_parameters: ClassVar[frozenset[str]] = frozenset()
+    # Where the variable parts of a literal parameter go instead (named in the error).
+    variable_parts_hint: ClassVar[str] = "put variable parts in another parameter"
     # Keys Atomiton's own node definition carries for its editor but Conductor does not read:
     # accepted without a warning.
     editor_parameters: ClassVar[frozenset[str]] = frozenset()

@@ -49,6 +49,7 @@ class ParallelNode(Node[ParallelParameters]):
     # The Blueprint's own operations may hold code; operations arriving as data (on the
     # `operations` port, as Atomiton reads them) are values only (nodes.operations).
     literal_parameters = frozenset({"operations"})
+    variable_parts_hint = "give each operation its own parameters"
 
     def run(self, params: ParallelParameters, context: NodeContext) -> Mapping[str, Any]:
         if context.container is None:

@@ -165,6 +165,7 @@ class ShellCommandNode(Node[ShellCommandParameters]):
     # from the input: Conductor does not). `command` is also split into arguments. Variable
     # parts go in `args`, each of which is exactly one argument.
     literal_parameters = frozenset({"command", "program"})
+    variable_parts_hint = "put variable parts in args"
     description = "Run a program (off unless CONDUCTOR_ALLOW_SHELL is set)"
     parameters_model = ShellCommandParameters
 

@@ -93,6 +93,7 @@ class SqlNode(Node[SqlParameters]):
     parameters_model = SqlParameters
     # The statement and where it runs are fixed in the Blueprint; values travel as binds.
     literal_parameters = frozenset({"connection", "query", "mode"})
+    variable_parts_hint = "pass variable values as bound params"
 
     def run(self, params: SqlParameters, context: NodeContext) -> Mapping[str, Any]:
         url = connection_url(params.connection)

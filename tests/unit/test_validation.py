@@ -252,3 +252,18 @@ def test_a_shell_command_may_not_hold_a_template(registry: NodeRegistry) -> None
     (problem,) = validate(model, registry)
     assert problem.path == "nodes[0].parameters.command"
     assert "args" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("node_type", "parameters", "field", "hint"),
+    [
+        ("sql", {"connection": "main", "query": "select {{$input.x}}"}, "query", "bound params"),
+        ("shell-command", {"command": "echo {{$input}}"}, "command", "in args"),
+    ],
+)
+def test_a_templated_literal_parameter_says_where_variable_parts_go(
+    registry: NodeRegistry, node_type: str, parameters: dict[str, Any], field: str, hint: str
+) -> None:
+    found = by_path(problems_of(registry, [node("n", node_type, **parameters)]))
+    problem = found[f"nodes[0].parameters.{field}"]
+    assert "must be a literal value" in problem.message and hint in problem.message
