@@ -37,11 +37,15 @@ class Services:
         *,
         max_connections: int = MAX_CONNECTIONS,
         registry: NodeRegistry | None = None,
+        name: str | None = None,
     ) -> Services:
-        """Services on `settings.redis_url` (required); nothing connects until used."""
+        """Services on `settings.redis_url` (required); nothing connects until used. `name`
+        names the process's Redis connections (CLIENT LIST)."""
         if settings.redis_url is None:
             raise SettingsError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-        backend = RedisBackend.connect(settings.redis_url, max_connections=max_connections)
+        backend = RedisBackend.connect(
+            settings.redis_url, max_connections=max_connections, name=name
+        )
         return cls(settings, backend, registry if registry is not None else default_registry())
 
     @cached_property

@@ -28,9 +28,11 @@ class RedisBackend:
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, url: str, *, max_connections: int = MAX_CONNECTIONS) -> RedisBackend:
-        """A backend on a new client (connections are made lazily)."""
-        return cls(redis_client(url, max_connections=max_connections))
+    def connect(
+        cls, url: str, *, max_connections: int = MAX_CONNECTIONS, name: str | None = None
+    ) -> RedisBackend:
+        """A backend on a new client (connections are made lazily), named `name` in Redis."""
+        return cls(redis_client(url, max_connections=max_connections, name=name))
 
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""

@@ -22,10 +22,14 @@ StoreError = redis.RedisError
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 
-def redis_client(url: str, *, max_connections: int = MAX_CONNECTIONS) -> redis.Redis:
-    """A client on a blocking pool of at most `max_connections` connections."""
+def redis_client(
+    url: str, *, max_connections: int = MAX_CONNECTIONS, name: str | None = None
+) -> redis.Redis:
+    """A client on a blocking pool of at most `max_connections` connections, each named
+    `name` in Redis's CLIENT LIST when given."""
     pool = redis.BlockingConnectionPool.from_url(
         url,
+        client_name=name,
         max_connections=max_connections,
         timeout=POOL_WAIT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,

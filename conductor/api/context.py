@@ -22,6 +22,7 @@ from workers.stores import Stores
 # Redis connections one API process may open: event streams share one (the fan-out), so
 # these serve the requests' short reads; a request waits for a free one, then gets a 503.
 API_MAX_CONNECTIONS = 50
+REDIS_CLIENT_NAME = "conductor-api"  # the API's connections in Redis's CLIENT LIST
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class ApiContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiContext:
         """Connect everything (Redis connections are made lazily, per request)."""
-        return cls.from_services(
-            Services.from_settings(settings, max_connections=API_MAX_CONNECTIONS)
+        services = Services.from_settings(
+            settings, max_connections=API_MAX_CONNECTIONS, name=REDIS_CLIENT_NAME
         )
+        return cls.from_services(services)
 
     @classmethod
     def from_services(cls, services: Services) -> ApiContext:

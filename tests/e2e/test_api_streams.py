@@ -3,6 +3,7 @@ terminal event, or is refused with 503 and Retry-After past the bound; never an 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 
+from conductor.api.context import REDIS_CLIENT_NAME
 from conductor.embedded import ApiProcess, WorkerProcess
 from tests.e2e.test_api import chain, parse_sse, submit, wait_until
 
@@ -95,3 +98,59 @@ def test_streams_past_the_bound_get_503_with_retry_after_and_slots_come_back(
     wait_until(lambda: view(bounded_api.url, execution_id).status == 200)
     again = [view(bounded_api.url, execution_id) for _ in range(3)]
     assert [v.status for v in again] == [200, 200, 200]
+
+
+def test_a_stream_whose_redis_subscription_is_killed_misses_nothing(
+    api: ApiProcess, redis_client: redis.Redis
+) -> None:
+    """The API's shared subscription is killed again and again while the execution runs
+    (redis-py subscribes again each time, losing what was published in between): the stream
+    still ends with the terminal event, every seq once and in order (gaps come from the
+    event log)."""
+    nodes = [f"n{i}" for i in range(12)]
+    with httpx.Client(base_url=api.url, timeout=30) as http:
+        execution_id = submit(http, {"blueprint": chain(30, *nodes)})
+        assert http.post(f"/v1/executions/{execution_id}/pause").status_code == 200
+        started, stop = threading.Semaphore(0), threading.Event()
+        with ThreadPoolExecutor(2) as pool:
+            viewing = pool.submit(view_seqs, api.url, execution_id, started)
+            assert started.acquire(timeout=60)
+            killing = pool.submit(kill_subscriptions, redis_client, stop)
+            assert http.post(f"/v1/executions/{execution_id}/resume").status_code == 200
+            try:
+                kinds, seqs = viewing.result(timeout=90)
+            finally:
+                stop.set()
+            assert killing.result(timeout=30) > 0
+    assert kinds[-1] == "execution.succeeded"
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def kill_subscriptions(client: redis.Redis, stop: threading.Event) -> int:
+    """Kill the API's pub/sub connections until `stop`; how many were killed."""
+    killed = 0
+    while not stop.wait(0.01):
+        for found in client.client_list():
+            if found.get("name") == REDIS_CLIENT_NAME and int(found.get("psub", 0)):
+                with contextlib.suppress(redis.ResponseError):  # gone meanwhile
+                    killed += client.client_kill_filter(_id=found["id"])
+    return killed
+
+
+def view_seqs(
+    url: str, execution_id: str, started: threading.Semaphore
+) -> tuple[list[str], list[int]]:
+    """Follow to the end: each event's type and seq; `started` once the first one came."""
+    kinds: list[str] = []
+    seqs: list[int] = []
+    with (
+        httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=60)) as http,
+        http.stream("GET", f"/v1/executions/{execution_id}/events") as response,
+    ):
+        assert response.status_code == 200
+        for event in parse_sse(response.iter_lines()):
+            kinds.append(event.event)
+            seqs.append(event.seq)
+            if len(kinds) == 1:
+                started.release()
+    return kinds, seqs
