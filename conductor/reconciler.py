@@ -28,7 +28,6 @@ from celery.signals import worker_ready, worker_shutdown
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings
 from nodes.registry import NodeRegistry
-from storage import keys
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
 from workers.app import create_app
 from workers.finalize import fail_bare, finalize
@@ -37,6 +36,7 @@ from workers.tasks import make_stores
 log = logging.getLogger(__name__)
 
 MAX_REDISPATCHES = 3
+LOCK = "reconciler"  # the store's lock held by the one reconciler running a pass
 MAX_CHECK_FAILURES = 3  # passes in a row that could not check an execution, then it is failed
 PAGE = 500  # idle executions read per request
 MAX_PER_PASS = 5000  # a pass looks at no more (the rest waits for the next pass)
@@ -74,7 +74,7 @@ class Reconciler:
     def run_once(self) -> dict[str, Repair]:
         """One pass, if no other worker is running one; what it repaired."""
         lock_ms = max(int(self.every_s * 4000), 10_000)
-        token = self.state.acquire_lock(keys.RECONCILER, lock_ms)
+        token = self.state.acquire_lock(LOCK, lock_ms)
         if token is None:
             return {}
         repairs: dict[str, Repair] = {}
@@ -90,7 +90,7 @@ class Reconciler:
                 if len(page) < PAGE:
                     break
         finally:
-            self.state.release_lock(keys.RECONCILER, token)
+            self.state.release_lock(LOCK, token)
         for execution_id, repair in repairs.items():
             if repair is not Repair.FORGOTTEN:
                 log.warning("reconciler: execution %s %s", execution_id, repair.value)

@@ -69,8 +69,7 @@ def lock(name: str) -> str:
     return f"{PREFIX}:{name}"
 
 
-RECONCILER = "reconciler"  # the lock held by the one reconciler running a pass
-RECONCILER_LOCK = lock(RECONCILER)
+RECONCILER_LOCK = lock("reconciler")  # held by the one reconciler running a pass
 
 
 def events_channel(execution_id: str) -> str:
