@@ -17,7 +17,8 @@ from conductor.validation import find_warnings, validate
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.edit_fields import EditFieldsNode, EditFieldsParameters
 from nodes.errors import InvalidParameters, NodeError, ScriptError
-from nodes.file_system import FileSystemNode, FileSystemParameters
+from nodes.file_system import FileSystemNode
+from nodes.file_system_parameters import FileSystemParameters
 from nodes.files import OutsideFilesRoot, resolve_in_root
 from nodes.http_request import HttpRequestParameters
 from nodes.javascript import evaluate_expression

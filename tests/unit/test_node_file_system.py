@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from conductor.model.loader import load_blueprint_file
 from nodes.base import NodeContext, NodeEnvironment
 from nodes.errors import InvalidParameters, NodeError
-from nodes.file_system import FileSystemNode, FileSystemParameters, expand_braces
+from nodes.file_system import FileSystemNode
+from nodes.file_system_parameters import FileSystemParameters, expand_braces
 from nodes.files import OutsideFilesRoot
 from tests.conftest import ATOMITON_FLOWS
 
