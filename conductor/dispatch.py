@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
 from conductor.model.blueprint import Blueprint
+from conductor.model.loader import ensure_plain_inputs
 from conductor.model.plan import ExecutionPlan
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
@@ -45,6 +46,7 @@ class Dispatcher:
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
+        ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
         self.stores.state.create(plan)
         self.dispatch(plan)

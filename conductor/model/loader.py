@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,22 @@ def parse_json_value(text: str) -> Any:
         raise _problem(f"nesting is deeper than {MAX_DEPTH} levels") from None
     _ensure_plain(data, text)
     return data
+
+
+def ensure_plain_inputs(inputs: Mapping[str, Any]) -> None:
+    """Refuse execution inputs nested deeper than the document limit or holding a number JSON
+    cannot carry, by their path under `inputs` (submitters that skip the JSON parser: Celery's
+    send_task, Python callers)."""
+    data = dict(inputs)
+    found = _scan(data)
+    if found == "deep":
+        message = f"nesting is deeper than {MAX_DEPTH} levels: pass large data by reference"
+        raise InvalidBlueprint(
+            [Problem(path="inputs", code=ErrorCode.VALIDATION_FAILED, message=message)]
+        )
+    bad = _bad_number(data, ("inputs",)) if found == "number" else None
+    if bad is not None:
+        raise InvalidBlueprint([bad])
 
 
 def parse_json_bytes(raw: bytes) -> Any:

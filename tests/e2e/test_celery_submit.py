@@ -143,3 +143,12 @@ def test_the_same_idempotency_key_gives_the_same_execution(
         assert client.wait(first["id"], timeout_s=30).success
         for execution_id in without_key:
             assert client.wait(execution_id, timeout_s=30).success
+
+
+def test_inputs_nested_too_deep_fail_the_task_naming_inputs(send_task: SendTask) -> None:
+    deep: Any = "bottom"
+    for _ in range(150):
+        deep = [deep]
+    answer = send_task({"blueprint": GREETER, "inputs": {"who": deep}})
+    assert answer["error"] == "InvalidBlueprint"
+    assert "inputs: nesting is deeper than 100 levels" in answer["message"]
