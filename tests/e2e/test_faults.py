@@ -173,7 +173,8 @@ def test_a_node_message_delivered_twice_does_the_work_once(fresh: Stack, hits: H
     assert result["status"] == "succeeded", result["error"]
     app.send_task(NODE_TASK, args=(execution_id, "call"), kwargs={"node_type": "http-request"})
     # A negative: every duplicate (and a busy one's retry) ran, the late one too, and did nothing.
-    wait_consumed(fresh.client)
+    # (Only this execution's messages: a worker killed earlier in the module left one of its own.)
+    wait_consumed(fresh.client, execution_id=execution_id)
     assert hits.counts == {"/slow": 1}
     assert {step["nodeId"]: step["attempts"] for step in result["trace"]} == {
         "call": 1,
@@ -195,7 +196,8 @@ def test_cancel_holds_when_every_worker_restarts(fresh: Stack) -> None:
     queued = fresh.client.llen("conductor")
     assert queued > 0, "the test needs node messages still queued when the workers restart"
     fresh.start_worker("after-restart", concurrency=2)
-    wait_consumed(fresh.client, stranded=stranded)  # every queued node message ran, and ended
+    # every queued node message of the execution ran, and ended
+    wait_consumed(fresh.client, execution_id=execution_id, stranded=stranded)
     later = [e for e in fresh.events(execution_id) if e.seq > cancelled_seq]
     assert later == [], later
     result = fresh.wait_final(execution_id)
