@@ -16,7 +16,8 @@ URL_LOGGERS = ("httpx", "httpcore")
 
 
 def mask_url(url: str) -> str:
-    """`url` with user info replaced by `***` and every query value by `***` (names stay)."""
+    """`url` with user info replaced by `***` and every query value by `***` (names stay; a
+    part without `=`, as in `?APIKEY`, is a value)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -30,7 +31,9 @@ def mask_url(url: str) -> str:
 
 def _mask_pair(pair: str) -> str:
     name, sep, value = pair.partition("=")
-    return f"{name}={MASK}" if sep and value else pair
+    if not sep:
+        return MASK if name else pair
+    return f"{name}={MASK}" if value else pair
 
 
 def mask_urls_in(text: str) -> str:

@@ -112,3 +112,25 @@ def test_secrets_in_the_url_reach_no_log_result_or_event(stack: Stack, server: L
         assert secret not in log
         assert secret not in json.dumps(result)
         assert secret not in json.dumps(_events(stack, result["id"]))
+
+
+@pytest.mark.parametrize("query", ["{key}", "a=1&{key}", "{key}&b=2"])
+def test_a_query_part_without_a_name_is_masked_too(
+    stack: Stack, server: LocalServer, query: str
+) -> None:
+    """`?KEY`, a query part with no `=`, is a value too (an API key in the query alone)."""
+    key, path = f"key{uuid.uuid4().hex}", uuid.uuid4().hex
+    port = server.base.rsplit(":", 1)[1]
+    result = stack.run(_fetch(f"http://localhost:{port}/text/{path}?{query.format(key=key)}"))
+    assert result["status"] == "succeeded", result
+    masked = query.replace("{key}", "***").replace("=1", "=***").replace("=2", "=***")
+    assert result["data"]["fetch"]["url"] == f"http://localhost:{port}/text/{path}?{masked}"
+    masked_line = f"HTTP Request: GET http://localhost:{port}/text/{path}?{masked}"
+    deadline = time.monotonic() + 30
+    while masked_line not in stack.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker's log is written by another process: wait for the line
+    log = stack.log.read_text()
+    assert masked_line in log
+    assert key not in log
+    assert key not in json.dumps(result)
+    assert key not in json.dumps(_events(stack, result["id"]))
