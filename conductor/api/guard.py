@@ -5,6 +5,7 @@ wrong bearer token a 401."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 
 from conductor.api.limits import App, Receive, Scope, Send
 from conductor.api.problems import ApiProblem, problem_response
@@ -45,7 +46,7 @@ class RequestGuard:
             await problem_response(problem)(scope, receive, send)
             return
         if self.token and not _open(scope["path"]):
-            given = headers.get(b"authorization", b"").decode("latin-1")
+            given = _single_authorization(scope.get("headers") or [])
             if not bearer_matches(given, self.token):
                 problem = ApiProblem(
                     401, "UNAUTHORIZED", "send Authorization: Bearer <CONDUCTOR_API_TOKEN>",
@@ -54,6 +55,13 @@ class RequestGuard:
                 await problem_response(problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _single_authorization(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The one Authorization header; none when there are several (a proxy in front may have
+    checked another one than the last, which a mapping of the headers keeps)."""
+    given = [value for name, value in headers if name == b"authorization"]
+    return given[0].decode("latin-1") if len(given) == 1 else ""
 
 
 def _open(path: str) -> bool:

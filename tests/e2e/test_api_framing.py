@@ -68,3 +68,14 @@ def test_the_bearer_scheme_is_case_insensitive(guarded: ApiProcess) -> None:
         for header in (f"Bearer {TOKEN.upper()}", f"Basic {TOKEN}", TOKEN, f"Bearer{TOKEN}"):
             response = http.get("/v1/nodes", headers={"Authorization": header})
             assert response.status_code == 401, header
+
+
+@pytest.mark.parametrize("order", ["valid first", "valid last"])
+def test_two_authorization_headers_are_refused(guarded: ApiProcess, order: str) -> None:
+    """A proxy may check one Authorization header and the API another: two are never accepted
+    (the guard took the last, so a wrong first one in front of the token passed)."""
+    valid, wrong = f"Authorization: Bearer {TOKEN}\r\n", "Authorization: Bearer wrong\r\n"
+    pair = valid + wrong if order == "valid first" else wrong + valid
+    head = f"GET /v1/nodes HTTP/1.1\r\nHost: x\r\n{pair}\r\n".encode()
+    reply = exchange(guarded, head)
+    assert reply.startswith(b"HTTP/1.1 401"), reply
