@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, ScriptError
 from nodes.javascript import evaluate_expression
+from nodes.json_text import parse_json
 from nodes.output_budget import OutputBudget
 from nodes.templates import evaluate, render_string
 
@@ -35,7 +36,7 @@ class EditFieldsParameters(NodeParameters):
         """Atomiton also accepts `values` as a JSON object in a string."""
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                return parse_json(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"values is a string but not a JSON object: {exc}") from None
         return value

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.egress import ALLOW_VARIABLE, EgressPolicy, GuardedBackend
 from nodes.errors import NodeError, NodeTimeout
+from nodes.json_text import parse_json
 from nodes.url_masking import install_url_masking, mask_url
 
 Method = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -84,7 +85,7 @@ class HttpRequestParameters(NodeParameters):
         if not isinstance(value, str):
             return value
         try:
-            decoded = json.loads(value)
+            decoded = parse_json(value)
         except ValueError as exc:
             raise ValueError(f"headers is a string but not a JSON object: {exc}") from None
         if not isinstance(decoded, dict):
@@ -304,7 +305,7 @@ def _parse_body(content: bytes, content_type: str) -> Any:
         return ""
     if kind == "application/json" or kind.endswith("+json"):
         try:
-            return json.loads(content)
+            return parse_json(content)
         except ValueError:
             pass  # a server that lies about JSON: hand back the text
     if _is_text(kind):

@@ -27,6 +27,7 @@ from pydantic import AliasChoices, ConfigDict, Field, ValidationInfo, field_vali
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError, NodeStopped, NodeTimeout
 from nodes.files import resolve_in_root
+from nodes.json_text import parse_json
 from nodes.shell_process import MIB, Finished, execute, worker_path
 
 STDERR_TAIL_CHARS = 2000
@@ -285,7 +286,7 @@ def _json_text(value: Any) -> Any:
     """Atomiton's editor stores lists and mappings as JSON text; accept that too."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return parse_json(value)
         except json.JSONDecodeError:
             return value
     return value

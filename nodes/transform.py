@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError
 from nodes.javascript import JavaScriptSandbox
+from nodes.json_text import parse_json
 
 Operation = Literal[
     "map", "filter", "reduce", "sort", "group", "flatten", "unique", "reverse", "limit", "skip",
@@ -242,7 +242,7 @@ def reduce_initial(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return parse_json(value)
     except ValueError:
         pass
     if not value.strip():

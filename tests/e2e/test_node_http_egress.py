@@ -134,3 +134,54 @@ def test_a_query_part_without_a_name_is_masked_too(
     assert key not in log
     assert key not in json.dumps(result)
     assert key not in json.dumps(_events(stack, result["id"]))
+
+
+DEEP = 100_000  # json.loads raises RecursionError on this many levels
+
+
+def test_a_response_too_deep_to_parse_is_its_text_without_a_retry(
+    stack: Stack, server: LocalServer
+) -> None:
+    """A JSON body nested too deeply to parse is handed back as text, as a body that is not
+    JSON; it was a RecursionError, retried as an unexpected error."""
+    port = server.base.rsplit(":", 1)[1]
+    result = stack.run(_fetch(f"http://localhost:{port}/deep/{DEEP}"))
+    assert result["status"] == "succeeded", result
+    assert result["data"]["fetch"]["data"] == "[" * DEEP + "]" * DEEP
+    types = [event["type"] for event in _events(stack, result["id"])]
+    assert EventType.NODE_RETRYING.value not in types
+
+
+def test_json_text_too_deep_in_a_parameter_is_a_clear_failure_or_text(stack: Stack) -> None:
+    """The same text in parameters read as JSON (given by a variable, so only the worker sees
+    it): http-request's headers refuse it as not a JSON object, transform's reduceInitial
+    takes it as text; neither is retried."""
+    deep = json.dumps("[" * DEEP + "]" * DEEP)
+    result = stack.run(f"""
+id: deep-text
+name: Deep text
+variables:
+  text: {{type: string, defaultValue: {deep}}}
+nodes:
+  - id: headers
+    type: http-request
+    parameters: {{url: "http://localhost:1/", headers: "{{{{$vars.text}}}}", maxRetries: 0}}
+""")
+    assert result["status"] == "failed", result
+    assert result["error"]["code"] == "INVALID_PARAMETERS", result["error"]
+    assert "nested too deeply" in result["error"]["message"]
+    result = stack.run(f"""
+id: deep-initial
+name: Deep initial
+nodes:
+  - id: fold
+    type: transform
+    parameters:
+      transformFunction: "(total, item) => total"
+      operation: reduce
+      reduceInitial: {deep}
+""")
+    assert result["status"] == "succeeded", result
+    assert result["data"]["fold"]["result"] == "[" * DEEP + "]" * DEEP
+    types = [event["type"] for event in _events(stack, result["id"])]
+    assert EventType.NODE_RETRYING.value not in types

@@ -138,6 +138,10 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _route_deep(self, arg: str, calls: int) -> None:
+        depth = int(arg or "100000")
+        self._reply(200, b"[" * depth + b"]" * depth, "application/json")
+
     def _route_items(self, arg: str, calls: int) -> None:
         self._json(200, ITEMS)
 
