@@ -18,9 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar
 
-import redis
-
 from conductor.model.settings import Settings
+from storage.redis_client import answers as redis_answers
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None)  # loaded in the parent: the child only makes one call
@@ -98,18 +97,12 @@ class RedisServer:
             start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509  (one prctl call, no locks)
         )
-        client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise EmbeddedError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.01)
-            finally:
-                client.close()
+        while not redis_answers(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""

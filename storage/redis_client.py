@@ -43,3 +43,15 @@ def redis_client(
 def ping(client: redis.Redis) -> None:
     """Raise a StoreError unless Redis answers."""
     client.ping()
+
+
+def answers(url: str) -> bool:
+    """Whether a Redis answers at `url` now (one try, no retry: for waiting on a starting
+    server)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+    finally:
+        client.close()
