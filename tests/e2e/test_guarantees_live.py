@@ -257,11 +257,17 @@ def test_a_redis_crash_mid_run_leaves_every_accepted_execution_final(fresh: Stac
     re-dispatches as a stall). Nodes running at the crash lose their worker's connection and are
     taken over once their lease lapses."""
     assert fresh.client.config_set("appendfsync", "always")
-    fresh.start_worker("redis-crash", concurrency=2)
+    worker = fresh.start_worker("redis-crash", concurrency=2)
     blueprint = chain(("a", delay(300)), ("b", delay(3000)), ("c", delay(300)))
     ids = [fresh.submit(blueprint) for _ in range(3)]
     fresh.wait_event(ids[0], "node.started", "b")
     fresh.redis_server.kill()
+    # Down longer than a client's own short retries (about a second), so every process sees it:
+    # Redis comes back once the worker failed to reconnect twice (its retries are 2 s apart).
+    log = worker.log_path
+    assert log is not None
+    wait_until(lambda: "Trying again in" in log.read_text(errors="replace"), "a failed reconnect")
+    wait_until(lambda: log.read_text(errors="replace").count("Trying again in") >= 2, "another")
     fresh.redis_server.start()
     fresh.client.connection_pool.disconnect()
     assert_sound(fresh, ids, timeout_s=60)
