@@ -166,7 +166,7 @@ class Submitter:
         over when it never does (it crashed), re-dispatch one stored but never sent."""
         state = self.dispatcher.stores.state
         deadline = time.monotonic() + CLAIM_WAIT_S
-        while "created_ms" not in (meta := state.snapshot(execution_id, []).meta):
+        while (meta := state.snapshot(execution_id, []).execution) is None:
             if time.monotonic() > deadline:
                 try:  # creation is one script: either it happened or this request does it
                     self.dispatcher.submit(model, inputs, execution_id)
@@ -174,10 +174,10 @@ class Submitter:
                 except ExecutionExists:
                     deadline = time.monotonic() + CLAIM_WAIT_S
             time.sleep(0.05)
-        created_s = int(meta.get("created_ms", "0")) / 1000
-        if not meta.get("dispatched_ms") and time.time() - created_s > UNDISPATCHED_AFTER_S:
+        created_s = (meta.created_ms or 0) / 1000
+        if meta.dispatched_ms is None and time.time() - created_s > UNDISPATCHED_AFTER_S:
             self.dispatcher.redispatch(execution_id)
-        return Submitted(execution_id, meta.get("status", "queued"), created=False)
+        return Submitted(execution_id, meta.status.value, created=False)
 
 
 class IdempotencyConflict(ValueError):

@@ -106,8 +106,8 @@ def container_run(
     ]
     entered = max(ends, default=0) or spec.entered_ms
     if not entered:  # rare: only containers that start the execution read its meta
-        meta = state.snapshot(execution_id, []).meta
-        entered = int(meta.get("started_ms") or meta.get("created_ms") or now_ms())
+        meta = state.snapshot(execution_id, []).execution
+        entered = (meta.began_ms if meta is not None else None) or now_ms()
     return ContainerRun(entered_ms=entered, children=spec.children)
 
 

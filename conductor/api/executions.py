@@ -141,7 +141,7 @@ def get_execution(execution_id: str, request: Request) -> ExecutionView:
     """Status, per-node states and timings, and the result or error."""
     ctx = context(request)
     snapshot = ctx.stores.state.snapshot(execution_id, [])
-    if "created_ms" in snapshot.meta:
+    if snapshot.execution is not None:
         return _from_redis(ctx, execution_id, snapshot)
     record = ctx.history.execution(execution_id)
     if record is None:
@@ -164,7 +164,7 @@ def events(
     Reconnect with Last-Event-ID (the last `id:` seen) to resume with no gap and no repeat."""
     ctx = context(request)
     after_seq = after if after is not None else _seq(last_event_id)
-    known = "created_ms" in ctx.stores.state.snapshot(execution_id, []).meta
+    known = ctx.stores.state.snapshot(execution_id, []).execution is not None
     if not known and ctx.history.execution(execution_id) is None:
         raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}")
     ctx.streams.take()  # 503 with Retry-After past CONDUCTOR_API_MAX_STREAMS
@@ -207,7 +207,8 @@ def _seq(last_event_id: str | None) -> int:
 
 
 def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> ExecutionView:
-    meta = snapshot.meta
+    meta = snapshot.execution
+    assert meta is not None, "only called for an execution in Redis"
     text = ctx.stores.state.result(execution_id)
     result: dict[str, Any] | None = unpack(text, ctx.stores.blobs) if text else None
     nodes = [
@@ -241,13 +242,13 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         ]
     return ExecutionView(
         id=execution_id,
-        status=meta.get("status", "queued"),
+        status=meta.status.value,
         graph=graph,
-        blueprint_id=meta.get("blueprint_id"),
-        blueprint_version=meta.get("blueprint_version") or None,
-        created_at=_s(int(meta["created_ms"])),
-        started_at=_s(int(meta["started_ms"])) if meta.get("started_ms") else None,
-        finished_at=_s(int(meta["finished_ms"])) if meta.get("finished_ms") else None,
+        blueprint_id=meta.blueprint_id or None,
+        blueprint_version=meta.blueprint_version,
+        created_at=_s(meta.created_ms),
+        started_at=_s(meta.started_ms),
+        finished_at=_s(meta.finished_ms),
         nodes=nodes,
         result=result,
         error=(result or {}).get("error"),
@@ -324,7 +325,8 @@ def control(execution_id: str, command: ControlCommand, request: Request) -> Exe
     outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
     if outcome is ControlOutcome.NOT_FOUND:
         raise ApiProblem(404, "NOT_FOUND", f"no live execution {execution_id!r}")
-    status = ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
+    meta = ctx.stores.state.snapshot(execution_id, []).execution
+    status = meta.status.value if meta is not None else "unknown"
     if outcome is ControlOutcome.CONFLICT:
         raise ApiProblem(409, "CONFLICT", f"cannot {command.value} an execution that is {status}")
     return ExecutionAccepted(id=execution_id, status=status)

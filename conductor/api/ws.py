@@ -218,7 +218,7 @@ class Session:
         )
 
     def _known(self, execution_id: str) -> bool:
-        if "created_ms" in self.ctx.stores.state.snapshot(execution_id, []).meta:
+        if self.ctx.stores.state.snapshot(execution_id, []).execution is not None:
             return True
         return self.ctx.history.execution(execution_id) is not None
 
@@ -282,7 +282,8 @@ class Session:
         await self.send({**reply, **with_ref(ref)})
 
     def _status(self, execution_id: str) -> str:
-        return str(self.ctx.stores.state.snapshot(execution_id, []).meta.get("status", "unknown"))
+        meta = self.ctx.stores.state.snapshot(execution_id, []).execution
+        return meta.status.value if meta is not None else "unknown"
 
     async def submit(self, message: Message, ref: Any) -> None:
         """Start an execution, as POST /v1/executions does."""

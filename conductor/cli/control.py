@@ -33,7 +33,8 @@ def _control_command(name: str) -> click.Command:
         stores = services.stores
         control = Control(services.dispatcher)
         outcome: ControlOutcome = getattr(control, name)(execution_id)
-        status = stores.state.snapshot(execution_id, []).meta.get("status", "unknown")
+        meta = stores.state.snapshot(execution_id, []).execution
+        status = meta.status.value if meta is not None else "unknown"
         if outcome is ControlOutcome.NOT_FOUND:
             click.echo(f"no execution {execution_id!r} in Redis (unknown or expired)", err=True)
             sys.exit(EXIT_FAILED)
