@@ -101,13 +101,19 @@ class HttpRequestParameters(NodeParameters):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        """Only absolute http and https URLs."""
+        """Only absolute http and https URLs. The messages never quote the URL: they reach
+        events and history, and a URL that does not parse cannot be masked reliably (httpx
+        quotes the part it refused, which may be a piece of the password)."""
         try:
             parsed = httpx.URL(value)
         except httpx.InvalidURL as exc:
-            raise ValueError(f"url is not a valid URL: {exc}") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"url must be an absolute http or https URL, got {value!r}")
+            reason = str(exc).split(":", maxsplit=1)[0]
+            raise ValueError(f"url is not a valid URL: {reason}") from None
+        if parsed.scheme not in ("http", "https"):
+            shown = f"the scheme {parsed.scheme!r}" if parsed.scheme else "no scheme"
+            raise ValueError(f"url must be an absolute http or https URL, got {shown}")
+        if not parsed.host:
+            raise ValueError("url must be an absolute http or https URL, got no host")
         return value
 
 

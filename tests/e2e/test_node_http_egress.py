@@ -185,3 +185,33 @@ nodes:
     assert result["data"]["fold"]["result"] == "[" * DEEP + "]" * DEEP
     types = [event["type"] for event in _events(stack, result["id"])]
     assert EventType.NODE_RETRYING.value not in types
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://ada:{password}@localhost/x?token={token}", "http://ada:{password}@[::1/?token={token}"],
+)
+def test_a_refused_url_is_not_quoted_in_the_error(stack: Stack, url: str) -> None:
+    """A URL given at run time (a variable) that is not an http(s) URL fails the node with
+    INVALID_PARAMETERS; its message quoted the URL, password and token included."""
+    password, token = f"pw{uuid.uuid4().hex}", f"tok{uuid.uuid4().hex}"
+    given = json.dumps(url.format(password=password, token=token))
+    result = stack.run(f"""
+id: bad-url
+name: Bad URL
+variables:
+  target: {{type: string, defaultValue: {given}}}
+nodes:
+  - id: fetch
+    type: http-request
+    parameters: {{url: "{{{{$vars.target}}}}", maxRetries: 0}}
+""")
+    assert result["status"] == "failed", result
+    assert result["error"]["code"] == "INVALID_PARAMETERS", result["error"]
+    assert "url" in result["error"]["message"]
+    node_errors = [
+        event for event in _events(stack, result["id"]) if event["type"] != "execution.queued"
+    ]
+    for secret in (password, token):
+        assert secret not in json.dumps(result["error"])
+        assert secret not in json.dumps(node_errors)
