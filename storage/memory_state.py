@@ -21,6 +21,7 @@ from storage.state import (
     ExecutionExists,
     ExecutionStatus,
     Expansion,
+    FinishedNodes,
     Heartbeat,
     NodeLoad,
     NodeStatus,
@@ -384,6 +385,14 @@ class MemoryStateStore(MemoryLiveIndex):
             return None
         plan = plan_from_fields(execution_id, self.meta[execution_id], self.plans[execution_id])
         return StoredPlan(plan, frozenset(self.done[execution_id]))
+
+    def finished_nodes(self, execution_id: str) -> FinishedNodes | None:
+        """The status, plan size and finished nodes."""
+        if execution_id not in self.plans or execution_id not in self.meta:
+            return None
+        status = ExecutionStatus(self.meta[execution_id]["status"])
+        planned = len(self.plans[execution_id])
+        return FinishedNodes(status, planned, frozenset(self.done[execution_id]))
 
     def retire(self, execution_id: str, ttl_s: int) -> None:
         """Expiry is not modelled in the twin."""

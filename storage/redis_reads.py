@@ -9,7 +9,7 @@ from storage import keys
 from storage.events import Event
 from storage.execution_meta import plan_from_fields
 from storage.redis_live import text
-from storage.state import Snapshot, StoredPlan, node_record
+from storage.state import ExecutionStatus, FinishedNodes, Snapshot, StoredPlan, node_record
 from storage.statuses import now_ms
 
 
@@ -76,3 +76,15 @@ class RedisReads:
             {text(k): text(v) for k, v in specs.items()},
         )
         return StoredPlan(plan, frozenset(text(key) for key in done))
+
+    def finished_nodes(self, execution_id: str) -> FinishedNodes | None:
+        """Status, plan size and the finished set in one pipeline (no node record read)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(keys.meta(execution_id), "status")
+        pipe.hlen(keys.plan(execution_id))
+        pipe.smembers(keys.done(execution_id))
+        status, planned, done = pipe.execute()
+        if status is None or not planned:
+            return None
+        finished = frozenset(text(key) for key in done)
+        return FinishedNodes(ExecutionStatus(text(status)), int(planned), finished)

@@ -37,6 +37,7 @@ __all__ = [
     "ExecutionExists",
     "ExecutionStatus",
     "Expansion",
+    "FinishedNodes",
     "Heartbeat",
     "NodeLoad",
     "NodeRecord",
@@ -164,6 +165,16 @@ class StoredPlan:
     done: frozenset[str]
 
 
+@dataclass(frozen=True)
+class FinishedNodes:
+    """How far an execution got, read cheaply (no node record): its status, how many nodes
+    its plan has (a loop's expansion adds some) and the keys of those with an outcome."""
+
+    status: ExecutionStatus
+    planned: int
+    done: frozenset[str]
+
+
 def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
     """A NodeRecord from the `<key>:<field>` entries of the nodes hash."""
 
@@ -287,6 +298,9 @@ class StateStore(LiveIndex, Protocol):
 
     def stored_plan(self, execution_id: str) -> StoredPlan | None:
         """The plan as stored, with the keys of the nodes already finished; None if unknown."""
+
+    def finished_nodes(self, execution_id: str) -> FinishedNodes | None:
+        """The status, plan size and keys of the nodes with an outcome; None if unknown."""
 
     def retire(self, execution_id: str, ttl_s: int) -> None:
         """Let a finished execution's state expire within `ttl_s` (never later than now)."""

@@ -5,8 +5,8 @@ A canvas's messages carry every later step, so a long Blueprint is sent a segmen
 (workers.signatures.plan_canvas); the segment's last step is the continuation, which looks at
 what has finished and sends the next segment the way a resume does. Each worker process keeps
 the last few plans it parsed: a plan only changes when a loop adds its items (new keys), so a
-continuation reads the node states (one pipeline) and parses the plan only when its keys
-changed.
+continuation reads the execution's status, plan size and finished set (one pipeline, no node
+record) and parses the plan only when its size changed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from celery import Celery
 
 from conductor.model.plan import ExecutionPlan
-from storage.state import FINISHED_NODE, ExecutionStatus
+from storage.state import ExecutionStatus
 from workers.signatures import BARRIER_TASK, CONTINUE_TASK, plan_canvas
 from workers.stores import Stores
 
@@ -36,17 +36,18 @@ class _Parsed:
 
 
 class PlanCache:
-    """The last few plans read, by execution id, while their node keys stay the same."""
+    """The last few plans read, by execution id, while their number of nodes stays the same
+    (a plan only grows: a loop's expansion adds its items)."""
 
     def __init__(self, stores: Stores, size: int = CACHED_PLANS) -> None:
         self.stores = stores
         self.size = size
         self.plans: OrderedDict[str, _Parsed] = OrderedDict()
 
-    def get(self, execution_id: str, keys: frozenset[str]) -> _Parsed | None:
-        """The plan whose nodes are `keys`, read again when they are not the cached plan's."""
+    def get(self, execution_id: str, planned: int) -> _Parsed | None:
+        """The plan of `planned` nodes, read again when the cached plan has another number."""
         cached = self.plans.get(execution_id)
-        if cached is None or frozenset(cached.plan.nodes) != keys:
+        if cached is None or len(cached.plan.nodes) != planned:
             stored = self.stores.state.stored_plan(execution_id)
             if stored is None:
                 return None
@@ -74,12 +75,13 @@ def register_continuation(app: Celery, stores: Stores) -> None:
         none of the `left` nodes unfinished when this segment was sent has finished since:
         resume, retry or the reconciler send what is left.
         """
-        snapshot = stores.state.snapshot(execution_id, [])
-        meta = snapshot.execution
-        if meta is None or meta.status.is_terminal or meta.status is ExecutionStatus.PAUSED:
+        finished = stores.state.finished_nodes(execution_id)
+        if finished is None or finished.status.is_terminal:
             return 0
-        done = {key for key, node in snapshot.nodes.items() if node.status in FINISHED_NODE}
-        parsed = cache.get(execution_id, frozenset(snapshot.nodes))
+        if finished.status is ExecutionStatus.PAUSED:
+            return 0
+        done = finished.done
+        parsed = cache.get(execution_id, finished.planned)
         if parsed is None:
             return 0
         nodes = parsed.plan.nodes

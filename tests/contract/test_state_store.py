@@ -100,6 +100,28 @@ def test_load_marks_running_and_hands_over_upstream_outputs(state_store: StateSt
     assert state_store.load(execution_id, "zz", "w1") is None
 
 
+def test_finished_nodes_reads_status_plan_size_and_outcomes(state_store: StateStore) -> None:
+    assert state_store.finished_nodes("nope") is None
+    execution_id = create(state_store)
+    finished = state_store.finished_nodes(execution_id)
+    assert finished is not None
+    assert (finished.status, finished.planned, finished.done) == (
+        ExecutionStatus.QUEUED,
+        2,
+        frozenset(),
+    )
+    attempt = started(state_store, execution_id, "a")
+    state_store.complete(execution_id, "a", "{}", NodeStatus.SUCCEEDED, attempt=attempt)
+    started(state_store, execution_id, "b")  # running: no outcome yet
+    finished = state_store.finished_nodes(execution_id)
+    assert finished is not None and finished.status is ExecutionStatus.RUNNING
+    assert finished.done == {"a"}
+    assert state_store.finish(execution_id, ExecutionStatus.FAILED, '{"error": null}')
+    assert state_store.reopen(execution_id, ["a"]) is StateChange.DONE
+    finished = state_store.finished_nodes(execution_id)
+    assert finished is not None and finished.done == frozenset()
+
+
 def test_a_held_node_is_busy_for_another_delivery(state_store: StateStore) -> None:
     execution_id = create(state_store)
     started(state_store, execution_id, "a")
@@ -285,6 +307,8 @@ def test_expand_is_fenced_by_the_loops_attempt(state_store: StateStore) -> None:
     assert state_store.expand(execution_id, expansion, attempt=attempt)
     meta = state_store.snapshot(execution_id, []).execution
     assert meta is not None and meta.total == len(stored.plan.nodes) + len(expansion.nodes)
+    finished = state_store.finished_nodes(execution_id)
+    assert finished is not None and finished.planned == meta.total
 
 
 def test_event_payloads_have_one_shape_on_both_stores(state_store: StateStore) -> None:
