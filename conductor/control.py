@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from conductor.dispatch import Dispatcher
+from conductor.model.errors import error_data
 from conductor.model.plan import ExecutionPlan
+from conductor.model.problems import ErrorCode
 from storage.events import EventType
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, StateChange
 from workers.finalize import finalize
@@ -37,7 +39,7 @@ class Control:
         marked = self.state.cancel(execution_id)
         if marked is not StateChange.DONE:
             return _outcome(marked)
-        error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
+        error = error_data(ErrorCode.CANCELLED, "cancelled on request")
         finalize(execution_id, self.dispatcher.stores, ExecutionStatus.CANCELLED, error)
         return ControlOutcome.DONE
 

@@ -13,8 +13,10 @@ from kombu.exceptions import OperationalError
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
 from conductor.model.blueprint import Blueprint
+from conductor.model.errors import error_data
 from conductor.model.loader import ensure_plain_inputs
 from conductor.model.plan import ExecutionPlan
+from conductor.model.problems import ErrorCode
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
 from storage.redis_client import StoreError
@@ -71,11 +73,7 @@ class Dispatcher:
             # ignore_result: no result subscription here; outcomes travel through our keys.
             canvas.apply_async(ignore_result=True)
         except (OperationalError, StoreError) as exc:
-            error = {
-                "code": "TRANSPORT_ERROR",
-                "message": f"the broker refused: {exc}",
-                "nodeId": None,
-            }
+            error = error_data(ErrorCode.TRANSPORT_ERROR, f"the broker refused: {exc}")
             with suppress(StoreError):  # Redis may be the thing that is down
                 finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc

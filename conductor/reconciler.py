@@ -26,6 +26,8 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from conductor.dispatch import Dispatcher
+from conductor.model.errors import error_data
+from conductor.model.problems import ErrorCode
 from conductor.model.settings import Settings
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
@@ -114,7 +116,7 @@ class Reconciler:
             return None
         self.check_failures.pop(execution_id, None)
         message = f"the reconciler could not repair it: {type(exc).__name__}: {exc}"
-        error = {"code": "INTERNAL_ERROR", "message": message[:1000], "nodeId": None}
+        error = error_data(ErrorCode.INTERNAL_ERROR, message[:1000])
         try:
             finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
         except Exception:  # its state cannot even be read: end it with the error alone
@@ -164,10 +166,10 @@ class Reconciler:
         self.state.forget_live(execution_id)
         if self.state.result(execution_id) is not None:
             return Repair.FORGOTTEN
-        error = {"code": "CANCELLED", "message": "cancelled on request", "nodeId": None}
+        error = error_data(ErrorCode.CANCELLED, "cancelled on request")
         if status is not ExecutionStatus.CANCELLED:
             message = "the execution ended without storing its result"
-            error = {"code": "INTERNAL_ERROR", "message": message, "nodeId": None}
+            error = error_data(ErrorCode.INTERNAL_ERROR, message)
         finalize(execution_id, self.dispatcher.stores, status, error)
         return Repair.FINALIZED
 
@@ -177,7 +179,7 @@ class Reconciler:
                 f"no progress for {self.stall_s} s after {MAX_REDISPATCHES} re-dispatches "
                 "(lost messages, or no worker consumes its queue)"
             )
-            error = {"code": "EXECUTION_FAILED", "message": message, "nodeId": None}
+            error = error_data(ErrorCode.EXECUTION_FAILED, message)
             finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
             return Repair.FAILED
         self.state.touch_live(execution_id, self.state.clock_ms())  # next look: one period on
@@ -204,7 +206,9 @@ def _unsettled_failure(snapshot: Snapshot, done: frozenset[str]) -> dict[str, An
     which counts as done) when nothing ended it: the worker died in between."""
     for record in snapshot.nodes.values():
         if record.status is NodeStatus.FAILED and record.key not in done:
-            return record.error or {"code": "EXECUTION_FAILED", "nodeId": record.key}
+            return record.error or error_data(
+                ErrorCode.EXECUTION_FAILED, "the node failed", record.key
+            )
     return None
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from conductor.model.errors import error_data
+from conductor.model.problems import ErrorCode
 from storage.blobs import unpack
 from storage.event_source import EventsMissed, EventSource, as_event_source
 from storage.events import TERMINAL_EVENTS, Event
@@ -45,11 +47,7 @@ class ExecutionFollower:
         while (text := stores.state.result(self.execution_id)) is None:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                error = {
-                    "code": "TIMEOUT",
-                    "message": f"no result within {timeout_s} s",
-                    "nodeId": None,
-                }
+                error = error_data(ErrorCode.TIMEOUT, f"no result within {timeout_s} s")
                 finalize(self.execution_id, stores, ExecutionStatus.FAILED, error)
                 continue
             self._until_terminal(min(remaining or RECHECK_S, RECHECK_S), on_event)

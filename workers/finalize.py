@@ -7,6 +7,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from conductor.model.errors import error_data
+from conductor.model.problems import ErrorCode
 from storage.blobs import pack, unpack
 from storage.nesting import MAX_DEPTH, check_nesting
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
@@ -68,8 +70,8 @@ def _unstorable(
     if status is not ExecutionStatus.CANCELLED:
         status = ExecutionStatus.FAILED
     message = f"the execution's result cannot be stored: {exc}"
-    code = "INTERNAL_ERROR" if isinstance(exc, OSError) else "SERIALIZATION_FAILED"
-    error = {"code": code, "message": message, "nodeId": None}
+    code = ErrorCode.INTERNAL_ERROR if isinstance(exc, OSError) else ErrorCode.SERIALIZATION_FAILED
+    error = error_data(code, message)
     result = {**build_result(execution_id, stores, status, error, with_data=False), "data": {}}
     return status, result
 

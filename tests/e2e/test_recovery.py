@@ -60,17 +60,26 @@ def backdate(stack: Stack, execution_id: str, by_s: float) -> None:
 
 def test_an_output_too_deep_to_store_fails_its_node_cleanly(fresh: Stack) -> None:
     fresh.start_worker("deep", concurrency=1, **NO_RECONCILER)
+    # Inputs may nest 100 levels; each edit-fields below wraps its input one level deeper,
+    # until an output passes what can be stored.
+    wraps = "\n".join(
+        f"  - {{id: e{i}, type: edit-fields, parameters: {{values: {{v: '{{{{$input}}}}'}}, "
+        "keepOnlySet: true}}"
+        for i in range(1, 41)
+    )
+    edges = ", ".join(f"{{source: e{i}, target: e{i + 1}}}" for i in range(40))
     blueprint = (
         "id: deep\nname: Deep\nvariables: {deep: {type: array}}\nnodes:\n"
-        "  - {id: e, type: edit-fields, parameters: {values: {v: '{{$vars.deep}}'}, "
+        "  - {id: e0, type: edit-fields, parameters: {values: {v: '{{$vars.deep}}'}, "
         "keepOnlySet: true}}\n"
-        "  - {id: after, type: delay, parameters: {ms: 0}}\n"
-        "edges: [{source: e, target: after}]\n"
+        f"{wraps}\n  - {{id: after, type: delay, parameters: {{ms: 0}}}}\n"
+        f"edges: [{edges}, {{source: e40, target: after}}]\n"
     )
-    execution_id = fresh.submit(blueprint, {"deep": nested(150)})
+    execution_id = fresh.submit(blueprint, {"deep": nested(95)})
     result = fresh.wait_final(execution_id)
     assert result["status"] == "failed"
-    assert (result["error"]["code"], result["error"]["nodeId"]) == ("SERIALIZATION_FAILED", "e")
+    assert result["error"]["code"] == "SERIALIZATION_FAILED", result["error"]
+    assert str(result["error"]["nodeId"]).startswith("e")
     assert fresh.events(execution_id)[-1].type.value == "execution.failed"
     assert fresh.client.zscore(keys.LIVE_EXECUTIONS, execution_id) is None
 
