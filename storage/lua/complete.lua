@@ -17,21 +17,23 @@ local error = ARGV[9]          -- JSON, or '' (a settled failure's error)
 local token = ARGV[10]         -- the attempt (fencing token), or '' for whichever
 
 -- nothing either once the execution is over: no event follows the terminal one
-if not is_live(redis.call('HGET', meta_key, 'status')) then return 0 end
+local meta = redis.call('HMGET', meta_key, 'status', 'total')
+if not is_live(meta[1]) then return 0 end
 local k = key .. ':'
-if not holds(nodes_key, k, token) then return 0 end
+local st = redis.call('HMGET', nodes_key, k .. 'status', k .. 'attempts', k .. 'started_ms')
+if not held_by(st, token) then return 0 end
 redis.call('ZADD', live_key, clock_ms(), execution_id)
 redis.call('HSET', outputs_key, key, output)
 redis.call('HSET', nodes_key, k .. 'status', status, k .. 'finished_ms', now)
 if error ~= '' then redis.call('HSET', nodes_key, k .. 'error', error) end
 redis.call('SADD', done_key, key)
 local count = redis.call('SCARD', done_key)
-for _, other in ipairs({nodes_key, outputs_key, done_key}) do same_ttl(meta_key, other) end
-local started = tonumber(redis.call('HGET', nodes_key, k .. 'started_ms') or now)
+for _, other in ipairs({nodes_key, outputs_key, done_key}) do keep_ttl(meta_key, other) end
+local started = tonumber(st[3] or now)
 local data = {duration_ms = tonumber(now) - started}
 if error ~= '' then data['error'] = decode(error); data['settled'] = true end
 emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
      {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})
 -- the total now, not when the node loaded: a loop's expansion may have raised it since
-if count >= tonumber(redis.call('HGET', meta_key, 'total')) then return 2 end
+if count >= tonumber(meta[2]) then return 2 end
 return 1

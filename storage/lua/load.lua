@@ -29,18 +29,19 @@ local node_status = node[1] or 'pending'
 local attempt = tonumber(node[2] or '0')
 local live = status == 'queued' or status == 'running'
 local busy = 0
+local clock = clock_ms()       -- one TIME per script
 local wrong_phase = (decoded['expanded'] == true) ~= (phase == 'collect')
 if wrong_phase or not live or finished(node_status) then
   busy = 0
-elseif node_status == 'running' and tonumber(node[3] or '0') > clock_ms() then
+elseif node_status == 'running' and tonumber(node[3] or '0') > clock then
   busy = 1
 else
   local ts = tonumber(now) / 1000
   attempt = redis.call('HINCRBY', nodes_key, k .. 'attempts', 1)
   redis.call('HSET', nodes_key, k .. 'status', 'running', k .. 'started_ms', now,
-             k .. 'worker', worker, k .. 'lease_ms', clock_ms() + lease_ms)
-  redis.call('ZADD', live_key, clock_ms(), execution_id)
-  same_ttl(meta_key, nodes_key)
+             k .. 'worker', worker, k .. 'lease_ms', clock + lease_ms)
+  redis.call('ZADD', live_key, clock, execution_id)
+  keep_ttl(meta_key, nodes_key)
   if status == 'queued' then
     redis.call('HSET', meta_key, 'status', 'running', 'started_ms', now)
     emit(to, {id=execution_event_id, type='execution.started', node_id=cjson.null, ts=ts,

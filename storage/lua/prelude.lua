@@ -45,6 +45,13 @@ local function same_ttl(meta_key, key)
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
 
+-- The same, done once: only a key with no TTL yet (its first write) takes the meta hash's. The
+-- meta hash's TTL only changes where every key's is set (create, reopen, retention), so a key
+-- that has one has the right one; a node's scripts then pay one TTL per key, not TTL + EXPIRE.
+local function keep_ttl(meta_key, key)
+  if redis.call('TTL', key) == -1 then same_ttl(meta_key, key) end
+end
+
 local function is_live(s) return s == 'queued' or s == 'running' or s == 'paused' end
 
 local function finished(s)
@@ -52,10 +59,14 @@ local function finished(s)
 end
 
 -- Whether attempt `token` ('' = whichever) still holds node `k` (`<key>:`): fencing.
-local function holds(nodes_key, k, token)
-  local st = redis.call('HMGET', nodes_key, k .. 'status', k .. 'attempts')
+-- `st` is the node's {status, attempts, ...} as read (HMGET).
+local function held_by(st, token)
   if finished(st[1]) then return false end
   return token == '' or (st[1] == 'running' and st[2] == token)
+end
+
+local function holds(nodes_key, k, token)
+  return held_by(redis.call('HMGET', nodes_key, k .. 'status', k .. 'attempts'), token)
 end
 
 -- HSET a JSON object's fields, in chunks under Lua's limit on unpacked arguments.

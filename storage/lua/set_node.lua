@@ -20,7 +20,7 @@ local k = key .. ':'
 if not holds(nodes_key, k, token) then return 0 end
 redis.call('HSET', nodes_key, k .. 'status', status, k .. 'error', error)
 if status == 'failed' then redis.call('HSET', nodes_key, k .. 'finished_ms', now) end
-same_ttl(meta_key, nodes_key)
+keep_ttl(meta_key, nodes_key)
 local data = {error = decode(error)}
 if retry_in_s ~= '' then
   data['retry_in_s'] = tonumber(retry_in_s)

@@ -149,6 +149,19 @@ def test_complete_records_once_for_the_holding_attempt(
     assert logged(client, ex)[-1]["data"] == {"duration_ms": 1000}
 
 
+def test_a_nodes_keys_take_the_executions_ttl_once_at_their_first_write(
+    run: Scripts, client: redis.Redis, ex: str
+) -> None:
+    create(run, ex)
+    load(run, ex)
+    assert 0 < client.ttl(keys.nodes(ex)) <= 60
+    client.expire(keys.meta(ex), 600)  # only create, reopen and retention set it
+    assert complete(run, ex, "1") == 2
+    assert 0 < client.ttl(keys.nodes(ex)) <= 60  # had one: no EXPIRE per node
+    assert 60 < client.ttl(keys.outputs(ex)) <= 600  # first write: the meta hash's
+    assert 60 < client.ttl(keys.done(ex)) <= 600
+
+
 def test_set_node_records_a_retry_then_a_failure(
     run: Scripts, client: redis.Redis, ex: str
 ) -> None:

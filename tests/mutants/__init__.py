@@ -60,7 +60,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="lease-never-lapses",
         guarantee="a node whose attempt stopped renewing its lease is taken over by another",
         path="storage/lua/load.lua",
-        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock_ms() then",
+        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock then",
         replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
         tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
     ),
