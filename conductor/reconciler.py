@@ -121,7 +121,10 @@ class Reconciler:
             finalize(execution_id, self.dispatcher.stores, ExecutionStatus.FAILED, error)
         except Exception:  # its state cannot even be read: end it with the error alone
             log.exception("reconciler: execution %s could not be finalized", execution_id)
-            fail_bare(execution_id, self.dispatcher.stores, error)
+            try:
+                fail_bare(execution_id, self.dispatcher.stores, error)
+            except Exception:  # not even that (its keys are of the wrong type): let it go
+                log.exception("reconciler: execution %s could not be failed", execution_id)
         self.state.forget_live(execution_id)
         return Repair.FAILED
 

@@ -24,6 +24,7 @@ from conductor.api.problems import (
     handle_problem,
     problem_response,
 )
+from conductor.api.unforeseen import Unforeseen
 from conductor.dispatch import DispatchFailed
 from storage.redis_client import TRANSPORT_ERRORS
 
@@ -85,6 +86,7 @@ def create_api(context: ApiContext) -> FastAPI:
         app.add_exception_handler(error, _redis_down)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DispatchFailed, _redis_down)
+    app.add_middleware(Unforeseen)  # innermost of these: under the body limit and the guard
     app.add_middleware(BodyLimit)
     # Outermost (added last): framing and the token are checked before any body is read.
     app.add_middleware(RequestGuard, token=context.settings.api_token)

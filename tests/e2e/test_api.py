@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from conductor.embedded import ApiProcess, ServiceProcess, WorkerProcess, free_port
+from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess, free_port
 from storage import keys
 from tests.e2e.fault_stack import wait_consumed
 
@@ -801,3 +801,21 @@ def test_readiness_metrics_and_openapi(http: httpx.Client) -> None:
         "/v1/blueprints", "/v1/blueprints/{blueprint_id}", "/v1/blueprints/validate",
         "/v1/nodes", "/v1/nodes/{node_type}", "/healthz", "/readyz", "/metrics",
     } <= set(paths)  # fmt: skip
+
+
+def test_an_unforeseen_error_is_a_problem_not_a_traceback(
+    http: httpx.Client, redis_server: RedisServer
+) -> None:
+    execution_id = f"wrong-type-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_server.url)
+    client.set(keys.meta(execution_id), "not a hash")  # broken state: WRONGTYPE on reading it
+    try:
+        for response in (
+            http.get(f"/v1/executions/{execution_id}"),
+            http.post(f"/v1/executions/{execution_id}/cancel"),
+        ):
+            problem = assert_problem(response, 500, "INTERNAL_ERROR")
+            assert "Traceback" not in response.text and "log" in problem["detail"]
+    finally:
+        client.delete(keys.meta(execution_id))
+        client.close()

@@ -131,3 +131,17 @@ def test_a_stuck_execution_can_be_cancelled(fresh: Stack) -> None:
     state.complete(plan.execution_id, "a", "{}", NodeStatus.SUCCEEDED, attempt=load.attempt)
     assert fresh.control().cancel(plan.execution_id) is ControlOutcome.DONE
     assert fresh.wait_final(plan.execution_id)["status"] == "cancelled"
+
+
+def test_an_execution_whose_keys_are_of_the_wrong_type_is_let_go(fresh: Stack) -> None:
+    # Its meta hash is a plain string now: neither finalize nor the bare failure can write it.
+    plan = compile_plan(load_blueprint_text(chain(("a", delay(0)))), f"w-{uuid.uuid4()}", {})
+    state = fresh.dispatcher().stores.state
+    state.create(plan)
+    fresh.client.delete(keys.meta(plan.execution_id))
+    fresh.client.set(keys.meta(plan.execution_id), "not a hash")
+    backdate(fresh, plan.execution_id, 3600)
+    reconciler = Reconciler(fresh.dispatcher(), state, stall_s=3600)
+    for _ in range(MAX_CHECK_FAILURES):
+        reconciler.run_once()  # never raises: every pass runs to its end
+    assert fresh.client.zscore(keys.LIVE_EXECUTIONS, plan.execution_id) is None
