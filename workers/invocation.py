@@ -34,6 +34,9 @@ class Invocation:
             return method()
         except NodeError:
             raise
+        except RecursionError as exc:  # data nested too deep for the node: the same every time
+            message = f"the node's data is nested too deep to handle ({exc})"
+            raise NodeError(message, retryable=False) from exc
         except Exception as exc:  # a node's own bug or a time limit
             late = time.monotonic() >= self.context.deadline
             code = "TIMEOUT" if late else "EXECUTION_FAILED"
