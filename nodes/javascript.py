@@ -98,6 +98,12 @@ class JavaScriptSandbox:
                 code="MEMORY_LIMIT_EXCEEDED",
                 retryable=False,
             )
+        if message == "null":  # QuickJS throws null when it cannot even allocate the error
+            limit_mib = self.memory_limit_bytes // (1024 * 1024)
+            return ScriptError(
+                f"JavaScript threw null: the program threw null, or ran out of its {limit_mib} "
+                "MiB of memory"
+            )
         return ScriptError(f"JavaScript threw {message}")
 
 

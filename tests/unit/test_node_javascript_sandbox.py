@@ -43,3 +43,8 @@ def test_threads_evaluate_at_once() -> None:
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda n: evaluate_expression("n * n", {"n": n}, 10), range(40)))
     assert results == [n * n for n in range(40)]
+
+
+def test_null_thrown_says_what_it_may_mean() -> None:
+    with pytest.raises(ScriptError, match="threw null: the program threw null, or ran out"):
+        JavaScriptSandbox(5).run({}, "throw null;", None)
