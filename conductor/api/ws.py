@@ -45,6 +45,7 @@ WAKE_S = 1.0
 AUTH_TIMEOUT_S = 10.0
 CLOSE_POLICY = 1008  # unauthorized, too many subscriptions
 CLOSE_TRY_LATER = 1013  # too many connections
+CLOSE_IDLE = 1001  # going away: idle, following nothing
 
 T = TypeVar("T")
 
@@ -140,7 +141,12 @@ class Session:
     async def serve(self) -> None:
         """Act on each message until the client leaves or breaks a limit."""
         while True:
-            text = await self.ws.receive_text()
+            idle_s = None if self.followers else self.limits.idle_s
+            try:
+                text = await asyncio.wait_for(self.ws.receive_text(), idle_s)
+            except TimeoutError:  # holds a connection slot and follows nothing
+                await self.ws.close(CLOSE_IDLE, f"idle for {idle_s} s with no subscription")
+                return
             try:
                 message = parse_message(text)
                 if not await self.handle(message):

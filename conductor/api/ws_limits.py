@@ -15,14 +15,17 @@ class WsLimits:
 
     connections: int = 100
     subscriptions: int = 20
+    idle_s: int = 300  # a connection that follows nothing and says nothing this long is closed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WsLimits:
-        """CONDUCTOR_WS_MAX_CONNECTIONS and CONDUCTOR_WS_MAX_SUBSCRIPTIONS, else the defaults."""
+        """CONDUCTOR_WS_MAX_CONNECTIONS, CONDUCTOR_WS_MAX_SUBSCRIPTIONS and
+        CONDUCTOR_WS_IDLE_S, else the defaults."""
         env = os.environ if env is None else env
         return cls(
             connections=_positive(env, "CONDUCTOR_WS_MAX_CONNECTIONS", cls.connections),
             subscriptions=_positive(env, "CONDUCTOR_WS_MAX_SUBSCRIPTIONS", cls.subscriptions),
+            idle_s=_positive(env, "CONDUCTOR_WS_IDLE_S", cls.idle_s),
         )
 
 

@@ -260,3 +260,28 @@ def test_the_token_in_a_header_or_a_first_message_and_the_limits_close_with_a_co
             except ConnectionClosed:
                 assert time.monotonic() < deadline, "connections were not released"
                 time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def impatient(api_env: dict[str, str], worker: WorkerProcess) -> Iterator[ApiProcess]:
+    """An API holding one connection at most, closing one idle for a second."""
+    env = {**api_env, "CONDUCTOR_WS_MAX_CONNECTIONS": "1", "CONDUCTOR_WS_IDLE_S": "1"}
+    process = ApiProcess(env).start()
+    yield process
+    process.stop()
+
+
+def test_an_idle_socket_is_closed_and_frees_its_place_but_a_following_one_is_not(
+    impatient: ApiProcess, http: httpx.Client
+) -> None:
+    with connect(ws_url(impatient)) as idle:
+        code, reason = closed_with(idle)  # says nothing, follows nothing
+        assert code == 1001 and "idle for 1 s with no subscription" in reason
+    execution_id = submit(http, {"blueprint": chain(1500, "a", "b")})  # quiet for 1.5 s at a time
+    with connect(ws_url(impatient)) as following:  # the idle one's place is free again
+        assert reply(following, {"op": "subscribe", "execution_id": execution_id})["type"] == (
+            "subscribed"
+        )
+        while (got := receive(following))["event"]["type"] not in TERMINAL:
+            pass
+        assert got["event"]["type"] == "execution.succeeded"
