@@ -28,7 +28,11 @@ redis.call('HSET', nodes_key, k .. 'status', status, k .. 'finished_ms', now)
 if error ~= '' then redis.call('HSET', nodes_key, k .. 'error', error) end
 redis.call('SADD', done_key, key)
 local count = redis.call('SCARD', done_key)
-for _, other in ipairs({nodes_key, outputs_key, done_key}) do keep_ttl(meta_key, other) end
+-- only the first outcome (again after a reopen emptied the set) can find a key with no TTL:
+-- until then no outcome wrote the outputs and done keys, and neither did a load the nodes one
+if count == 1 then
+  for _, other in ipairs({nodes_key, outputs_key, done_key}) do keep_ttl(meta_key, other) end
+end
 local started = tonumber(st[3] or now)
 local data = {duration_ms = tonumber(now) - started}
 if error ~= '' then data['error'] = decode(error); data['settled'] = true end
