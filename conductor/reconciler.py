@@ -29,11 +29,10 @@ from conductor.dispatch import Dispatcher
 from conductor.model.errors import error_data
 from conductor.model.problems import ErrorCode
 from conductor.model.settings import Settings
+from conductor.services import Services
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
-from workers.app import create_app
 from workers.finalize import fail_bare, finalize
-from workers.tasks import make_stores
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +221,9 @@ def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
     stop = threading.Event()
 
     def start(**_: Any) -> None:
-        stores = make_stores(settings)
-        dispatcher = Dispatcher(create_app(settings), stores, registry)
+        services = Services.from_settings(settings, registry=registry, name="reconciler")
         reconciler = Reconciler(
-            dispatcher, stores.state, settings.stall_s, settings.reconcile_every_s
+            services.dispatcher, services.stores.state, settings.stall_s, settings.reconcile_every_s
         )
         thread = threading.Thread(
             target=reconciler.run_forever, args=(stop,), name="reconciler", daemon=True

@@ -6,8 +6,8 @@ import click
 
 from conductor.beat_scheduler import scheduler_class
 from conductor.model.settings import Settings
+from conductor.services import Services
 from storage.schedules import RedisSchedules
-from workers.app import create_app
 
 
 @click.command()
@@ -20,7 +20,7 @@ def beat(loglevel: str) -> None:
     settings = Settings.from_env()
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-    app = create_app(settings)
+    app = Services.from_settings(settings, name="beat").celery
     store = RedisSchedules.connect(settings.redis_url)
     store.client.ping()  # an unreachable Redis is exit 3 now, not a retry loop
     scheduler = scheduler_class(app, store)

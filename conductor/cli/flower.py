@@ -6,7 +6,7 @@ import click
 
 from conductor.model.settings import Settings
 from conductor.ports import ensure_port_free
-from workers.app import create_app
+from conductor.services import Services
 
 # Node tasks are `conductor.node(execution_id, node_key, node_type=...)`: show their arguments.
 TASK_COLUMNS = "name,uuid,state,args,kwargs,received,started,runtime,worker"
@@ -46,4 +46,4 @@ def flower(address: str, port: int, url_prefix: str | None) -> None:
         raise click.UsageError("CONDUCTOR_FLOWER_BASIC_AUTH must be user:password[,user:password]")
     ensure_port_free(address, port, what="flower")
     # Flower reads task names, arguments and states from worker events: no tasks to register.
-    create_app(settings).start(flower_argv(settings, address, port, url_prefix))
+    Services.from_settings(settings).celery.start(flower_argv(settings, address, port, url_prefix))
