@@ -80,7 +80,11 @@ def test_a_failure_drains_a_sibling_in_its_retries_and_retry_reruns_the_rest(
     again = stack.wait_final(execution_id)
     assert (again["status"], again["error"]["nodeId"]) == ("failed", "boom")
     rerun = {step["nodeId"] for step in again["trace"] if step["attempts"] > before[step["nodeId"]]}
-    assert {"boom", "flaky"} <= rerun  # the failed node and the one the failure cut short
+    assert "boom" in rerun  # the failed node ran again
+    # The one the failure cut short was sent again (resumed's nodes, below); whether it started
+    # before boom failed once more depends on the worker's timing, but it ends final either way.
+    states = {step["nodeId"]: step["status"] for step in again["trace"]}
+    assert "flaky" in rerun or states["flaky"] == "cancelled", states
     resumed = [e for e in stack.events(execution_id) if e.type.value == "execution.resumed"]
     assert {"boom", "flaky", "after", "wrap"} <= set(resumed[-1].data["nodes"])
     ends = [e for e in stack.events(execution_id) if e.type in TERMINAL_EVENTS]
