@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import redis
 
 from conductor.embedded import RedisServer, WorkerProcess
 from conductor.model.settings import Settings
+from storage.presence import RedisPresence
 from tests.fixture_files import write_atomiton_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,10 +55,24 @@ def worker(
     process = WorkerProcess(
         redis_server.url, concurrency=2, env=worker_env, name="e2e@%h", log_path=log
     ).start()
+    _wait_until_live(redis_server.url, "e2e@")
     yield process
     process.stop()
     if os.environ.get("CONDUCTOR_SHOW_WORKER_LOG"):
         print(log.read_text())
+
+
+def _wait_until_live(url: str, prefix: str, timeout_s: float = 60.0) -> None:
+    """Until a worker named `prefix...` announces itself: a submission before that is told
+    NO_WORKER, and the first test would measure the worker's start-up instead of its work."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not any(w.name.startswith(prefix) for w in RedisPresence(client).live()):
+            assert time.monotonic() < deadline, f"no worker {prefix}* announced itself"
+            time.sleep(0.1)
+    finally:
+        client.close()
 
 
 @pytest.fixture
