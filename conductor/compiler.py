@@ -115,6 +115,7 @@ def _add_node(
         queue=node.queue,
         cache_ttl_s=node.cache.ttl_s if node.cache else None,
         rate_limit=_rate_limit(node),
+        resources=node.resources,
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,

@@ -77,6 +77,7 @@ class NodeOutcomeData(TypedDict):
     duration_ms: NotRequired[int]
     error: NotRequired[dict[str, Any]]
     settled: NotRequired[bool]
+    profile: NotRequired[dict[str, Any]]  # what the run used (conductor.model.resources)
 
 
 @with_config(_STRICT)

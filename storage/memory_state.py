@@ -11,8 +11,8 @@ from typing import Any
 from conductor.model.plan import ExecutionPlan
 from storage.event_data import node_outcome, queued_event, terminal_event
 from storage.events import Event, EventType
-from storage.execution_meta import meta_fields, plan_from_fields
-from storage.memory_live import MemoryLiveIndex
+from storage.execution_meta import meta_fields
+from storage.memory_reads import MemoryReads
 from storage.state import (
     FINISHED_NODE,
     LEASE_MS,
@@ -21,14 +21,10 @@ from storage.state import (
     ExecutionExists,
     ExecutionStatus,
     Expansion,
-    FinishedNodes,
     Heartbeat,
     NodeLoad,
     NodeStatus,
-    Snapshot,
     StateChange,
-    StoredPlan,
-    node_record,
     now_ms,
 )
 
@@ -39,7 +35,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class MemoryStateStore(MemoryLiveIndex):
+class MemoryStateStore(MemoryReads):
     """Execution state in dicts: the same hashes the Redis store keeps, by execution id."""
 
     def __init__(self, lease_ms: int = LEASE_MS) -> None:
@@ -155,6 +151,7 @@ class MemoryStateStore(MemoryLiveIndex):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -167,7 +164,8 @@ class MemoryStateStore(MemoryLiveIndex):
             nodes[f"{key}:error"] = json.dumps(error)
         duration_ms = now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
         kind = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
-        self._emit(execution_id, kind, key, dict(node_outcome(duration_ms, error or None)))
+        data = dict(node_outcome(duration_ms, error or None))
+        self._emit(execution_id, kind, key, {**data, **self._profiled(execution_id, key, profile)})
         self.done[execution_id].add(key)
         total = int(self.meta[execution_id]["total"])
         return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED
@@ -195,7 +193,13 @@ class MemoryStateStore(MemoryLiveIndex):
         return attempt is None or (status is NodeStatus.RUNNING and current == str(attempt))
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         """Record the failure; emit node.failed."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -207,8 +211,16 @@ class MemoryStateStore(MemoryLiveIndex):
                 f"{key}:error": json.dumps(error),
             }
         )
-        self._emit(execution_id, EventType.NODE_FAILED, key, {"error": error, "settled": False})
+        data = {"error": error, "settled": False, **self._profiled(execution_id, key, profile)}
+        self._emit(execution_id, EventType.NODE_FAILED, key, data)
         return True
+
+    def _profiled(self, execution_id: str, key: str, profile: dict[str, Any] | None) -> Any:
+        """Keep the run's profile on its node; the event data that carries it."""
+        if not profile:
+            return {}
+        self.nodes[execution_id][f"{key}:profile"] = json.dumps(profile)
+        return {"profile": profile}
 
     def retry_later(
         self,
@@ -275,7 +287,7 @@ class MemoryStateStore(MemoryLiveIndex):
         for key in again:
             self.done[execution_id].discard(key)
             self.outputs[execution_id].pop(key, None)
-            for name in ("error", "finished_ms", "lease_ms"):
+            for name in ("error", "finished_ms", "lease_ms", "profile"):
                 nodes.pop(f"{key}:{name}", None)
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")
@@ -327,19 +339,6 @@ class MemoryStateStore(MemoryLiveIndex):
         plan = self.plans[execution_id]
         return sorted(key for key in plan if nodes.get(f"{key}:status") == "cancelled")
 
-    def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
-        """The events after `after_seq`."""
-        found = self.events_of.get(execution_id)
-        return None if found is None else found[after_seq:]
-
-    def cached_output(self, digest: str) -> str | None:
-        """The cached output (expiry not modelled in the twin)."""
-        return self.cache.get(digest)
-
-    def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
-        """Keep the output."""
-        self.cache[digest] = output
-
     def mark_dispatched(self, execution_id: str) -> None:
         """Note the dispatch."""
         self.meta[execution_id]["dispatched_ms"] = str(now_ms())
@@ -364,35 +363,6 @@ class MemoryStateStore(MemoryLiveIndex):
             self.touch_live(execution_id, self.clock_ms())
         self._emit(execution_id, event, None, {"status": target.value})
         return StateChange.DONE
-
-    def result(self, execution_id: str) -> str | None:
-        """The stored result."""
-        return self.results.get(execution_id)
-
-    def snapshot(self, execution_id: str, sinks: list[str]) -> Snapshot:
-        """Everything about one execution (empty when unknown, as in Redis)."""
-        fields = self.nodes.get(execution_id, {})
-        outputs = self.outputs.get(execution_id, {})
-        return Snapshot(
-            meta=dict(self.meta.get(execution_id, {})),
-            nodes={key: node_record(key, fields) for key in self.plans.get(execution_id, {})},
-            sink_outputs={key: outputs[key] for key in sinks if key in outputs},
-        )
-
-    def stored_plan(self, execution_id: str) -> StoredPlan | None:
-        """The plan and the finished nodes."""
-        if execution_id not in self.plans or execution_id not in self.meta:
-            return None
-        plan = plan_from_fields(execution_id, self.meta[execution_id], self.plans[execution_id])
-        return StoredPlan(plan, frozenset(self.done[execution_id]))
-
-    def finished_nodes(self, execution_id: str) -> FinishedNodes | None:
-        """The status, plan size and finished nodes."""
-        if execution_id not in self.plans or execution_id not in self.meta:
-            return None
-        status = ExecutionStatus(self.meta[execution_id]["status"])
-        planned = len(self.plans[execution_id])
-        return FinishedNodes(status, planned, frozenset(self.done[execution_id]))
 
     def retire(self, execution_id: str, ttl_s: int) -> None:
         """Expiry is not modelled in the twin."""

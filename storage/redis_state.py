@@ -10,7 +10,6 @@ read yet; the recorder deletes what it has recorded.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -23,6 +22,9 @@ from storage.events import EventType
 from storage.execution_meta import meta_fields
 from storage.redis_live import RedisLiveIndex, text
 from storage.redis_reads import RedisReads
+from storage.script_args import emitting as _emitting
+from storage.script_args import event_id as _id
+from storage.script_args import token as _token
 from storage.scripts import Scripts
 from storage.state import (
     LEASE_MS,
@@ -137,6 +139,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
         output reused from the cache). With `attempt`, only while that attempt holds the node."""
@@ -162,6 +165,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
                 event_type.value,
                 json.dumps(error) if error else "",
                 _token(attempt),
+                json.dumps(profile) if profile else "",
             ],
         )
         return Completion(reply)
@@ -190,7 +194,13 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
         return bool(expanded)
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         """Record the node's failure and emit node.failed; False if the node has an outcome,
         `attempt` no longer holds it, or the execution is over."""
@@ -201,6 +211,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
             error,
             "",
             attempt=attempt,
+            profile=profile,
         )
 
     def retry_later(
@@ -225,6 +236,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
         retry_in_s: float | str,
         *,
         attempt: int | None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         status, event = change
         stored = self.scripts(
@@ -245,6 +257,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
                 json.dumps(error),
                 retry_in_s,
                 _token(attempt),
+                json.dumps(profile) if profile else "",
             ],
         )
         return bool(stored)
@@ -377,16 +390,3 @@ class RedisStateStore(RedisLiveIndex, RedisReads):
             ],
         )
         return StateChange.of_reply(reply)
-
-
-def _emitting(execution_id: str) -> list[str]:
-    """The first ARGV of every emitting script: the events channel, the execution id."""
-    return [keys.events_channel(execution_id), execution_id]
-
-
-def _token(attempt: int | None) -> str:
-    return "" if attempt is None else str(attempt)
-
-
-def _id() -> str:
-    return str(uuid.uuid4())

@@ -30,6 +30,7 @@ from storage.history import (
     SchemaMismatch,
 )
 from storage.history_state import ExecutionState, NodeRunState, node_run_order, node_targets
+from storage.sql_migrations import add_missing_columns
 from storage.sql_schema import (
     SCHEMA_VERSION,
     events,
@@ -121,6 +122,7 @@ class SqlHistoryStore:
                 # Two processes opening a new database at once would both CREATE TABLE.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             metadata.create_all(conn)
+            add_missing_columns(conn)  # a database made by an older Conductor
             found = conn.execute(sa.select(schema_version.c.version)).scalars().all()
             if not found:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))

@@ -49,6 +49,13 @@ node_runs = sa.Table(
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("error_seq", sa.Integer, nullable=False),
+    # A run's profile (added after schema version 1: storage/sql_migrations.py adds them)
+    sa.Column("queue_wait_ms", sa.BigInteger),
+    sa.Column("cpu_ms", sa.BigInteger),
+    sa.Column("peak_rss_bytes", sa.BigInteger),
+    sa.Column("input_bytes", sa.BigInteger),
+    sa.Column("output_bytes", sa.BigInteger),
+    sa.Column("depends_on", sa.Text),  # JSON list of node keys
 )
 
 events = sa.Table(

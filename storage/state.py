@@ -130,6 +130,7 @@ class NodeRecord:
     worker: str | None = None
     error: dict[str, Any] | None = None
     lease_ms: int | None = None  # a running attempt holds the node until then (0: none does)
+    profile: dict[str, Any] | None = None  # what its run used (conductor.model.resources)
 
     @property
     def held(self) -> bool:
@@ -183,6 +184,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
         return int(value) if value else None
 
     error = fields.get(f"{key}:error")
+    profile = fields.get(f"{key}:profile")
     return NodeRecord(
         key=key,
         status=NodeStatus(fields.get(f"{key}:status", NodeStatus.PENDING.value)),
@@ -192,6 +194,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
         worker=fields.get(f"{key}:worker"),
         error=json.loads(error) if error else None,
         lease_ms=number("lease_ms"),
+        profile=json.loads(profile) if profile else None,
     )
 
 
@@ -221,10 +224,12 @@ class StateStore(LiveIndex, Protocol):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
         say whether it was the execution's last node. `cached`: it came from the cache. With
-        `attempt` (the fencing token), only while that attempt still holds the node."""
+        `attempt` (the fencing token), only while that attempt still holds the node. `profile`
+        (a NodeProfile's fields) goes into the node's record and its event."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""
@@ -237,10 +242,16 @@ class StateStore(LiveIndex, Protocol):
         loop; False (nothing added) when it does not."""
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
-        """Record a node's failure; False when it has an outcome, `attempt` lost it, or the
-        execution is over."""
+        """Record a node's failure (and its `profile`, as `complete`); False when it has an
+        outcome, `attempt` lost it, or the execution is over."""
 
     def retry_later(
         self,

@@ -63,4 +63,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": (NodeTypeRouter(settings.queue_routes),) if settings.queue_routes else (),
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Celery counts KiB; None keeps children however large they grow.
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024 or None,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery, Task
@@ -25,6 +26,7 @@ from workers.attempt_watch import AttemptWatch
 from workers.continuation import register_continuation
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
+from workers.profile import SENT_HEADER, queue_wait_ms
 from workers.run_node import Outcome, run_node
 from workers.signatures import (
     COLLECT_PHASE,
@@ -113,6 +115,8 @@ def register_tasks(
                 # short countdowns only: a broker ETA past the visibility timeout is redelivered
                 raise self.retry(countdown=min(wait_s, MAX_COUNTDOWN_S))
         worker = self.request.hostname or "worker"
+        sent_ms = getattr(self.request, SENT_HEADER, None)
+        waited_ms = queue_wait_ms(sent_ms, self.request.eta, int(time.time() * 1000))
         try:
             run = run_node(
                 execution_id,
@@ -123,6 +127,7 @@ def register_tasks(
                 environment=environment,
                 phase=phase,
                 watch=watch,
+                queue_wait_ms=waited_ms,
             )
         except Exception as exc:  # a bug or a lost store: record it, keep the canvas going
             log.exception("node %s/%s crashed", execution_id, node_key)

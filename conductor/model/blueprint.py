@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from conductor.model.resources import NodeResources
+
 # Editor fields (position, ports, metadata...) are accepted and kept: extra="allow".
 _KEEP_UI_FIELDS = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
@@ -64,6 +66,7 @@ class BlueprintNode(BaseModel):
     queue: str | None = None
     cache: NodeCache | None = None
     rate_limit: NodeRateLimit | None = None
+    resources: NodeResources | None = None  # see conductor.model.resources
     nodes: list[BlueprintNode] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
 

@@ -46,6 +46,9 @@ class Settings(BaseModel):
     # What http-request may reach beyond public addresses: CIDRs and host names.
     http_allow: tuple[str, ...] = ()
     max_output_mb: int = Field(default=64, ge=1, le=4096)  # one node's output, as JSON
+    # A worker's pool process is replaced after a task that leaves it above this resident
+    # memory (Celery's worker_max_memory_per_child); 0: never.
+    worker_max_memory_mb: int = Field(default=0, ge=0, le=1024 * 1024)
     # The reconciler: how often a worker looks for stuck executions, and how long one may go
     # without progress (and with nothing queued for it) before its nodes are sent again.
     reconcile_every_s: float = Field(default=5.0, gt=0)
@@ -104,7 +107,7 @@ class Settings(BaseModel):
 # Numeric settings, read from CONDUCTOR_<NAME> as text and checked by the model.
 _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
-    "stall_s", "reconcile_every_s", "lease_s", "max_output_mb",
+    "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "worker_max_memory_mb",
 )  # fmt: skip
 
 
