@@ -259,4 +259,16 @@ MUTANTS: tuple[Mutant, ...] = (
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
+    Mutant(
+        name="limits-ignored",
+        guarantee="a node's resources limit it, whatever its type: over its memory it fails "
+        "MEMORY_LIMIT_EXCEEDED and its worker goes on (issue 16 item 4)",
+        path="workers/run_node.py",
+        original="        if self.spec.resources is None:\n            return call.run()\n",
+        replacement="        if True:\n            return call.run()\n",
+        tests=(
+            "tests/e2e/test_resources.py::"
+            "test_memory_over_its_limit_fails_the_node_and_the_worker_takes_the_next_task",
+        ),
+    ),
 )
