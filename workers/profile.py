@@ -44,6 +44,11 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _children_peak_bytes() -> int:
+    """The largest resident set of any child this process reaped (it only grows)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
 def reset_peak() -> bool:
     """Reset this process's resident-memory high-water mark (Linux 4.0+); False elsewhere."""
     try:
@@ -77,6 +82,7 @@ class Meter:
     _cpu_s: float = field(default_factory=time.thread_time)
     _children_s: float = field(default_factory=_children_cpu_s)
     _peak_reset: bool = field(default_factory=reset_peak)
+    _children_peak: int = field(default_factory=_children_peak_bytes)
 
     def count_inputs(self, upstream: dict[str, str], inputs: dict[str, Any]) -> None:
         """The bytes of what the node received: its upstream outputs (or the execution's
@@ -92,6 +98,9 @@ class Meter:
         peak = self.child_peak_bytes
         if peak is None and self._peak_reset:
             peak = peak_rss_bytes()
+            grown = _children_peak_bytes()
+            if peak is not None and grown > self._children_peak:  # a program it ran, larger
+                peak = max(peak, grown)
         found = NodeProfile(
             queue_wait_ms=self.queue_wait_ms,
             cpu_ms=round(cpu_s * 1000),

@@ -150,13 +150,15 @@ def describe(
         lines.append(f"error [{code}] at {node}: {message}")
     origin = record.started_at or record.created_at
     span = max((r.finished_at or r.started_at or origin) - origin for r in runs) if runs else 0
+    margin = "  " if path is not None else ""  # room for the critical path's marks
     lines.append(
-        f"  {'node':<28} {'status':<9} {'try':>3} {'start':>8} {'end':>8} {'took':>8} "
+        f"{margin}{'node':<28} {'status':<9} {'try':>3} {'start':>8} {'end':>8} {'took':>8} "
         f"{'wait':>8} {'cpu':>8} {'rss':>7} {'in':>7} {'out':>7}  worker"
     )
     on_path = set(path or [])
     for run in runs:
-        lines.append(("* " if run.node_id in on_path else "  ") + _row(run, origin, span))
+        mark = "* " if run.node_id in on_path else margin
+        lines.append(mark + _row(run, origin, span))
     if path is not None:
         lines.append("critical path: " + (" -> ".join(path) if path else "-"))
     return lines
