@@ -4,15 +4,14 @@ Redis), for unit tests; tests/contract/test_state_store.py holds both to the sam
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Collection
 from typing import Any
 
 from conductor.model.plan import ExecutionPlan
 from storage.event_data import node_outcome, queued_event, terminal_event
 from storage.events import Event, EventType
-from storage.execution_meta import meta_fields
-from storage.memory_reads import MemoryReads
+from storage.execution_meta import meta_fields, plan_from_fields
+from storage.memory_control import MemoryControl
 from storage.state import (
     FINISHED_NODE,
     LEASE_MS,
@@ -21,10 +20,14 @@ from storage.state import (
     ExecutionExists,
     ExecutionStatus,
     Expansion,
+    FinishedNodes,
     Heartbeat,
     NodeLoad,
     NodeStatus,
+    Snapshot,
     StateChange,
+    StoredPlan,
+    node_record,
     now_ms,
 )
 
@@ -35,7 +38,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class MemoryStateStore(MemoryReads):
+class MemoryStateStore(MemoryControl):
     """Execution state in dicts: the same hashes the Redis store keeps, by execution id."""
 
     def __init__(self, lease_ms: int = LEASE_MS) -> None:
@@ -49,22 +52,6 @@ class MemoryStateStore(MemoryReads):
         self.results: dict[str, str] = {}
         self.events_of: dict[str, list[Event]] = {}
         self.cache: dict[str, str] = {}
-
-    def _emit(
-        self, execution_id: str, kind: EventType, node_id: str | None, data: dict[str, Any]
-    ) -> None:
-        events = self.events_of[execution_id]
-        events.append(
-            Event(
-                id=str(uuid.uuid4()),
-                execution_id=execution_id,
-                seq=len(events) + 1,
-                type=kind,
-                node_id=node_id,
-                ts=now_ms() / 1000,
-                data=data,
-            )
-        )
 
     def _live(self, execution_id: str) -> bool:
         meta = self.meta.get(execution_id)
@@ -97,6 +84,12 @@ class MemoryStateStore(MemoryReads):
         lease_ms = int(nodes.get(f"{key}:lease_ms", "0"))
         wrong_phase = json.loads(spec).get("expanded", False) != (phase == "collect")
         busy = live and node_status is NodeStatus.RUNNING and lease_ms > now_ms()
+        stop = None
+        if live and node_status not in FINISHED_NODE and not busy and not wrong_phase:
+            stop = self._debug_stop(execution_id, key, json.loads(spec)["id"])
+            live = stop is None
+            busy = stop == "wait"
+            status = ExecutionStatus(meta["status"])
         if live and node_status not in FINISHED_NODE and not busy and not wrong_phase:
             attempt = self._start(execution_id, key, worker, json.loads(spec)["type"])
         sources = [wire["source"] for wire in json.loads(spec)["wires"]]
@@ -339,30 +332,51 @@ class MemoryStateStore(MemoryReads):
         plan = self.plans[execution_id]
         return sorted(key for key in plan if nodes.get(f"{key}:status") == "cancelled")
 
+    def events(self, execution_id: str, after_seq: int = 0) -> list[Event] | None:
+        """The events after `after_seq`."""
+        found = self.events_of.get(execution_id)
+        return None if found is None else found[after_seq:]
+
+    def cached_output(self, digest: str) -> str | None:
+        """The cached output (expiry not modelled in the twin)."""
+        return self.cache.get(digest)
+
+    def cache_output(self, digest: str, output: str, ttl_s: int) -> None:
+        """Keep the output."""
+        self.cache[digest] = output
+
     def mark_dispatched(self, execution_id: str) -> None:
         """Note the dispatch."""
         self.meta[execution_id]["dispatched_ms"] = str(now_ms())
 
-    def transition(
-        self,
-        execution_id: str,
-        allowed: frozenset[ExecutionStatus],
-        target: ExecutionStatus,
-        event: EventType,
-    ) -> StateChange:
-        """Move if allowed."""
-        meta = self.meta.get(execution_id)
-        if meta is None:
-            return StateChange.NOT_FOUND
-        if ExecutionStatus(meta["status"]) not in allowed:
-            return StateChange.CONFLICT
-        meta["status"] = target.value
-        if target is ExecutionStatus.PAUSED:
-            self.forget_live(execution_id)
-        else:
-            self.touch_live(execution_id, self.clock_ms())
-        self._emit(execution_id, event, None, {"status": target.value})
-        return StateChange.DONE
+    def result(self, execution_id: str) -> str | None:
+        """The stored result."""
+        return self.results.get(execution_id)
+
+    def snapshot(self, execution_id: str, sinks: list[str]) -> Snapshot:
+        """Everything about one execution (empty when unknown, as in Redis)."""
+        fields = self.nodes.get(execution_id, {})
+        outputs = self.outputs.get(execution_id, {})
+        return Snapshot(
+            meta=dict(self.meta.get(execution_id, {})),
+            nodes={key: node_record(key, fields) for key in self.plans.get(execution_id, {})},
+            sink_outputs={key: outputs[key] for key in sinks if key in outputs},
+        )
+
+    def stored_plan(self, execution_id: str) -> StoredPlan | None:
+        """The plan and the finished nodes."""
+        if execution_id not in self.plans or execution_id not in self.meta:
+            return None
+        plan = plan_from_fields(execution_id, self.meta[execution_id], self.plans[execution_id])
+        return StoredPlan(plan, frozenset(self.done[execution_id]))
+
+    def finished_nodes(self, execution_id: str) -> FinishedNodes | None:
+        """The status, plan size and finished nodes."""
+        if execution_id not in self.plans or execution_id not in self.meta:
+            return None
+        status = ExecutionStatus(self.meta[execution_id]["status"])
+        planned = len(self.plans[execution_id])
+        return FinishedNodes(status, planned, frozenset(self.done[execution_id]))
 
     def retire(self, execution_id: str, ttl_s: int) -> None:
         """Expiry is not modelled in the twin."""
