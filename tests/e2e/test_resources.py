@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 
+from conductor.client import ConductorClient
 from conductor.embedded import ApiProcess, RedisServer, ServiceProcess, WorkerProcess
 from conductor.model.loader import load_blueprint_text
 from conductor.model.settings import Settings
@@ -232,6 +233,12 @@ def test_a_runs_profile_matches_what_its_program_measured(
     view = httpx.get(f"{api.url}/v1/executions/{result['id']}").json()
     node = next(n for n in view["nodes"] if n["node_id"] == "limited")
     assert (node["cpu_ms"], node["peak_rss_bytes"]) == (recorded.cpu_ms, recorded.peak_rss_bytes)
+    with ConductorClient(api.url) as client:  # the Python client reads the same view
+        by_client = {n.node_id: n for n in client.get(result["id"]).nodes}["limited"]
+    assert (by_client.queue_wait_ms, by_client.output_bytes) == (
+        recorded.queue_wait_ms,
+        recorded.output_bytes,
+    )
 
     shown = subprocess.run(
         [sys.executable, "-m", "conductor", "history", "show", result["id"]],
