@@ -35,12 +35,20 @@ def skip_reason(output: Any) -> str | None:
 
 def delivers(output: Any, handle: str | None) -> bool:
     """Whether a wire from `handle` of a node with this output delivers: not when the node was
-    skipped, nor when it chose branches and `handle` is not one of them."""
+    skipped, nor when it chose branches and `handle` names another one. (Validation makes
+    every edge from a branching node name a handle.)"""
     if skip_reason(output) is not None:
         return False
-    if not isinstance(output, Mapping) or not isinstance(output.get(BRANCHES), list):
+    if handle is None or not isinstance(output, Mapping):
         return True
-    return handle in output[BRANCHES]
+    branches = output.get(BRANCHES)
+    return not isinstance(branches, list) or handle in branches
+
+
+def disabled_branches(handles: Sequence[str], data: Any) -> dict[str, Any]:
+    """A disabled branching node's output: its input goes on, on its first handle (as a
+    deactivated n8n node's does on its first output)."""
+    return branch_output(data, list(handles[:1]))
 
 
 class BranchingNode(Node[P]):

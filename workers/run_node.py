@@ -38,7 +38,7 @@ from workers.expansion import (
 from workers.finalize import finalize
 from workers.invocation import Invocation, arrange_inputs, prepare, unpack_upstream
 from workers.output_limits import check_output
-from workers.skipping import nothing_arrived, run_if_reason
+from workers.skipping import disabled_output, nothing_arrived, run_if_reason
 from workers.stores import Stores
 
 # A message redelivered after its worker died counts as an attempt; past this many extra
@@ -130,7 +130,8 @@ class _Attempt:
             )
             return self.complete(output, NodeStatus.FAILED, upstream_error)
         if not self.spec.enabled:
-            return self.complete({"result": data}, NodeStatus.SKIPPED, reason="disabled")
+            output = disabled_output(self.spec, data, registry)
+            return self.complete(output, NodeStatus.SKIPPED, reason="disabled")
         with self._watched():
             return self._invoke(registry, ports, data)
 

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from conductor.model.plan import PlannedNode, Wire
-from nodes.branching import BRANCHES, delivers, skip_reason
+from nodes.branching import BRANCHES, BranchingNode, delivers, disabled_branches, skip_reason
 from nodes.containers import ENTRY_PORT, ITEM_PORT
 from nodes.js_expressions import as_condition, condition_scope, evaluate_all
+from nodes.registry import NodeRegistry
 
 MAX_REASONS = 3  # wires described in a skip reason
 MAX_SHOWN_CHARS = 200  # of a runIf expression, in a skip reason
@@ -35,6 +36,14 @@ def _undelivered(wire: Wire, output: Any) -> str:
         return f"{wire.source!r} was skipped"
     taken = ", ".join(map(repr, output.get(BRANCHES, []))) if isinstance(output, dict) else ""
     return f"branch {wire.source_handle!r} of {wire.source!r} not taken (took {taken or 'none'})"
+
+
+def disabled_output(spec: PlannedNode, data: Any, registry: NodeRegistry) -> dict[str, Any]:
+    """A disabled node passes its input on; a disabled `if` or `switch` on its first handle."""
+    node_type = registry.get(spec.type) if spec.type in registry else None
+    if node_type is not None and issubclass(node_type, BranchingNode):
+        return disabled_branches(node_type.handles(spec.parameters), data)
+    return {"result": data}
 
 
 def run_if_reason(
