@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from conductor.model.plan import PlannedNode, Wire
+from nodes.branching import skipped_output
+from nodes.errors import ScriptError
+from nodes.js_expressions import evaluate_all
 from nodes.registry import NodeRegistry
 from storage.events import EventType
 from storage.state import NodeStatus
@@ -20,6 +26,7 @@ from tests.unit.test_run_node import (
     registry,
 )
 from workers.run_node import Outcome
+from workers.skipping import nothing_arrived
 
 __all__ = ["registry"]  # the fixture
 
@@ -204,3 +211,21 @@ def test_a_disabled_if_passes_its_input_on_its_first_handle(registry: NodeRegist
     assert runs["no"].outcome is Outcome.SKIPPED
     assert execution.record("check").status is NodeStatus.SKIPPED
     assert skip_reasons(execution)["check"] == "disabled"
+
+
+def test_a_skip_reason_names_at_most_three_inputs() -> None:
+    wires = [Wire(source=f"s{n}") for n in range(5)]
+    spec = PlannedNode(key="join", id="join", type="delay", wires=wires)
+    outputs = {f"s{n}": skipped_output("x") for n in range(5)}
+    reason = nothing_arrived(spec, outputs)
+    assert reason == (
+        "nothing arrived: 's0' was skipped; 's1' was skipped; 's2' was skipped; and 2 more"
+    )
+    outputs["s4"] = {"result": 1}
+    assert nothing_arrived(spec, outputs) is None
+
+
+def test_expressions_that_do_not_compile_at_run_time_name_their_labels() -> None:
+    with pytest.raises(ScriptError, match=r"^a, b: JavaScript threw SyntaxError"):
+        evaluate_all([("a", "1"), ("b", "(")], {}, 2.0)
+    assert evaluate_all([], {}, 2.0) == []
