@@ -7,8 +7,9 @@ a handle the node did not choose delivers nothing, nor does a wire from a skippe
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from nodes.base import Node, P
 
@@ -55,15 +56,12 @@ class BranchingNode(Node[P]):
     """A node whose output handles select where its input goes: every edge from it names one
     of `handles` as its `sourceHandle` (validation checks it)."""
 
-    # Parameters holding JavaScript expressions that validation parses (paths in `parameters`).
-    expression_parameters: ClassVar[frozenset[str]] = frozenset()
-
     @classmethod
+    @abstractmethod
     def handles(cls, parameters: Mapping[str, Any]) -> list[str]:
         """The output handles a node with these (raw) parameters has."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def expressions(cls, parameters: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
         """Each JavaScript expression in the (raw) parameters, with its path in `parameters`."""
-        raise NotImplementedError

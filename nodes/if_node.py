@@ -4,7 +4,7 @@ condition; the nodes on the other branch are skipped."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field
 
@@ -42,7 +42,6 @@ class IfNode(BranchingNode[IfParameters]):
     # Code: written in the Blueprint, never built from data by templates or input ports.
     literal_parameters = frozenset({"condition"})
     self_rendered_parameters = frozenset({"condition"})
-    expression_parameters: ClassVar[frozenset[str]] = frozenset({"condition"})
 
     def run(self, params: IfParameters, context: NodeContext) -> Mapping[str, Any]:
         scope = condition_scope(context.data, context.inputs, context.variables)

@@ -5,7 +5,7 @@ skipped."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,7 +82,6 @@ class SwitchNode(BranchingNode[SwitchParameters]):
     # Code: written in the Blueprint, never built from data by templates or input ports.
     literal_parameters = frozenset({"value", "cases"})
     self_rendered_parameters = frozenset({"value", "cases"})
-    expression_parameters: ClassVar[frozenset[str]] = frozenset({"value", "cases"})
 
     def run(self, params: SwitchParameters, context: NodeContext) -> Mapping[str, Any]:
         scope = condition_scope(context.data, context.inputs, context.variables)
