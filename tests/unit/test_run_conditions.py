@@ -229,3 +229,19 @@ def test_expressions_that_do_not_compile_at_run_time_name_their_labels() -> None
     with pytest.raises(ScriptError, match=r"^a, b: JavaScript threw SyntaxError"):
         evaluate_all([("a", "1"), ("b", "(")], {}, 2.0)
     assert evaluate_all([], {}, 2.0) == []
+
+
+def test_a_parallel_collects_only_the_children_that_ran(registry: NodeRegistry) -> None:
+    children = [
+        {**node("a", "transform", transformFunction="n => n + 1"), "runIf": "$input > 5"},
+        node("b", "transform", transformFunction="n => n * 2"),
+    ]
+    parallel = {**group("p", children), "type": "parallel"}
+    execution = Execution(
+        registry, blueprint([emit("src", result=3), parallel], [edge("src", "p")])
+    )
+    runs = execution.run_all()
+    assert runs["p/a"].outcome is Outcome.SKIPPED
+    output = execution.output("p")
+    assert [entry["id"] for entry in output["settled"]] == ["b"]
+    assert output["result"][0]["value"] == 6
