@@ -33,7 +33,9 @@ def compile_plan(
     merged = {**variables, **inputs}
     nodes: dict[str, PlannedNode] = {}
     children, edges = with_loop_bodies(blueprint.nodes, blueprint.edges)
-    sinks = _flatten(children, edges, "", [], nodes, settle=False)
+    # A Blueprint's own runIf (it is a group too) gates the nodes its inputs enter.
+    gate = (RunIf(expression=blueprint.runIf, owner=blueprint.id),) if blueprint.runIf else ()
+    sinks = _flatten(children, edges, "", [], nodes, settle=False, entry_run_if=gate)
     return ExecutionPlan(
         execution_id=execution_id,
         blueprint_id=blueprint.id,

@@ -20,11 +20,14 @@ def condition_problems(
     edges: Sequence[Edge],
     registry: NodeRegistry,
     at: Path = (),
+    *,
+    root: bool = False,
 ) -> list[Problem]:
-    """The problems with one group's conditions and branch edges, nested groups included."""
+    """The problems with one group's conditions and branch edges, nested groups included;
+    `root`: `nodes` is the Blueprint itself (its fields sit at the top of the paths)."""
     problems: list[Problem] = []
     for index, node in enumerate(nodes):
-        node_at = (*at, "nodes", index)
+        node_at = at if root else (*at, "nodes", index)
         if node.runIf is not None:
             problems += _unparsed((*node_at, "runIf"), node.runIf, ErrorCode.VALIDATION_FAILED)
         branching = _branching(node, registry)

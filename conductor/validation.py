@@ -38,7 +38,7 @@ def validate(
     """All problems with the Blueprint, nested groups included; empty means valid. Strict:
     unknown node fields and parameters are problems too, not warnings."""
     problems = _validate_group(blueprint.nodes, blueprint.edges, registry, ())
-    problems += condition_problems(blueprint.nodes, blueprint.edges, registry)
+    problems += condition_problems([blueprint], [], registry, root=True)
     return problems + find_warnings(blueprint, registry) if strict else problems
 
 

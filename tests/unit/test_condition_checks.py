@@ -113,3 +113,8 @@ def test_a_group_run_if_goes_to_the_children_its_input_enters() -> None:
     assert plan.nodes["g/side"].run_if == [outer]
     assert plan.nodes["g/second"].run_if == []  # fed by `first`: skipped when it is
     assert plan.nodes["g"].run_if == []  # it collects its children: skipped when they all are
+
+
+def test_a_blueprint_run_if_is_parsed_too() -> None:
+    found = validate(blueprint([node("a")], [], runIf="$vars.go &&"), default_registry())
+    assert [problem.path for problem in found] == ["runIf"]

@@ -245,3 +245,13 @@ def test_a_parallel_collects_only_the_children_that_ran(registry: NodeRegistry) 
     output = execution.output("p")
     assert [entry["id"] for entry in output["settled"]] == ["b"]
     assert output["result"][0]["value"] == 6
+
+
+def test_a_blueprint_run_if_gates_the_whole_execution(registry: NodeRegistry) -> None:
+    model = blueprint([node("a", "count"), node("b", "count")], [edge("a", "b")], runIf="$vars.go")
+    skipped = Execution(registry, model, {"go": False})
+    assert outcomes(skipped.run_all()) == {"a": Outcome.SKIPPED, "b": Outcome.SKIPPED}
+    assert skipped.final()["status"] == "succeeded"
+    assert skip_reasons(skipped)["a"] == "runIf of 'bp-1' is false: $vars.go"
+    ran = Execution(registry, model, {"go": True})
+    assert outcomes(ran.run_all()) == {"a": Outcome.SUCCEEDED, "b": Outcome.SUCCEEDED}
