@@ -8,11 +8,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nodes.errors import NodeError, ScriptError
-from nodes.javascript import JavaScriptSandbox
+import quickjs
+
+from nodes.errors import ScriptError
+from nodes.javascript import STACK_LIMIT_BYTES, JavaScriptSandbox
 
 MAX_EXPRESSION_CHARS = 10_000
 PARSE_TIME_LIMIT_S = 2.0
+PARSE_MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
 
 # Each expression runs in its own try, so an error names the one that threw.
 _PROGRAM = """
@@ -85,18 +88,21 @@ def _canonical(value: Any) -> str:
 
 
 def parse_problem(expression: Any) -> str | None:
-    """Why `expression` is not a JavaScript expression, or None when it parses. It is compiled
-    in a sandbox helper process, never run."""
+    """Why `expression` is not a JavaScript expression, or None when it parses. It is only
+    compiled, into a function that is never called, so nothing in it runs; in this process
+    (no helper: the API validates in its own threads), under the sandbox's stack and memory
+    limits (QuickJS's parser checks its stack: deep nesting is a SyntaxError, not a crash)."""
     if not isinstance(expression, str) or not expression.strip():
         return "must be a JavaScript expression (a non-empty string)"
     if len(expression) > MAX_EXPRESSION_CHARS:
         return f"must be at most {MAX_EXPRESSION_CHARS} characters"
-    source = f"function () {{ with ({{}}) {{ return (\n{expression}\n); }} }}"
+    context = quickjs.Context()
+    context.set_memory_limit(PARSE_MEMORY_LIMIT_BYTES)
+    context.set_max_stack_size(STACK_LIMIT_BYTES)
+    context.set_time_limit(PARSE_TIME_LIMIT_S)
     try:
-        JavaScriptSandbox(PARSE_TIME_LIMIT_S).run({"__condition": source}, "return null", None)
-    except ScriptError as exc:
-        message = str(exc)
-        return message.split(": ", 1)[1] if message.startswith("__condition") else message
-    except NodeError as exc:  # the parse ran out of time or memory
-        return str(exc)
+        context.eval(f"(function () {{ with ({{}}) {{ return (\n{expression}\n); }} }})")
+    except quickjs.JSException as exc:
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else "SyntaxError"
     return None

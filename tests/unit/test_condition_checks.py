@@ -91,6 +91,9 @@ def test_parse_problem_refuses_what_is_no_expression() -> None:
     assert parse_problem("  ") is not None
     assert parse_problem(3) is not None
     assert parse_problem("x" * 10_001) == "must be at most 10000 characters"
+    # compiled only: code that would never end is not run
+    assert parse_problem("1); while (true) {}; (1") is None
+    assert parse_problem("(" * 4999 + "1" + ")" * 4999) == "SyntaxError: stack overflow"
 
 
 def test_same_value_is_json_equality() -> None:
