@@ -144,6 +144,7 @@ class MemoryStateStore(MemoryControl):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
         profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
@@ -157,7 +158,7 @@ class MemoryStateStore(MemoryControl):
             nodes[f"{key}:error"] = json.dumps(error)
         duration_ms = now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
         kind = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
-        data = dict(node_outcome(duration_ms, error or None))
+        data = node_outcome(duration_ms, error or None, reason)
         self._emit(execution_id, kind, key, {**data, **self._profiled(execution_id, key, profile)})
         self.done[execution_id].add(key)
         total = int(self.meta[execution_id]["total"])

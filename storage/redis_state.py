@@ -135,6 +135,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
         profile: dict[str, Any] | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
@@ -161,6 +162,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl):
                 event_type.value,
                 json.dumps(error) if error else "",
                 _token(attempt),
+                reason or "",
                 json.dumps(profile) if profile else "",
             ],
         )

@@ -224,12 +224,14 @@ class StateStore(LiveIndex, Protocol):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
         profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
         say whether it was the execution's last node. `cached`: it came from the cache. With
-        `attempt` (the fencing token), only while that attempt still holds the node. `profile`
-        (a NodeProfile's fields) goes into the node's record and its event."""
+        `attempt` (the fencing token), only while that attempt still holds the node. `reason`:
+        why a skipped node was skipped, in its event's data; `profile` (a NodeProfile's
+        fields), what the run used, in its record and its event."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""

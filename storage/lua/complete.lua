@@ -15,7 +15,8 @@ local event_id = ARGV[7]
 local event_type = ARGV[8]
 local error = ARGV[9]          -- JSON, or '' (a settled failure's error)
 local token = ARGV[10]         -- the attempt (fencing token), or '' for whichever
-local profile = ARGV[11] or ''  -- JSON (what the run used), or '' (or absent)
+local reason = ARGV[11] or '' -- why a skipped node was skipped, or ''
+local profile = ARGV[12] or ''  -- JSON (what the run used), or '' (or absent)
 
 -- nothing either once the execution is over: no event follows the terminal one
 local meta = redis.call('HMGET', meta_key, 'status', 'total')
@@ -38,6 +39,7 @@ end
 local started = tonumber(st[3] or now)
 local data = {duration_ms = tonumber(now) - started}
 if error ~= '' then data['error'] = decode(error); data['settled'] = true end
+if reason ~= '' then data['reason'] = reason end
 if profile ~= '' then data['profile'] = decode(profile) end
 emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
      {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})
