@@ -152,7 +152,9 @@ def _run(call: Invocation, limits: NodeResources) -> dict[str, Any]:  # pragma: 
     except NodeError as exc:
         if isinstance(exc.__cause__, MemoryError):
             return _memory_error(limits)
-        if limits.cpuSeconds is not None and _cpu_used_s() >= limits.cpuSeconds * _CPU_SLACK:
+        if limits.cpuSeconds is not None and (
+            _cpu_used_s() >= limits.cpuSeconds * _CPU_SLACK or "SIGXCPU" in str(exc)
+        ):
             return _cpu_error(limits)  # a program it ran (or a helper) hit the limit
         return {
             "error": str(exc),
@@ -185,7 +187,8 @@ def _memory_error(limits: NodeResources) -> dict[str, Any]:  # pragma: no cover
 def _prepare(limits: NodeResources, remaining_s: float) -> None:  # pragma: no cover
     """Default signals (the worker's handlers are not the child's), no core files, an alarm
     past the deadline in case the parent is gone, and the limits."""
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGALRM):
+    # (SIGCHLD too: reaped children must add their CPU time to this process's account)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGALRM, signal.SIGCHLD):
         signal.signal(number, signal.SIG_DFL)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.alarm(math.ceil(remaining_s) + _ALARM_MARGIN_S)

@@ -195,7 +195,7 @@ def test_cpu_seconds_exceeded_fails_a_transform_with_timeout(run: Run) -> None:
         "    resources: {cpuSeconds: 1}"
     )
     assert result["status"] == "failed"
-    assert result["error"]["code"] == "TIMEOUT"
+    assert result["error"]["code"] == "TIMEOUT", result["error"]
     assert "CPU time limit of 1 s" in result["error"]["message"]
 
 
