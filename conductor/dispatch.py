@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from contextlib import suppress
@@ -19,8 +20,9 @@ from conductor.model.plan import ExecutionPlan
 from conductor.model.problems import ErrorCode
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
+from storage.blueprint_archive import BlueprintArchive
 from storage.redis_client import StoreError
-from storage.state import ExecutionStatus
+from storage.state import ExecutionStatus, NodeStatus
 from workers.finalize import finalize
 from workers.stores import Stores
 
@@ -33,12 +35,19 @@ class Dispatcher:
     """Turns Blueprints into executions on the workers."""
 
     def __init__(
-        self, app: Celery, stores: Stores, registry: NodeRegistry, *, strict: bool = False
+        self,
+        app: Celery,
+        stores: Stores,
+        registry: NodeRegistry,
+        *,
+        strict: bool = False,
+        archive: BlueprintArchive | None = None,
     ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
+        self.archive = archive  # where history's recorder finds the Blueprint (for replay)
 
     def submit(
         self,
@@ -47,12 +56,36 @@ class Dispatcher:
         execution_id: str | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
+        plan = self.prepare(blueprint, inputs, execution_id)
+        self.start(plan)
+        return plan
+
+    def prepare(
+        self,
+        blueprint: Blueprint,
+        inputs: Mapping[str, Any] | None = None,
+        execution_id: str | None = None,
+        *,
+        replay_of: str | None = None,
+    ) -> ExecutionPlan:
+        """Validate (raising InvalidBlueprint) and plan; archive the Blueprint as submitted."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
+        digest = None
+        if self.archive is not None:
+            digest = self.archive.put(blueprint_text(blueprint))
+        return plan.model_copy(update={"blueprint_hash": digest, "replay_of": replay_of})
+
+    def start(self, plan: ExecutionPlan, reused: Mapping[str, str] | None = None) -> None:
+        """Store a prepared plan and dispatch it; `reused` nodes (key -> packed output) end
+        at once as cached with that output, and only the others are sent."""
         self.stores.state.create(plan)
-        self.dispatch(plan)
-        return plan
+        for key, output in (reused or {}).items():
+            self.stores.state.complete(
+                plan.execution_id, key, output, NodeStatus.SUCCEEDED, cached=True
+            )
+        self.dispatch(plan, frozenset(reused or ()))
 
     def redispatch(self, execution_id: str) -> frozenset[str]:
         """Send again every node of a stored execution that has not finished (for resume and
@@ -78,3 +111,9 @@ class Dispatcher:
                 finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)
+
+
+def blueprint_text(blueprint: Blueprint) -> str:
+    """A Blueprint's canonical JSON (sorted keys): equal Blueprints archive once."""
+    data = blueprint.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

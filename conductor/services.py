@@ -70,7 +70,11 @@ class Services:
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
         return Dispatcher(
-            self.celery, self.stores, self.registry, strict=self.settings.strict_parameters
+            self.celery,
+            self.stores,
+            self.registry,
+            strict=self.settings.strict_parameters,
+            archive=self.backend.blueprint_archive(ttl_s=self.settings.state_ttl_s),
         )
 
     @cached_property

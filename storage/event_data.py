@@ -31,6 +31,8 @@ class QueuedData(TypedDict):
     blueprint_version: str | None
     inputs: dict[str, Any]
     nodes: int  # how many
+    blueprint_hash: NotRequired[str]  # the archived Blueprint (storage/blueprint_archive.py)
+    replay_of: NotRequired[str]  # the execution this one replays
 
 
 @with_config(_STRICT)
@@ -140,6 +142,10 @@ def queued_event(plan: ExecutionPlan) -> Event:
         "inputs": plan.inputs,
         "nodes": len(plan.nodes),
     }
+    if plan.blueprint_hash:
+        data["blueprint_hash"] = plan.blueprint_hash
+    if plan.replay_of:
+        data["replay_of"] = plan.replay_of
     return _event(plan.execution_id, EventType.EXECUTION_QUEUED, dict(data))
 
 

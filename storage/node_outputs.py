@@ -16,6 +16,9 @@ class NodeOutputs(Protocol):
     def outputs(self, execution_id: str, node_keys: Sequence[str]) -> dict[str, str]:
         """The outputs of those of `node_keys` that have one."""
 
+    def every(self, execution_id: str) -> dict[str, str]:
+        """Every stored output of the execution (what history keeps when it ends)."""
+
 
 class RedisNodeOutputs:
     """Node outputs from the execution's outputs hash."""
@@ -34,6 +37,11 @@ class RedisNodeOutputs:
             if text is not None
         }
 
+    def every(self, execution_id: str) -> dict[str, str]:
+        """One HGETALL."""
+        found: Any = self.client.hgetall(keys.outputs(execution_id))
+        return {_text(key): _text(text) for key, text in found.items()}
+
 
 class MemoryNodeOutputs:
     """The in-memory twin: outputs put in a dict."""
@@ -45,3 +53,11 @@ class MemoryNodeOutputs:
         """The stored ones."""
         stored = self.stored.get(execution_id, {})
         return {key: stored[key] for key in node_keys if key in stored}
+
+    def every(self, execution_id: str) -> dict[str, str]:
+        """All of them."""
+        return dict(self.stored.get(execution_id, {}))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conductor.api import blueprints, executions, hooks, schedules, system, ws
+from conductor.api import blueprints, executions, hooks, replay, schedules, system, ws
 from conductor.api.context import ApiContext
 from conductor.api.guard import RequestGuard
 from conductor.api.limits import BodyLimit
@@ -71,6 +71,8 @@ def create_api(context: ApiContext) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.context = context
+    # before executions: its POST /{id}/{command} would take /{id}/replay
+    app.include_router(replay.router, responses=PROBLEM_RESPONSES)
     app.include_router(executions.router, responses=PROBLEM_RESPONSES)
     app.include_router(blueprints.router, responses=PROBLEM_RESPONSES)
     app.include_router(system.router, responses=PROBLEM_RESPONSES)

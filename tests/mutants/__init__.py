@@ -49,9 +49,11 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="the recorder acknowledges a batch only once the history store committed it",
         path="conductor/recorder.py",
         original="        self.history.record(events)  # commits; only then acknowledge\n"
+        "        self._keep_for_replay(events)\n"
         "        self.stream.settle([entry_id for entry_id, _ in entries])\n",
         replacement="        self.stream.settle([entry_id for entry_id, _ in entries])\n"
-        "        self.history.record(events)\n",
+        "        self.history.record(events)\n"
+        "        self._keep_for_replay(events)\n",
         tests=(
             f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
         ),
