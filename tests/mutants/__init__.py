@@ -261,4 +261,15 @@ MUTANTS: tuple[Mutant, ...] = (
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
+    Mutant(
+        name="replay-from-reruns-upstream",
+        guarantee="replay --from NODE keeps the recorded outputs of what NODE does not depend "
+        "on: those nodes do not run again (issue 17)",
+        path="conductor/replay.py",
+        original="            reused = reusable(plan, from_node, keep)\n",
+        replacement="            reused = {}\n",
+        tests=(
+            "tests/e2e/test_replay.py::test_replay_from_the_middle_node_keeps_the_upstream_output",
+        ),
+    ),
 )
