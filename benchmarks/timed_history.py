@@ -83,17 +83,15 @@ class TimedHistory:
         """As the inner store."""
         return self.inner.list_executions(status, blueprint_id, limit, cursor)
 
-    def keep_blueprints(self, texts: Mapping[str, str]) -> None:
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
         """As the inner store."""
-        self.inner.keep_blueprints(texts)
+        self.inner.keep_for_replay(blueprints, outputs)
 
     def blueprint(self, digest: str) -> str | None:
         """As the inner store."""
         return self.inner.blueprint(digest)
-
-    def keep_outputs(self, execution_id: str, outputs: Mapping[str, str]) -> None:
-        """As the inner store."""
-        self.inner.keep_outputs(execution_id, outputs)
 
     def node_outputs(self, execution_id: str) -> dict[str, str]:
         """As the inner store."""

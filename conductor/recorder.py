@@ -123,17 +123,19 @@ class Recorder:
 
     def _keep_for_replay(self, events: list[Event]) -> None:
         """Copy the batch's new Blueprints and its ended executions' outputs into history."""
+        texts: dict[str, str] = {}
+        outputs: dict[str, dict[str, str]] = {}
         if self.blueprints is not None:
             digests = {
                 str(event.data["blueprint_hash"])
                 for event in events
                 if event.type == EventType.EXECUTION_QUEUED and event.data.get("blueprint_hash")
             }
-            if digests:
-                self.history.keep_blueprints(self.blueprints.texts(digests))
+            texts = self.blueprints.texts(digests) if digests else {}
         if self.outputs is not None:
-            for execution_id in sorted({e.execution_id for e in events if e.type.is_terminal}):
-                self.history.keep_outputs(execution_id, self.outputs.every(execution_id))
+            ended = {event.execution_id for event in events if event.type.is_terminal}
+            outputs = self.outputs.every(ended) if ended else {}
+        self.history.keep_for_replay(texts, outputs)
 
     def drain(self) -> int:
         """Record everything in the stream now, and return (for the embedded stack)."""

@@ -122,14 +122,14 @@ class HistoryStore(Protocol):
     ) -> Page[ExecutionRecord]:
         """Executions, newest first, in pages (keyset on created_at, id)."""
 
-    def keep_blueprints(self, texts: Mapping[str, str]) -> None:
-        """Store Blueprint texts by digest (those known already stay as they are)."""
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """In one transaction: store Blueprint texts by digest (a known digest keeps its
+        text), and replace each known execution's node outputs (packed, by node key)."""
 
     def blueprint(self, digest: str) -> str | None:
         """A kept Blueprint's text, or None."""
-
-    def keep_outputs(self, execution_id: str, outputs: Mapping[str, str]) -> None:
-        """Replace a known execution's node outputs (packed) with `outputs`."""
 
     def node_outputs(self, execution_id: str) -> dict[str, str]:
         """An execution's kept node outputs (packed), by node key."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -16,8 +16,8 @@ class NodeOutputs(Protocol):
     def outputs(self, execution_id: str, node_keys: Sequence[str]) -> dict[str, str]:
         """The outputs of those of `node_keys` that have one."""
 
-    def every(self, execution_id: str) -> dict[str, str]:
-        """Every stored output of the execution (what history keeps when it ends)."""
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """Every stored output of each execution (what history keeps when they end)."""
 
 
 class RedisNodeOutputs:
@@ -37,10 +37,17 @@ class RedisNodeOutputs:
             if text is not None
         }
 
-    def every(self, execution_id: str) -> dict[str, str]:
-        """One HGETALL."""
-        found: Any = self.client.hgetall(keys.outputs(execution_id))
-        return {_text(key): _text(text) for key, text in found.items()}
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """An HGETALL each, in one pipeline."""
+        wanted = sorted(execution_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in wanted:
+            pipe.hgetall(keys.outputs(execution_id))
+        found: list[Any] = pipe.execute() if wanted else []
+        return {
+            execution_id: {_text(key): _text(text) for key, text in hashed.items()}
+            for execution_id, hashed in zip(wanted, found, strict=True)
+        }
 
 
 class MemoryNodeOutputs:
@@ -54,9 +61,11 @@ class MemoryNodeOutputs:
         stored = self.stored.get(execution_id, {})
         return {key: stored[key] for key in node_keys if key in stored}
 
-    def every(self, execution_id: str) -> dict[str, str]:
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """All of them."""
-        return dict(self.stored.get(execution_id, {}))
+        return {
+            execution_id: dict(self.stored.get(execution_id, {})) for execution_id in execution_ids
+        }
 
 
 def _text(value: Any) -> str:

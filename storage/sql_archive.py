@@ -27,15 +27,26 @@ def blueprint(conn: sa.Connection, digest: str) -> str | None:
     return found
 
 
-def keep_outputs(conn: sa.Connection, execution_id: str, outputs: Mapping[str, str]) -> None:
-    """Replace the execution's outputs (none are kept for an execution history lacks)."""
-    known = sa.select(executions.c.id).where(executions.c.id == execution_id).with_for_update()
-    if conn.execute(known).first() is None:
+def keep_outputs(conn: sa.Connection, outputs: Mapping[str, Mapping[str, str]]) -> None:
+    """Replace each execution's outputs (none are kept for an execution history lacks). The
+    executions are locked in id order, as the recorder's `record` locks them."""
+    if not outputs:
         return
-    conn.execute(node_outputs.delete().where(node_outputs.c.execution_id == execution_id))
+    wanted = sorted(outputs)
+    known_query = (
+        sa.select(executions.c.id)
+        .where(executions.c.id.in_(wanted))
+        .order_by(executions.c.id)
+        .with_for_update()
+    )
+    known = list(conn.execute(known_query).scalars())
+    if not known:
+        return
+    conn.execute(node_outputs.delete().where(node_outputs.c.execution_id.in_(known)))
     rows = [
         {"execution_id": execution_id, "node_id": key, "output": text}
-        for key, text in sorted(outputs.items())
+        for execution_id in known
+        for key, text in sorted(outputs[execution_id].items())
     ]
     if rows:
         conn.execute(node_outputs.insert(), rows)

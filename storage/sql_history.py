@@ -199,20 +199,20 @@ class SqlHistoryStore:
         last = items[-1]
         return Page(items=items, next_cursor=sql_rows.encode_cursor(last.created_at, last.id))
 
-    def keep_blueprints(self, texts: Mapping[str, str]) -> None:
-        """Store Blueprint texts by digest (those known already stay as they are)."""
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """Blueprints by digest and executions' node outputs, in one transaction."""
+        if not blueprints and not outputs:
+            return
         with self._transaction(write=True) as conn:
-            sql_archive.keep_blueprints(conn, texts)
+            sql_archive.keep_blueprints(conn, blueprints)
+            sql_archive.keep_outputs(conn, outputs)
 
     def blueprint(self, digest: str) -> str | None:
         """A kept Blueprint's text, or None."""
         with self._transaction() as conn:
             return sql_archive.blueprint(conn, digest)
-
-    def keep_outputs(self, execution_id: str, outputs: Mapping[str, str]) -> None:
-        """Replace a known execution's node outputs (packed) with `outputs`."""
-        with self._transaction(write=True) as conn:
-            sql_archive.keep_outputs(conn, execution_id, outputs)
 
     def node_outputs(self, execution_id: str) -> dict[str, str]:
         """An execution's kept node outputs (packed), by node key."""

@@ -67,9 +67,9 @@ def test_the_blueprint_digest_and_replay_of_are_recorded(store: SqlHistoryStore)
 
 
 def test_blueprints_are_kept_once_by_digest(store: SqlHistoryStore) -> None:
-    store.keep_blueprints({"d1": '{"id": "a"}', "d2": '{"id": "b"}'})
-    store.keep_blueprints({"d1": "ignored: the first text stands"})
-    store.keep_blueprints({})
+    store.keep_for_replay({"d1": '{"id": "a"}', "d2": '{"id": "b"}'}, {})
+    store.keep_for_replay({"d1": "ignored: the first text stands"}, {})
+    store.keep_for_replay({}, {})
 
     assert store.blueprint("d1") == '{"id": "a"}'
     assert store.blueprint("d2") == '{"id": "b"}'
@@ -80,21 +80,23 @@ def test_node_outputs_are_replaced_whole_and_only_for_known_executions(
     store: SqlHistoryStore,
 ) -> None:
     execution_id = _finished(store, None)
+    other = _finished(store, None)
 
-    store.keep_outputs(execution_id, {"a": '{"result": 1}', "b": '{"result": 2}'})
-    store.keep_outputs(execution_id, {"a": '{"result": 3}'})  # a retry's ending: a, not b
-    store.keep_outputs("unknown", {"a": "{}"})
+    store.keep_for_replay({}, {execution_id: {"a": '{"result": 1}', "b": '{"result": 2}'}})
+    # a retry's ending replaces the outputs whole; an execution history lacks keeps none
+    store.keep_for_replay(
+        {}, {execution_id: {"a": '{"result": 3}'}, "unknown": {"a": "{}"}, other: {"z": "1"}}
+    )
 
     assert store.node_outputs(execution_id) == {"a": '{"result": 3}'}
+    assert store.node_outputs(other) == {"z": "1"}
     assert store.node_outputs("unknown") == {}
 
 
 def test_prune_drops_outputs_and_the_blueprints_no_execution_uses(store: SqlHistoryStore) -> None:
     gone = _finished(store, "old")
     kept = _finished(store, "shared")
-    store.keep_blueprints({"old": "{}", "shared": "{}"})
-    store.keep_outputs(gone, {"a": "{}"})
-    store.keep_outputs(kept, {"a": "{}"})
+    store.keep_for_replay({"old": "{}", "shared": "{}"}, {gone: {"a": "{}"}, kept: {"a": "{}"}})
     with store.engine.begin() as conn:  # only `gone` finished long ago
         conn.execute(
             sa.text("UPDATE executions SET finished_at = :ts WHERE id = :id"),
@@ -167,7 +169,7 @@ def test_a_version_1_database_is_upgraded_in_place(old_url: str) -> None:
         record = store.execution("e1")
         assert isinstance(record, ExecutionRecord)
         assert (record.blueprint_id, record.blueprint_hash, record.replay_of) == ("bp", None, None)
-        store.keep_outputs("e1", {"a": "{}"})
+        store.keep_for_replay({}, {"e1": {"a": "{}"}})
         assert store.node_outputs("e1") == {"a": "{}"}
     finally:
         store.close()

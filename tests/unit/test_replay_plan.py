@@ -93,7 +93,7 @@ def _record(history: HistoryStore, execution_id: str, outputs: dict[str, str]) -
         for n, key in enumerate(outputs, start=2)
     ]
     history.record([queued, *nodes])
-    history.keep_outputs(execution_id, outputs)
+    history.keep_for_replay({}, {execution_id: outputs})
 
 
 def test_diff_names_each_node_change_and_the_paths_that_differ(tmp_path: Path) -> None:
