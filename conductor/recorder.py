@@ -134,7 +134,9 @@ class Recorder:
             texts = self.blueprints.texts(digests) if digests else {}
         if self.outputs is not None:
             ended = {event.execution_id for event in events if event.type.is_terminal}
-            outputs = self.outputs.every(ended) if ended else {}
+            # none in Redis (expired before the recorder came): keep what history has
+            found = self.outputs.every(ended) if ended else {}
+            outputs = {execution_id: kept for execution_id, kept in found.items() if kept}
         self.history.keep_for_replay(texts, outputs)
 
     def drain(self) -> int:
