@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
 from conductor.model.blueprint import Blueprint
+from conductor.model.breakpoints import with_breakpoints
 from conductor.model.errors import error_data
 from conductor.model.loader import ensure_plain_inputs
 from conductor.model.plan import ExecutionPlan
@@ -54,9 +55,11 @@ class Dispatcher:
         blueprint: Blueprint,
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
+        breakpoints: Sequence[str] = (),
     ) -> ExecutionPlan:
-        """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
-        plan = self.prepare(blueprint, inputs, execution_id)
+        """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints)."""
+        plan = self.prepare(blueprint, inputs, execution_id, breakpoints=breakpoints)
         self.start(plan)
         return plan
 
@@ -66,12 +69,14 @@ class Dispatcher:
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
         *,
+        breakpoints: Sequence[str] = (),
         replay_of: str | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint) and plan; archive the Blueprint as submitted."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
+        plan = with_breakpoints(plan, breakpoints)
         digest = None
         if self.archive is not None:
             digest = self.archive.put(blueprint_text(blueprint))

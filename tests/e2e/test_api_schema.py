@@ -40,6 +40,7 @@ SAFE = [
     ("GET", "/v1/executions/{execution_id}/diff/{other_id}"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/output"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/inputs"),
+    ("GET", "/v1/executions/{execution_id}/nodes/{node_key}"),
     ("POST", "/v1/blueprints"),
     ("GET", "/v1/blueprints"),
     ("POST", "/v1/blueprints/validate"),
