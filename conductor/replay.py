@@ -17,6 +17,7 @@ from typing import Any
 from conductor.dispatch import Dispatcher
 from conductor.model.loader import blueprint_from_data, ensure_plain_inputs
 from conductor.model.plan import KEY_SEPARATOR, ExecutionPlan
+from conductor.model.problems import InvalidBlueprint
 from storage.history import ExecutionRecord, HistoryStore
 from storage.state import TERMINAL, NodeStatus
 
@@ -56,16 +57,23 @@ class Replayer:
         inputs: Mapping[str, Any] | None = None,
         new_id: str | None = None,
     ) -> ExecutionPlan:
-        """Submit the replay (raising a ReplayError or InvalidBlueprint before anything is
-        stored); `inputs` replace the recorded inputs of the same names."""
+        """Submit the replay (raising a ReplayError, or InvalidBlueprint for `inputs`, before
+        anything is stored); `inputs` replace the recorded inputs of the same names."""
         record = self._final(execution_id)
         blueprint = self._blueprint(record)
         if inputs is not None:
             ensure_plain_inputs(inputs)
         merged = {**record.inputs, **(inputs or {})}
-        plan = self.dispatcher.prepare(
-            blueprint, merged, new_id or str(uuid.uuid4()), replay_of=execution_id
-        )
+        try:
+            plan = self.dispatcher.prepare(
+                blueprint, merged, new_id or str(uuid.uuid4()), replay_of=execution_id
+            )
+        except InvalidBlueprint as exc:  # a node type or rule of the recorded one is gone
+            problems = "; ".join(str(problem) for problem in exc.problems[:5])
+            raise NotReplayable(
+                f"the recorded Blueprint of execution {execution_id!r} is not valid here: "
+                f"{problems}"
+            ) from None
         reused: dict[str, str] = {}
         if from_node is not None:
             if from_node not in plan.nodes:

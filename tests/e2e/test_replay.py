@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +25,7 @@ from conductor.recorder import Recorder
 from conductor.services import Services
 from conductor.waiting import wait_for_result
 from storage import keys
-from storage.events import EventType
+from storage.events import Event, EventType
 from tests.e2e.fault_stack import Hits
 from tests.e2e.test_cli import conductor
 
@@ -88,11 +90,13 @@ def _forget(client: redis.Redis, execution_id: str, digest: str | None) -> None:
 
 
 def test_replay_after_redis_forgot_the_execution(
+    *,
     services: Services,
     redis_server: RedisServer,
     redis_client: redis.Redis,
     worker_env: dict[str, str],
     hits: Hits,
+    api: ApiProcess,
 ) -> None:
     original = _run(services, CHAIN.replace("URL", hits.url))
     record = services.history.execution(original)
@@ -117,6 +121,58 @@ def test_replay_after_redis_forgot_the_execution(
     assert f"replay of {original}" in shown.stdout
     detail = json.loads(cli("history", "show", result["id"], "--json", env=env).stdout)
     assert detail["replay_of"] == original
+    _forget(redis_client, result["id"], None)
+    with ConductorClient(api.url) as client:  # from the history store now
+        assert client.get(result["id"]).replay_of == original
+        detached = cli("replay", result["id"], "--detach", "--json", env=env)
+        assert detached.exit_code == 0, detached.output
+        again = json.loads(detached.stdout)
+        assert client.wait(again["id"], timeout_s=60).status == "succeeded"
+        assert client.get(again["id"]).replay_of == result["id"]  # a replay of a replay
+
+
+def test_an_execution_history_holds_no_blueprint_of_is_not_replayable(
+    services: Services, api: ApiProcess, worker_env: dict[str, str]
+) -> None:
+    execution_id = f"old-{uuid.uuid4()}"  # recorded before replay existed: no blueprint_hash
+    services.history.record(
+        [
+            Event(id=f"{execution_id}-1", execution_id=execution_id, seq=1,
+                  type=EventType.EXECUTION_QUEUED, ts=time.time(),
+                  data={"blueprint_id": "bp", "blueprint_name": "BP", "inputs": {}, "nodes": 1}),
+            Event(id=f"{execution_id}-2", execution_id=execution_id, seq=2,
+                  type=EventType.EXECUTION_SUCCEEDED, ts=time.time(),
+                  data={"status": "succeeded", "error": None, "duration_ms": 1, "result": {},
+                        "cancelled": []}),
+        ]
+    )  # fmt: skip
+    with ConductorClient(api.url) as client, pytest.raises(ConflictError, match="Blueprint"):
+        client.replay(execution_id)
+    env = {"CONDUCTOR_REDIS_URL": api.env["CONDUCTOR_REDIS_URL"], **worker_env}
+    refused = cli("replay", execution_id, env=env)
+    assert refused.exit_code == 2
+    assert "does not hold the Blueprint" in refused.stderr
+    assert cli("replay", execution_id, "--inputs", "[1]", env=env).exit_code == 2
+
+
+def test_replay_on_the_embedded_stack(tmp_path: Path) -> None:
+    """Without CONDUCTOR_REDIS_URL, as `conductor run` does: a private Redis and worker."""
+    env = {"CONDUCTOR_DATA_DIR": str(tmp_path)}
+    ran = conductor("run", "examples/hello.yaml", "--json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    original = json.loads(ran.stdout)["id"]
+
+    done = conductor("replay", original, "--from", "shout", "--json", env=env)
+
+    assert done.returncode == 0, done.stderr
+    replayed = json.loads(done.stdout)
+    assert replayed["data"]["summary"]["result"]["greeting"] == "HELLO, WORLD!"
+    shown = json.loads(conductor("history", "show", replayed["id"], "--json", env=env).stdout)
+    assert shown["replay_of"] == original
+    events = conductor("history", "events", replayed["id"], "--json", env=env).stdout
+    cached = {json.loads(line)["node_id"] for line in events.splitlines()
+              if json.loads(line)["type"] == "node.cached"}  # fmt: skip
+    assert cached == {"greet", "words", "letters"}
 
 
 def test_replay_from_the_middle_node_keeps_the_upstream_output(
