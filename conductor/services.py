@@ -91,4 +91,6 @@ class Services:
         """Close what was opened."""
         if "history" in self.__dict__:
             self.history.close()
+        if "celery" in self.__dict__:  # its broker connection pool (a submission opened one)
+            self.celery.close()
         self.backend.close()
