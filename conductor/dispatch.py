@@ -12,6 +12,12 @@ from kombu.exceptions import OperationalError
 
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
+from conductor.model.admission import (
+    DEFAULT_MAX_RUNNING,
+    Admission,
+    admitted_plan,
+    max_running_setting,
+)
 from conductor.model.blueprint import Blueprint
 from conductor.model.errors import error_data
 from conductor.model.loader import ensure_plain_inputs
@@ -33,25 +39,37 @@ class Dispatcher:
     """Turns Blueprints into executions on the workers."""
 
     def __init__(
-        self, app: Celery, stores: Stores, registry: NodeRegistry, *, strict: bool = False
+        self,
+        app: Celery,
+        stores: Stores,
+        registry: NodeRegistry,
+        *,
+        strict: bool = False,
+        max_running_per_key: int = DEFAULT_MAX_RUNNING,
     ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
+        # A concurrency key's limit for a Blueprint without settings.concurrency.maxRunning.
+        self.max_running_per_key = max_running_per_key
 
     def submit(
         self,
         blueprint: Blueprint,
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
+        admission: Admission | None = None,
     ) -> ExecutionPlan:
-        """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
+        """Validate (raising InvalidBlueprint before anything is written), store, dispatch; an
+        execution whose concurrency key has no free slot waits in its line (not dispatched)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
-        self.stores.state.create(plan)
-        self.dispatch(plan)
+        limit = max_running_setting(blueprint.settings) or self.max_running_per_key
+        plan = admitted_plan(plan, admission or Admission(), limit)
+        if self.stores.state.create(plan):
+            self.dispatch(plan)
         return plan
 
     def redispatch(self, execution_id: str) -> frozenset[str]:

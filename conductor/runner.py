@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from conductor.exit_codes import EXIT_INVALID
+from conductor.model.admission import Admission
 from conductor.model.blueprint import Blueprint
 from conductor.model.loader import load_blueprint_file
 from conductor.model.problems import InvalidBlueprint
@@ -50,6 +51,7 @@ class Submission:
     timeout_s: float | None
     show_progress: bool
     quiet: bool = False  # --json: nothing on stderr but problems
+    admission: Admission = field(default_factory=Admission)  # --priority, --concurrency-key
 
     def run(self, settings: Settings) -> dict[str, Any]:
         """Submit; unless detached, follow the live events to the result."""
@@ -59,7 +61,9 @@ class Submission:
         live = self.show_progress
         events = services.backend.event_source()
         with ExecutionFollower(events, execution_id, live=live) as follower:  # before submitting
-            plan = dispatcher.submit(self.model, self.inputs, execution_id)
+            plan = dispatcher.submit(
+                self.model, self.inputs, execution_id, admission=self.admission
+            )
             if not (self.quiet or self.detach):
                 count = len(plan.nodes)
                 click.echo(
@@ -70,7 +74,8 @@ class Submission:
             if self.detach:
                 return {"id": plan.execution_id, "status": "queued"}
             timeout_s = self.timeout_s
-            if timeout_s is None and plan.timeout_ms:
+            # (time in a concurrency key's line is not the Blueprint's: no derived limit)
+            if timeout_s is None and plan.timeout_ms and plan.concurrency_key is None:
                 timeout_s = plan.timeout_ms / 1000 + 5
             if not self.show_progress:
                 return follower.wait(stores, timeout_s)

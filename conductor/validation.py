@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import AliasChoices, BaseModel, ValidationError
 
+from conductor.model.admission import max_running_problem
 from conductor.model.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.model.graph import find_cycle
 from conductor.model.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
@@ -35,6 +36,9 @@ def validate(
     """All problems with the Blueprint, nested groups included; empty means valid. Strict:
     unknown node fields and parameters are problems too, not warnings."""
     problems = _validate_group(blueprint.nodes, blueprint.edges, registry, ())
+    concurrency = max_running_problem(blueprint.settings)
+    if concurrency is not None:
+        problems.append(_problem(("settings", "concurrency", "maxRunning"), concurrency))
     return problems + find_warnings(blueprint, registry) if strict else problems
 
 

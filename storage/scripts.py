@@ -30,7 +30,7 @@ NAMES = (
     "note_lapsed",
     "release_lock",
 )
-OTHERS = ("expire_finished", "take_token")  # storage/retention.py, storage/rate_limits.py
+OTHERS = ("expire_finished", "take_token", "release_slot")  # retention, rate_limits, concurrency
 
 
 @functools.cache

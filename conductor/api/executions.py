@@ -69,6 +69,7 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
             blueprint_id=body.blueprint_id,
             inputs=body.inputs,
             idempotency_key=body.idempotency_key,
+            admission=body.admission(),
         )
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc, prefix="blueprint") from None
@@ -252,6 +253,7 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         nodes=nodes,
         result=result,
         error=(result or {}).get("error"),
+        **meta.model_dump(include={"priority", "concurrency_key", "queued_reason"}),
     )
 
 

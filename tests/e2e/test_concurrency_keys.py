@@ -1,0 +1,122 @@
+"""Concurrency keys through the API, the client and the session's worker: a second execution
+with the key waits queued (with a reason) until the first ends in any way, a third after it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conductor.client import ConductorClient, Execution
+from conductor.embedded import ApiProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def blueprint(ms: int, *, fail: bool = False, max_running: int | None = None) -> dict[str, object]:
+    """One delay node (or one that fails at once), with an optional maxRunning setting."""
+    node: dict[str, object] = {"id": "wait", "type": "delay", "parameters": {"ms": ms}}
+    if fail:
+        throw = "x => { throw new Error('boom') }"
+        node = {"id": "boom", "type": "transform", "parameters": {"transformFunction": throw}}
+    found: dict[str, object] = {"id": f"keyed-{ms}", "name": "Keyed", "nodes": [node]}
+    if max_running is not None:
+        found["settings"] = {"concurrency": {"maxRunning": max_running}}
+    return found
+
+
+@pytest.fixture
+def client(api: ApiProcess) -> Iterator[ConductorClient]:
+    with ConductorClient(api.url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def key() -> str:
+    return f"customer-{uuid.uuid4().hex[:8]}"
+
+
+def wait_started(client: ConductorClient, execution_id: str, timeout_s: float = 30) -> Execution:
+    deadline = time.monotonic() + timeout_s
+    while (found := client.get(execution_id)).status == "queued":
+        assert time.monotonic() < deadline, f"{execution_id} never started"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_key_holds_the_second_until_the_first_ends_and_the_third_after_it(
+    client: ConductorClient, key: str
+) -> None:
+    first = client.submit(blueprint(1500), concurrency_key=key)
+    wait_started(client, first.id)
+    second = client.submit(blueprint(300), concurrency_key=key, priority=7)
+    third = client.submit(blueprint(300), concurrency_key=key)
+    held = client.get(second.id)
+    assert held.status == "queued", "a second execution with the key must wait"
+    assert held.queued_reason is not None and key in held.queued_reason
+    assert held.concurrency_key == key and held.priority == 7
+    assert client.get(third.id).status == "queued"
+    queued = next(client.events(second.id))
+    assert queued.type == "execution.queued"
+    assert queued.data["reason"] == held.queued_reason
+    results = [client.wait(e.id, timeout_s=60) for e in (first, second, third)]
+    assert [r.status for r in results] == ["succeeded"] * 3
+    ended = [client.get(e.id) for e in (first, second, third)]
+    assert ended[1].queued_reason is None
+    for before, after in zip(ended, ended[1:], strict=False):
+        assert before.finished_at is not None and after.started_at is not None
+        assert after.started_at >= before.finished_at - 0.05, "one at a time, first in first out"
+
+
+def test_a_cancel_frees_the_slot(client: ConductorClient, key: str) -> None:
+    first = client.submit(blueprint(60_000), concurrency_key=key)
+    wait_started(client, first.id)
+    second = client.submit(blueprint(10), concurrency_key=key)
+    assert client.get(second.id).status == "queued"
+    client.cancel(first.id)
+    assert client.wait(second.id, timeout_s=30).status == "succeeded"
+
+
+def test_a_cancel_while_waiting_leaves_the_line(client: ConductorClient, key: str) -> None:
+    first = client.submit(blueprint(1000), concurrency_key=key)
+    second = client.submit(blueprint(10), concurrency_key=key)
+    third = client.submit(blueprint(10), concurrency_key=key)
+    with pytest.raises(Exception, match="queued"):  # no pause in line: its resume would skip it
+        client.pause(second.id)
+    client.cancel(second.id)
+    assert client.wait(second.id, timeout_s=10).status == "cancelled"
+    assert client.wait(third.id, timeout_s=30).status == "succeeded"
+    assert client.get(first.id).status == "succeeded"
+
+
+def test_a_failure_frees_the_slot(client: ConductorClient, key: str) -> None:
+    first = client.submit(blueprint(0, fail=True), concurrency_key=key)
+    second = client.submit(blueprint(10), concurrency_key=key)
+    assert client.wait(first.id, timeout_s=60).status == "failed"
+    assert client.wait(second.id, timeout_s=30).status == "succeeded"
+
+
+def test_the_blueprint_sets_how_many_run_at_once(client: ConductorClient, key: str) -> None:
+    both = [client.submit(blueprint(1500, max_running=2), concurrency_key=key) for _ in range(2)]
+    third = client.submit(blueprint(1500, max_running=2), concurrency_key=key)
+    assert all(wait_started(client, e.id).status == "running" for e in both)
+    assert client.get(third.id).status == "queued"
+    assert client.wait(third.id, timeout_s=60).status == "succeeded"
+
+
+def test_bad_priorities_and_keys_are_refused_naming_the_field(api: ApiProcess) -> None:
+    for field, value in (("priority", 10), ("priority", -1), ("priority", "9"),
+                         ("concurrency_key", ""), ("concurrency_key", "a b")):  # fmt: skip
+        body = {"blueprint": blueprint(1), field: value}
+        answer = httpx.post(f"{api.url}/v1/executions", json=body, timeout=10)
+        assert answer.status_code == 422, (field, value, answer.text)
+        problem = answer.json()
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert [e["path"] for e in problem["errors"]] == [f"body.{field}"]
+    invalid = blueprint(1, max_running=0)
+    answer = httpx.post(f"{api.url}/v1/executions", json={"blueprint": invalid}, timeout=10)
+    assert answer.status_code == 422
+    assert "blueprint.settings.concurrency.maxRunning" in answer.text
