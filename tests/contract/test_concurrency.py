@@ -24,7 +24,8 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     opened = redis.Redis.from_url(redis_server.url, decode_responses=True)
     yield opened
     # no worker's reconciler (e2e tests share the server) is to repair these executions
-    ours = [e for e in opened.zrange(keys.LIVE_EXECUTIONS, 0, -1) if e.startswith("slots-")]
+    live: list[str] = opened.zrange(keys.LIVE_EXECUTIONS, 0, -1)  # type: ignore[assignment]
+    ours = [e for e in live if e.startswith("slots-")]
     if ours:
         opened.zrem(keys.LIVE_EXECUTIONS, *ours)
     opened.close()

@@ -3,6 +3,7 @@ with the key waits queued (with a reason) until the first ends in any way, a thi
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conductor.client import ConductorClient, Execution
+from conductor.client import ConductorClient, ConflictError, Execution
 from conductor.embedded import ApiProcess
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +67,7 @@ def test_a_key_holds_the_second_until_the_first_ends_and_the_third_after_it(
     assert [r.status for r in results] == ["succeeded"] * 3
     ended = [client.get(e.id) for e in (first, second, third)]
     assert ended[1].queued_reason is None
-    for before, after in zip(ended, ended[1:], strict=False):
+    for before, after in itertools.pairwise(ended):
         assert before.finished_at is not None and after.started_at is not None
         assert after.started_at >= before.finished_at - 0.05, "one at a time, first in first out"
 
@@ -84,7 +85,7 @@ def test_a_cancel_while_waiting_leaves_the_line(client: ConductorClient, key: st
     first = client.submit(blueprint(1000), concurrency_key=key)
     second = client.submit(blueprint(10), concurrency_key=key)
     third = client.submit(blueprint(10), concurrency_key=key)
-    with pytest.raises(Exception, match="queued"):  # no pause in line: its resume would skip it
+    with pytest.raises(ConflictError, match="queued"):  # no pause in line: its resume would skip it
         client.pause(second.id)
     client.cancel(second.id)
     assert client.wait(second.id, timeout_s=10).status == "cancelled"

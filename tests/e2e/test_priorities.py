@@ -1,0 +1,70 @@
+"""Priorities through the API and a real worker: a priority-9 execution's node overtakes a
+backlog of low-priority nodes waiting in the same queue (a worker running one task at a time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from conductor.client import ConductorClient
+from conductor.embedded import ApiProcess, RedisServer, WorkerProcess
+
+pytestmark = pytest.mark.e2e
+
+QUEUE = "prio"
+BACKLOG = 200
+
+
+def delays(count: int, name: str) -> dict[str, object]:
+    nodes = [
+        {"id": f"d{i}", "type": "delay", "queue": QUEUE, "parameters": {"ms": 10}}
+        for i in range(count)
+    ]
+    return {"id": name, "name": name, "nodes": nodes}
+
+
+@pytest.fixture(scope="module")
+def prio_worker(redis_server: RedisServer, worker_env: dict[str, str]) -> Iterator[None]:
+    """One worker on its own queue running one task at a time."""
+    started = WorkerProcess(
+        redis_server.url, concurrency=1, queues=[QUEUE], env=worker_env, name="prio@%h"
+    ).start()
+    yield
+    started.stop()
+
+
+@pytest.fixture
+def client(api: ApiProcess, prio_worker: None) -> Iterator[ConductorClient]:
+    with ConductorClient(api.url) as opened:
+        yield opened
+
+
+def test_a_priority_9_node_overtakes_a_backlog(client: ConductorClient) -> None:
+    backlog = client.submit(delays(BACKLOG, "backlog"), priority=0)
+    urgent = client.submit(delays(1, "urgent"), priority=9)
+    try:
+        assert client.wait(urgent.id, timeout_s=60).status == "succeeded"
+        started = client.get(urgent.id).nodes[0].started_at
+        assert started is not None
+        before = [
+            n for n in client.get(backlog.id).nodes if n.started_at and n.started_at < started
+        ]
+        # Without priorities it would wait for all 200; with them, for what was already taken.
+        assert len(before) <= 5, f"{len(before)} backlog nodes started before the urgent one"
+    finally:
+        client.cancel(backlog.id)
+
+
+def test_the_command_line_refuses_a_priority_out_of_range() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "conductor", "run", "x.yaml", "--priority", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--priority" in done.stderr
