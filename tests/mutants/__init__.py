@@ -267,7 +267,8 @@ MUTANTS: tuple[Mutant, ...] = (
         original="    if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end\n",
         replacement="    break\n",
         tests=(
-            "tests/contract/test_concurrency.py",
+            "tests/contract/test_concurrency.py::"
+            "test_an_end_admits_the_next_in_line_first_in_first_out",
             "tests/e2e/test_concurrency_keys.py::test_a_failure_frees_the_slot",
         ),
     ),
