@@ -4,6 +4,7 @@ with the key waits queued (with a reason) until the first ends in any way, a thi
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,12 @@ import pytest
 
 from conductor.client import ConductorClient, ConflictError, Execution
 from conductor.embedded import ApiProcess
+from conductor.model.admission import Admission
+from conductor.model.loader import blueprint_from_data
+from conductor.model.settings import Settings
+from conductor.reconciler import Reconciler, Repair
+from conductor.services import Services
+from storage.state import ExecutionStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -121,3 +128,57 @@ def test_bad_priorities_and_keys_are_refused_naming_the_field(api: ApiProcess) -
     answer = httpx.post(f"{api.url}/v1/executions", json={"blueprint": invalid}, timeout=10)
     assert answer.status_code == 422
     assert "blueprint.settings.concurrency.maxRunning" in answer.text
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    opened = Services.from_settings(settings)
+    yield opened
+    opened.close()
+
+
+def parked(services: Services, key: str) -> tuple[str, str]:
+    """An execution with `key` whose node waits in a queue no worker consumes, and one with
+    the same key waiting in line behind it (for the session's worker)."""
+    queue = f"parked-{uuid.uuid4().hex[:8]}"
+    stuck = {"id": "stuck", "type": "delay", "queue": queue, "parameters": {"ms": 1}}
+    first = services.dispatcher.submit(
+        blueprint_from_data({"id": "parked", "name": "Parked", "nodes": [stuck]}),
+        admission=Admission(concurrency_key=key),
+    )
+    second = services.dispatcher.submit(
+        blueprint_from_data(blueprint(10)), admission=Admission(concurrency_key=key)
+    )
+    meta = services.stores.state.snapshot(second.execution_id, []).execution
+    assert meta is not None and meta.queued_reason is not None
+    return first.execution_id, second.execution_id
+
+
+def test_an_end_the_reconciler_finalizes_frees_the_slot(
+    client: ConductorClient, services: Services, key: str
+) -> None:
+    """The first's node failed and its worker died before ending the execution: the
+    reconciler ends it, and the second starts."""
+    first, second = parked(services, key)
+    state = services.stores.state
+    assert state.fail(first, "stuck", {"code": "EXECUTION_FAILED", "message": "worker lost"})
+    checker = Reconciler(services.dispatcher, state, stall_s=1)
+    assert checker.check(first, state.clock_ms()) is Repair.FINALIZED
+    assert client.wait(second, timeout_s=30).status == "succeeded"
+    assert client.get(first).status == "failed"
+
+
+def test_the_reconciler_reclaims_a_slot_an_ended_execution_kept(
+    client: ConductorClient, services: Services, key: str
+) -> None:
+    """The first ended, but whoever ended it died before giving its slot back."""
+    first, second = parked(services, key)
+    result = json.dumps({"id": first, "status": "failed"})
+    assert services.stores.state.finish(first, ExecutionStatus.FAILED, result)
+    checker = Reconciler(services.dispatcher, services.stores.state, stall_s=1)
+    deadline = time.monotonic() + 30
+    while client.get(second).status == "queued":  # a pass runs unless another worker's does
+        assert time.monotonic() < deadline, "the slot was never reclaimed"
+        checker.run_once()
+        time.sleep(0.2)
+    assert client.wait(second, timeout_s=30).status == "succeeded"
