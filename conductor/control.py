@@ -75,7 +75,9 @@ class Control:
             return ControlOutcome.NOT_FOUND
         records = self.state.snapshot(execution_id, []).nodes
         reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
-        if reopened is StateChange.DONE:
+        slots = self.dispatcher.stores.slots
+        # With a concurrency key it takes a slot again, or waits in line (a freed slot sends it).
+        if reopened is StateChange.DONE and (slots is None or slots.claim(execution_id)):
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
 

@@ -15,7 +15,7 @@ import redis
 
 from conductor.model.plan import ExecutionPlan
 from storage import keys
-from storage.event_data import queued_event, waiting_reason
+from storage.event_data import queued_event, waiting_reason, waiting_reason_for
 from storage.scripts import source
 from storage.statuses import now_ms
 
@@ -25,11 +25,7 @@ def slot_arguments(plan: ExecutionPlan) -> tuple[list[str], list[Any]]:
     if plan.concurrency_key is None:
         return [], []
     reason = waiting_reason(plan)
-    slot_keys = [
-        keys.slots_running(plan.concurrency_key),
-        keys.slots_waiting(plan.concurrency_key),
-        keys.SLOT_KEYS,
-    ]
+    slot_keys = ConcurrencySlots._keys(plan.concurrency_key)
     waiting = queued_event(plan, reason).model_dump_json()
     return slot_keys, [plan.concurrency_key, plan.max_running or 1, waiting, reason]
 
@@ -40,6 +36,7 @@ class ConcurrencySlots:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._release = client.register_script(source("release_slot"))
+        self._claim = client.register_script(source("claim_slot"))
 
     def release(self, execution_id: str) -> list[str]:
         """Give back the slot of an execution that ended (or take it out of its line); the
@@ -48,6 +45,22 @@ class ConcurrencySlots:
         if not key:
             return []
         return self._run(_text(key), execution_id)
+
+    def claim(self, execution_id: str) -> bool:
+        """A slot for an execution that runs again (a retry): True when it holds one (send
+        it), False when it waits at the end of its key's line (a freed slot sends it). True
+        for one without a concurrency key."""
+        fields = self.client.hmget(keys.meta(execution_id), ["concurrency_key", "max_running"])
+        key, max_running = (_text(value) if value else None for value in fields)
+        if key is None:
+            return True
+        reason = waiting_reason_for(key, int(max_running or 1))
+        before, after = keys.meta_pattern()
+        claimed = self._claim(
+            keys=[*self._keys(key), keys.LIVE_EXECUTIONS],
+            args=[key, execution_id, before, after, now_ms(), reason],
+        )
+        return bool(claimed)
 
     def sweep(self) -> list[str]:
         """Reclaim slots held by executions that are over or gone, in every key, and admit
@@ -70,15 +83,14 @@ class ConcurrencySlots:
     def _run(self, key: str, ended: str) -> list[str]:
         before, after = keys.meta_pattern()
         admitted = self._release(
-            keys=[
-                keys.slots_running(key),
-                keys.slots_waiting(key),
-                keys.SLOT_KEYS,
-                keys.LIVE_EXECUTIONS,
-            ],
+            keys=[*self._keys(key), keys.LIVE_EXECUTIONS],
             args=[key, ended, before, after, now_ms()],
         )
         return [_text(member) for member in admitted]
+
+    @staticmethod
+    def _keys(key: str) -> list[str]:
+        return [keys.slots_running(key), keys.slots_waiting(key), keys.SLOT_KEYS]
 
 
 def _text(value: bytes | str) -> str:

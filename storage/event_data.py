@@ -154,9 +154,14 @@ def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
 
 def waiting_reason(plan: ExecutionPlan) -> str:
     """Why an execution waits in its concurrency key's line."""
+    return waiting_reason_for(plan.concurrency_key or "", plan.max_running or 1)
+
+
+def waiting_reason_for(concurrency_key: str, max_running: int) -> str:
+    """Why an execution with this key and limit waits in the key's line."""
     return (
-        f"waiting for a slot of concurrency key {plan.concurrency_key!r}: "
-        f"{plan.max_running} execution(s) with it are running (max_running)"
+        f"waiting for a slot of concurrency key {concurrency_key!r}: "
+        f"{max_running} execution(s) with it are running (max_running)"
     )
 
 

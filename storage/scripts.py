@@ -30,7 +30,8 @@ NAMES = (
     "note_lapsed",
     "release_lock",
 )
-OTHERS = ("expire_finished", "take_token", "release_slot")  # retention, rate_limits, concurrency
+# storage/retention.py, storage/rate_limits.py, storage/concurrency.py
+OTHERS = ("expire_finished", "take_token", "release_slot", "claim_slot")
 
 
 @functools.cache

@@ -37,7 +37,8 @@ while true do
     redis.call('ZADD', running_key, now, head)
     redis.call('HDEL', meta_key, 'queued_reason')
     redis.call('HSET', meta_key, 'admitted_ms', now)
-    if meta[3] and meta[3] ~= '' and meta[4] then  -- waiting in line is not running time
+    -- waiting in line is not running time (a retry's reopen already restarted its clock)
+    if meta[1] == 'queued' and meta[3] and meta[3] ~= '' and meta[4] then
       redis.call('HSET', meta_key, 'deadline_ms', now + tonumber(meta[3]) - tonumber(meta[4]))
     end
     if meta[1] ~= 'paused' then redis.call('ZADD', live_key, clock_ms(), head) end

@@ -187,3 +187,37 @@ def test_executions_without_a_key_take_no_slot(
     assert live(client, execution_id)
     end(state, execution_id, ExecutionStatus.SUCCEEDED)
     assert slots.release(execution_id) == []
+
+
+def test_a_retry_claims_a_slot_or_waits_at_the_end_of_the_line(
+    state: RedisStateStore, slots: ConcurrencySlots, client: redis.Redis, key: str
+) -> None:
+    retried, _ = create(state, key)
+    end(state, retried, ExecutionStatus.FAILED)
+    assert slots.release(retried) == []
+    assert state.reopen(retried, ["a"]).value == "done"
+    assert slots.claim(retried), "a free slot: it runs again at once"
+    assert slots.claim(retried), "it holds the slot already"
+    assert slots.running(key) == [retried]
+    end(state, retried, ExecutionStatus.FAILED)
+    slots.release(retried)
+
+    holder, _ = create(state, key)
+    assert state.reopen(retried, ["a"]).value == "done"
+    assert not slots.claim(retried)
+    assert slots.waiting(key) == [retried]
+    meta = state.snapshot(retried, []).execution
+    assert meta is not None and meta.queued_reason is not None
+    assert not live(client, retried)
+    assert not slots.claim(retried), "once in line"
+    assert slots.waiting(key) == [retried]
+    end(state, holder, ExecutionStatus.SUCCEEDED)
+    assert slots.release(holder) == [retried]
+    assert live(client, retried)
+
+
+def test_a_retry_without_a_key_needs_no_slot(
+    state: RedisStateStore, slots: ConcurrencySlots
+) -> None:
+    execution_id, _ = create(state, None)
+    assert slots.claim(execution_id)

@@ -182,3 +182,22 @@ def test_the_reconciler_reclaims_a_slot_an_ended_execution_kept(
         checker.run_once()
         time.sleep(0.2)
     assert client.wait(second, timeout_s=30).status == "succeeded"
+
+
+def test_a_retry_waits_in_line_while_another_holds_the_slot(
+    client: ConductorClient, key: str
+) -> None:
+    failed = client.submit(blueprint(0, fail=True), concurrency_key=key)
+    assert client.wait(failed.id, timeout_s=60).status == "failed"
+    holder = client.submit(blueprint(1500), concurrency_key=key)
+    wait_started(client, holder.id)
+    client.retry(failed.id)
+    waiting = client.get(failed.id)
+    assert waiting.queued_reason is not None, "a retry takes a slot like a new execution"
+    assert client.wait(holder.id, timeout_s=60).status == "succeeded"
+    again = client.wait(failed.id, timeout_s=60)
+    assert again.status == "failed"  # it throws again: what matters is when it ran
+    ended, retried = client.get(holder.id), client.get(failed.id)
+    assert ended.finished_at is not None
+    boom = retried.nodes[0]
+    assert boom.started_at is not None and boom.started_at >= ended.finished_at - 0.05
