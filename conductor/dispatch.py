@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -19,6 +19,7 @@ from conductor.model.admission import (
     max_running_setting,
 )
 from conductor.model.blueprint import Blueprint
+from conductor.model.breakpoints import with_breakpoints
 from conductor.model.errors import error_data
 from conductor.model.loader import ensure_plain_inputs
 from conductor.model.plan import ExecutionPlan
@@ -59,13 +60,16 @@ class Dispatcher:
         blueprint: Blueprint,
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
+        breakpoints: Sequence[str] = (),
         admission: Admission | None = None,
     ) -> ExecutionPlan:
-        """Validate (raising InvalidBlueprint before anything is written), store, dispatch; an
+        """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); an
         execution whose concurrency key has no free slot waits in its line (not dispatched)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
+        plan = with_breakpoints(plan, breakpoints)
         limit = max_running_setting(blueprint.settings) or self.max_running_per_key
         plan = admitted_plan(plan, admission or Admission(), limit)
         if self.stores.state.create(plan):

@@ -6,9 +6,9 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conductor.dispatch import Dispatcher
@@ -114,17 +114,20 @@ class Submitter:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
         admission: Admission | None = None,
     ) -> Submitted:
-        """Submit an inline `blueprint` or a stored one by `blueprint_id`; `admission`: its
-        priority and concurrency key."""
+        """Submit an inline `blueprint` or a stored one by `blueprint_id`, pausing before
+        the nodes `breakpoints` name; `admission`: its priority and concurrency key."""
         model = self._resolve(blueprint, blueprint_id)
         admission = admission or Admission()
         if idempotency_key is None:
-            plan = self.dispatcher.submit(model, inputs, admission=admission)
+            plan = self.dispatcher.submit(
+                model, inputs, breakpoints=breakpoints, admission=admission
+            )
             submitted = Submitted(plan.execution_id, "queued", created=True)
         else:
-            request = _Request(model, dict(inputs or {}), admission)
+            request = _Request(model, dict(inputs or {}), tuple(breakpoints), admission)
             submitted = self._idempotent(request, idempotency_key)
         submitted = replace(submitted, idle_queues=self._idle_queues(submitted.execution_id))
         if self.dispatcher.strict:
@@ -196,15 +199,25 @@ class _Request:
 
     model: Blueprint
     inputs: dict[str, Any]
-    admission: Admission
+    breakpoints: tuple[str, ...] = ()
+    admission: Admission = field(default_factory=Admission)
 
     def submit(self, dispatcher: Dispatcher, execution_id: str) -> None:
-        dispatcher.submit(self.model, self.inputs, execution_id, admission=self.admission)
+        """Create and dispatch it as `execution_id`."""
+        dispatcher.submit(
+            self.model,
+            self.inputs,
+            execution_id,
+            breakpoints=self.breakpoints,
+            admission=self.admission,
+        )
 
     def fingerprint(self) -> str:
-        """What makes two submissions the same request (a default admission adds nothing, so
-        keys taken before admissions existed still match)."""
+        """What makes two submissions the same request (requests from before breakpoints and
+        admissions keep their fingerprint)."""
         parts: list[Any] = [self.model.model_dump(mode="json"), self.inputs]
+        if self.breakpoints:
+            parts.append(list(self.breakpoints))
         if self.admission != Admission():
             parts.append([self.admission.priority, self.admission.concurrency_key])
         canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
