@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from celery import Celery
 
 from conductor.client import ConductorClient, ConflictError, Execution
-from conductor.embedded import ApiProcess
+from conductor.embedded import ApiProcess, RedisServer
 from conductor.model.admission import Admission
 from conductor.model.loader import blueprint_from_data
 from conductor.model.settings import Settings
@@ -201,3 +202,20 @@ def test_a_retry_waits_in_line_while_another_holds_the_slot(
     assert ended.finished_at is not None
     boom = retried.nodes[0]
     assert boom.started_at is not None and boom.started_at >= ended.finished_at - 0.05
+
+
+def test_celery_services_submit_with_a_key_and_a_priority(
+    client: ConductorClient, redis_server: RedisServer, key: str
+) -> None:
+    app = Celery(broker=redis_server.url, backend=redis_server.url)
+    try:
+        kwargs = {"blueprint": blueprint(10), "concurrency_key": key, "priority": 8}
+        execution_id = app.send_task("conductor.submit", kwargs=kwargs).get(timeout=30)
+        found = client.get(execution_id)
+        assert (found.concurrency_key, found.priority) == (key, 8)
+        assert client.wait(execution_id, timeout_s=30).status == "succeeded"
+        refused = app.send_task("conductor.submit", kwargs={**kwargs, "priority": 12})
+        with pytest.raises(Exception, match="priority"):
+            refused.get(timeout=30)
+    finally:
+        app.close()

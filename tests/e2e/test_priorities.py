@@ -58,13 +58,15 @@ def test_a_priority_9_node_overtakes_a_backlog(client: ConductorClient) -> None:
         client.cancel(backlog.id)
 
 
-def test_the_command_line_refuses_a_priority_out_of_range() -> None:
+@pytest.mark.parametrize(("option", "value"), [("--priority", "10"), ("--concurrency-key", "a b")])
+def test_the_command_line_refuses_bad_values_naming_the_option(option: str, value: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "conductor", "run", "x.yaml", "--priority", "10"],
+        [sys.executable, "-m", "conductor", "run", "x.yaml", option, value],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
-    assert "--priority" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert option in done.stderr
+    assert "Traceback" not in done.stderr
