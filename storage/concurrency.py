@@ -80,6 +80,11 @@ class ConcurrencySlots:
         members = self.client.lrange(keys.slots_waiting(concurrency_key), 0, -1)
         return [_text(member) for member in members]
 
+    def position(self, concurrency_key: str, execution_id: str) -> int | None:
+        """The execution's place in the key's line (1: next); None when not in it."""
+        found = self.client.lpos(keys.slots_waiting(concurrency_key), execution_id)
+        return None if found is None else int(str(found)) + 1
+
     def _run(self, key: str, ended: str) -> list[str]:
         before, after = keys.meta_pattern()
         admitted = self._release(

@@ -130,6 +130,7 @@ class ExecutionView(BaseModel):
     priority: int | None = None  # as submitted (None: the default), while in Redis
     concurrency_key: str | None = None
     queued_reason: str | None = None  # why it is still queued: its key's slots are taken
+    line_position: int | None = None  # then its place in the key's line (1: next to start)
 
 
 class ExecutionPage(BaseModel):

@@ -83,6 +83,8 @@ def test_slots_up_to_the_limit_then_a_line_with_a_reason(
     assert (admitted_first, admitted_second, admitted_third) == (True, True, False)
     assert slots.running(key) == [first, second]
     assert slots.waiting(key) == [third]
+    assert slots.position(key, third) == 1
+    assert slots.position(key, first) is None
     meta = state.snapshot(third, []).execution
     assert meta is not None
     assert meta.status is ExecutionStatus.QUEUED

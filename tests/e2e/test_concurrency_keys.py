@@ -67,7 +67,10 @@ def test_a_key_holds_the_second_until_the_first_ends_and_the_third_after_it(
     assert held.status == "queued", "a second execution with the key must wait"
     assert held.queued_reason is not None and key in held.queued_reason
     assert held.concurrency_key == key and held.priority == 7
-    assert client.get(third.id).status == "queued"
+    assert held.line_position == 1
+    behind = client.get(third.id)
+    assert (behind.status, behind.line_position) == ("queued", 2)
+    assert client.get(first.id).line_position is None
     queued = next(client.events(second.id))
     assert queued.type == "execution.queued"
     assert queued.data["reason"] == held.queued_reason
