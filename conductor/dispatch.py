@@ -85,8 +85,25 @@ class Dispatcher:
         self.dispatch(stored.plan, stored.done)
         return frozenset(stored.plan.nodes) - stored.done
 
-    def dispatch(self, plan: ExecutionPlan, done: frozenset[str] = frozenset()) -> None:
-        """Send the canvas of every node not yet `done`; with none left, end the execution."""
+    def send_admitted(self, execution_id: str) -> None:
+        """Send an execution a freed concurrency slot admitted. A broker that refuses leaves
+        it to the reconciler (it is in the live index) rather than failing it: failing it
+        would free its slot and admit, and fail, the next in line, down the whole line."""
+        stored = self.stores.state.stored_plan(execution_id)
+        if stored is None:
+            raise KeyError(f"no execution {execution_id!r} (unknown or expired)")
+        self.dispatch(stored.plan, stored.done, fail_on_refusal=False)
+
+    def dispatch(
+        self,
+        plan: ExecutionPlan,
+        done: frozenset[str] = frozenset(),
+        *,
+        fail_on_refusal: bool = True,
+    ) -> None:
+        """Send the canvas of every node not yet `done`; with none left, end the execution.
+        A broker that refuses raises DispatchFailed (ending the execution failed, unless not
+        `fail_on_refusal`)."""
         canvas = build_canvas(self.app, plan, done)
         if canvas is None:
             finalize(plan.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
@@ -97,6 +114,7 @@ class Dispatcher:
         except (OperationalError, StoreError) as exc:
             error = error_data(ErrorCode.TRANSPORT_ERROR, f"the broker refused: {exc}")
             with suppress(StoreError):  # Redis may be the thing that is down
-                finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
+                if fail_on_refusal:
+                    finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)

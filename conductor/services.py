@@ -66,7 +66,7 @@ class Services:
     def _admit(self, execution_id: str) -> None:
         """Dispatch an execution a concurrency slot admitted (the dispatcher is built late:
         it holds these stores)."""
-        self.dispatcher.redispatch(execution_id)
+        self.dispatcher.send_admitted(execution_id)
 
     @cached_property
     def celery(self) -> Celery:
