@@ -141,6 +141,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
         output reused from the cache). With `attempt`, only while that attempt holds the node."""
@@ -166,6 +167,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl):
                 event_type.value,
                 json.dumps(error) if error else "",
                 _token(attempt),
+                reason or "",
             ],
         )
         return Completion(reply)

@@ -292,4 +292,17 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
         ),
     ),
+    Mutant(
+        name="branch-not-taken-runs",
+        guarantee="nodes on a branch an `if`/`switch` did not take end skipped, and skipping "
+        "propagates (issue 19)",
+        path="nodes/branching.py",
+        original="    return not isinstance(branches, list) or handle in branches\n",
+        replacement="    return True\n",
+        tests=(
+            "tests/unit/test_run_conditions.py::"
+            "test_the_branch_not_taken_is_skipped_and_the_join_gets_what_arrived",
+            "tests/e2e/test_conditions.py::test_both_branches_of_an_if_and_the_join_after_them",
+        ),
+    ),
 )
