@@ -295,14 +295,14 @@ def test_the_reconciler_counts_the_backlog_of_a_queue_its_node_type_is_routed_to
     # says where it waits.
     dispatcher = stack.dispatcher()
     stored = dispatcher.stores.state.stored_plan(execution_id)
-    assert stored is not None and stack.client.llen("routed") == 1
+    assert stored is not None and queued(stack.client, "routed") == 1
     unrouted = stored.plan.nodes["a"].model_copy(update={"queue": None})
     plan = stored.plan.model_copy(update={"nodes": {"a": unrouted}})
     routed = Reconciler(dispatcher, dispatcher.stores.state, stall_s=1, routes={"delay": "routed"})
     assert routed._backlog(replace(stored, plan=plan))
     assert not reconciler(stack)._backlog(replace(stored, plan=plan))  # the default queue: empty
     assert stack.control().cancel(execution_id) is ControlOutcome.DONE
-    stack.client.delete("routed")
+    drop_queue(stack.client, "routed")
 
 
 def test_the_reconciler_never_overwrites_a_final_state(stack: Stack) -> None:
