@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from conductor.dispatch import Dispatcher
+from conductor.model.admission import DEFAULT_PRIORITY, Admission, InvalidAdmission
 from conductor.model.loader import blueprint_from_data, ensure_plain_inputs
 from conductor.model.plan import KEY_SEPARATOR, ExecutionPlan
 from conductor.model.problems import InvalidBlueprint
+from storage.events import Event, EventType
 from storage.history import ExecutionRecord, HistoryStore
 from storage.state import TERMINAL, NodeStatus
 
@@ -66,7 +68,11 @@ class Replayer:
         merged = {**record.inputs, **(inputs or {})}
         try:
             plan = self.dispatcher.prepare(
-                blueprint, merged, new_id or str(uuid.uuid4()), replay_of=execution_id
+                blueprint,
+                merged,
+                new_id or str(uuid.uuid4()),
+                admission=recorded_admission(self.history.events(execution_id, limit=1)),
+                replay_of=execution_id,
             )
         except InvalidBlueprint as exc:  # a node type or rule of the recorded one is gone
             problems = "; ".join(str(problem) for problem in exc.problems[:5])
@@ -111,6 +117,20 @@ class Replayer:
                 "(recorded before replay existed, or the recorder saw it too late)"
             )
         return blueprint_from_data(json.loads(text))
+
+
+def recorded_admission(events: Sequence[Event]) -> Admission:
+    """The priority and concurrency key the original was submitted with (its
+    execution.queued), so a replay waits in the same line; the defaults when not recorded."""
+    queued = next((e for e in events if e.type == EventType.EXECUTION_QUEUED), None)
+    data = queued.data if queued is not None else {}
+    try:
+        return Admission(
+            priority=data.get("priority", DEFAULT_PRIORITY),
+            concurrency_key=data.get("concurrency_key"),
+        )
+    except InvalidAdmission:  # recorded by another version with other rules
+        return Admission()
 
 
 def reusable(plan: ExecutionPlan, from_node: str, recorded: Mapping[str, str]) -> dict[str, str]:

@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 
 from conductor.dispatch import Dispatcher, blueprint_text
+from conductor.model.admission import Admission
 from conductor.model.loader import load_blueprint_text
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import Settings
-from conductor.replay import ExecutionUnknown, NotFinal, NotReplayable, Replayer, UnknownNode
+from conductor.replay import (
+    ExecutionUnknown,
+    NotFinal,
+    NotReplayable,
+    Replayer,
+    UnknownNode,
+    recorded_admission,
+)
 from nodes.registry import default_registry
 from storage.blobs import FilesystemBlobStore
 from storage.blueprint_archive import blueprint_digest
@@ -80,3 +88,16 @@ def test_refusals_name_what_is_wrong(history: HistoryStore, replayer: Replayer) 
         replayer.replay("gone-type")
     with pytest.raises(InvalidBlueprint):
         replayer.replay("done", inputs={"n": float("nan")})
+
+
+def test_a_replay_keeps_the_priority_and_concurrency_key_of_the_original() -> None:
+    def queued(**data: object) -> list[Event]:
+        return [Event(id="q", execution_id="e", seq=1, type=EventType.EXECUTION_QUEUED, ts=1.0,
+                      data={"blueprint_id": "bp", "blueprint_name": "BP", "inputs": {},
+                            "nodes": 1, **data})]  # fmt: skip
+
+    kept = recorded_admission(queued(priority=8, concurrency_key="tenant-1"))
+    assert (kept.priority, kept.concurrency_key) == (8, "tenant-1")
+    assert recorded_admission(queued()) == Admission()
+    assert recorded_admission([]) == Admission()
+    assert recorded_admission(queued(priority=42)) == Admission()
