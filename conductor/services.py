@@ -59,7 +59,14 @@ class Services:
             blobs=FilesystemBlobStore(settings.blob_dir),
             blob_threshold_bytes=settings.blob_threshold_bytes,
             finished_ttl_s=settings.finished_ttl_s,
+            slots=self.backend.concurrency_slots(),
+            admit=self._admit,
         )
+
+    def _admit(self, execution_id: str) -> None:
+        """Dispatch an execution a concurrency slot admitted (the dispatcher is built late:
+        it holds these stores)."""
+        self.dispatcher.send_admitted(execution_id)
 
     @cached_property
     def celery(self) -> Celery:
@@ -70,7 +77,12 @@ class Services:
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
         return Dispatcher(
-            self.celery, self.stores, self.registry, strict=self.settings.strict_parameters
+            self.celery,
+            self.stores,
+            self.registry,
+            strict=self.settings.strict_parameters,
+            archive=self.backend.blueprint_archive(ttl_s=self.settings.state_ttl_s),
+            max_running_per_key=self.settings.max_running_per_key,
         )
 
     @cached_property
@@ -87,4 +99,6 @@ class Services:
         """Close what was opened."""
         if "history" in self.__dict__:
             self.history.close()
+        if "celery" in self.__dict__:  # its broker connection pool (a submission opened one)
+            self.celery.close()
         self.backend.close()

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import redis
 
+from storage.blueprint_archive import RedisBlueprintArchive
+from storage.concurrency import ConcurrencySlots
 from storage.event_source import EventSource, FanOutEventSource, RedisEventSource
 from storage.idempotency import RedisIdempotency
 from storage.node_outputs import RedisNodeOutputs
@@ -38,6 +40,10 @@ class RedisBackend:
         """Execution state."""
         return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms)
 
+    def concurrency_slots(self) -> ConcurrencySlots:
+        """Concurrency keys' slots and lines."""
+        return ConcurrencySlots(self.client)
+
     def event_source(self, *, shared: bool = False) -> EventSource:
         """Live events: `shared` is one subscription for the whole process (a server with
         many viewers), otherwise a connection per subscription."""
@@ -59,6 +65,10 @@ class RedisBackend:
     def node_outputs(self) -> RedisNodeOutputs:
         """Stored node outputs."""
         return RedisNodeOutputs(self.client)
+
+    def blueprint_archive(self, *, ttl_s: int) -> RedisBlueprintArchive:
+        """Submitted Blueprints by digest, until the recorder copies them into history."""
+        return RedisBlueprintArchive(self.client, ttl_s)
 
     def recorder_stream(self) -> RecorderStream:
         """The events stream's recorder group."""

@@ -1,36 +1,40 @@
-"""Bringing an existing history database up to the tables this code declares.
-
-Columns added after a database was created are nullable (a run recorded before has no value
-for them), so the migration is one `ALTER TABLE ... ADD COLUMN` per missing column, on SQLite
-and PostgreSQL alike. It runs in `create_schema`'s transaction, under its lock: idempotent, and
-an older Conductor reading the database still finds every column it knows.
-"""
+"""Upgrading an existing history database in place to the schema this code writes."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from storage.sql_schema import metadata
+from storage.sql_schema import SCHEMA_VERSION, UPGRADABLE_VERSIONS, metadata, schema_version
+
+
+class CannotUpgrade(Exception):
+    """The database's schema cannot be upgraded by this code."""
+
+
+def upgrade(conn: sa.Connection, found: int) -> None:
+    """Bring a database at version `found` to SCHEMA_VERSION, in the caller's transaction.
+    Every change so far adds tables (create_all made them) or nullable columns."""
+    if found not in UPGRADABLE_VERSIONS:
+        raise CannotUpgrade(
+            f"history schema version {found} in the database; this code knows {SCHEMA_VERSION}"
+        )
+    add_missing_columns(conn)
+    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 
 def add_missing_columns(conn: sa.Connection) -> list[str]:
-    """Add the declared columns an existing table lacks; the `table.column` names added."""
+    """ALTER TABLE ... ADD COLUMN for each nullable column the tables lack; return them."""
     inspector = sa.inspect(conn)
-    added: list[str] = []
+    added = []
     for table in metadata.sorted_tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in present:
                 continue
-            if not column.nullable or column.primary_key:  # pragma: no cover - a schema bug
-                raise ValueError(f"{table.name}.{column.name} must be nullable to be added")
+            if not column.nullable:
+                raise CannotUpgrade(f"cannot add NOT NULL column {table.name}.{column.name}")
             kind = column.type.compile(dialect=conn.dialect)
-            preparer = conn.dialect.identifier_preparer
-            conn.execute(
-                sa.text(
-                    f"ALTER TABLE {preparer.format_table(table)} "
-                    f"ADD COLUMN {preparer.format_column(column)} {kind}"
-                )
-            )
+            # Names and types are this module's own constants, never user input.
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
             added.append(f"{table.name}.{column.name}")
     return added

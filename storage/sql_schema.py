@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+# Older versions this code upgrades in place (storage/sql_migrations.py): 1 lacked the
+# Blueprint digest, replay_of, and the blueprints and node_outputs tables; 2 lacked the node
+# runs' profile columns.
+UPGRADABLE_VERSIONS = frozenset({1, 2})
 
 metadata = sa.MetaData()
 
@@ -15,6 +19,8 @@ executions = sa.Table(
     sa.Column("blueprint_id", sa.Text, nullable=False),
     sa.Column("blueprint_name", sa.Text, nullable=False),
     sa.Column("blueprint_version", sa.Text),
+    sa.Column("blueprint_hash", sa.Text),  # -> blueprints.digest: the Blueprint as submitted
+    sa.Column("replay_of", sa.Text),  # the execution this one replays
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("status_seq", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),
@@ -49,7 +55,7 @@ node_runs = sa.Table(
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("error_seq", sa.Integer, nullable=False),
-    # A run's profile (added after schema version 1: storage/sql_migrations.py adds them)
+    # A run's profile (schema version 3)
     sa.Column("queue_wait_ms", sa.BigInteger),
     sa.Column("cpu_ms", sa.BigInteger),
     sa.Column("peak_rss_bytes", sa.BigInteger),
@@ -71,6 +77,28 @@ events = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Index("ix_events_execution_seq", "execution_id", "seq"),
+)
+
+# Blueprints as submitted, by the SHA-256 of their canonical JSON (one row per distinct one).
+blueprints = sa.Table(
+    "blueprints",
+    metadata,
+    sa.Column("digest", sa.Text, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+# Each node's output (packed: JSON, or a blob reference) as it stood when the execution ended.
+node_outputs = sa.Table(
+    "node_outputs",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.Text,
+        sa.ForeignKey("executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("node_id", sa.Text, primary_key=True),
+    sa.Column("output", sa.Text, nullable=False),
 )
 
 schema_version = sa.Table(

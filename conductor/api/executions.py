@@ -33,6 +33,7 @@ from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.cursors import InvalidCursor
 from storage.events import Event
+from storage.execution_meta import ExecutionMeta
 from storage.history import ExecutionRecord, NodeRunRecord
 from storage.history_state import PROFILE_NUMBERS, profile_numbers
 from storage.state import ExecutionStatus, Snapshot
@@ -70,6 +71,7 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
             blueprint_id=body.blueprint_id,
             inputs=body.inputs,
             idempotency_key=body.idempotency_key,
+            admission=body.admission(),
             breakpoints=body.breakpoints,
         )
     except InvalidBreakpoints as exc:
@@ -251,13 +253,23 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         graph=graph,
         blueprint_id=meta.blueprint_id or None,
         blueprint_version=meta.blueprint_version,
+        replay_of=meta.replay_of,
         created_at=_s(meta.created_ms),
         started_at=_s(meta.started_ms),
         finished_at=_s(meta.finished_ms),
         nodes=nodes,
         result=result,
         error=(result or {}).get("error"),
+        **meta.model_dump(include={"priority", "concurrency_key", "queued_reason"}),
+        line_position=_line_position(ctx, execution_id, meta),
     )
+
+
+def _line_position(ctx: ApiContext, execution_id: str, meta: ExecutionMeta) -> int | None:
+    """1 for the next in its concurrency key's line; None when it is not waiting in one."""
+    if meta.queued_reason is None or meta.concurrency_key is None or ctx.stores.slots is None:
+        return None
+    return ctx.stores.slots.position(meta.concurrency_key, execution_id)
 
 
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:
@@ -266,6 +278,7 @@ def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> Executi
         status=record.status.value,
         blueprint_id=record.blueprint_id or None,
         blueprint_version=record.blueprint_version,
+        replay_of=record.replay_of,
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,

@@ -747,14 +747,17 @@ def test_a_database_from_before_profiles_gains_their_columns_and_keeps_its_runs(
     old = open_sql_history(history_url)
     before = eventful_execution()
     old.record(before.events)
-    with old.engine.begin() as conn:  # the node_runs table as schema version 1 made it
+    with old.engine.begin() as conn:  # the node_runs table as schema version 2 made it
         for column in PROFILE_COLUMNS:
             conn.exec_driver_sql(f"ALTER TABLE node_runs DROP COLUMN {column}")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 2")
     old.close()
 
     store = open_sql_history(history_url)
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("node_runs")}
     assert set(PROFILE_COLUMNS) <= columns
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 3
     runs = {run.node_id: run for run in store.node_runs(before.execution_id)}
     assert runs["a"].status is NodeStatus.SUCCEEDED and runs["a"].cpu_ms is None
     after = eventful_execution()
