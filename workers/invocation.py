@@ -16,7 +16,7 @@ from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.output_budget import OutputBudget
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
-from storage.blobs import BlobStore, unpack
+from storage.blobs import BlobStore, materialize, unpack
 from storage.state import NodeLoad
 
 
@@ -68,7 +68,8 @@ def prepare(
         node_type = registry.get(spec.type)
     except UnknownNodeType as exc:  # this worker lacks the plugin; a retry may land elsewhere
         raise NodeError(str(exc), code="NODE_TYPE_NOT_FOUND") from None
-    ports, data = inputs
+    # Large strings arrive as blob references: read them in, unless the node streams them.
+    ports, data = inputs if node_type.streams_blobs else materialize(inputs)
     scope = {
         "input": data,
         "inputs": ports,
@@ -139,7 +140,7 @@ def resolve_inputs(
     """
     if not spec.wires:
         return dict(inputs), dict(inputs)
-    outputs = {source: unpack(text, blobs) for source, text in upstream.items()}
+    outputs = {source: unpack(text, blobs, lazy=True) for source, text in upstream.items()}
     ports: dict[str, list[Any]] = {}
     mains: dict[str, list[Any]] = {}
     for wire in spec.wires:

@@ -179,7 +179,9 @@ class _Attempt:
         digest = cache_digest(call)
         hit = self.stores.state.cached_output(digest)
         if hit is not None:
-            return self.complete(unpack(hit, self.stores.blobs), NodeStatus.SUCCEEDED, cached=True)
+            return self.complete(
+                unpack(hit, self.stores.blobs, lazy=True), NodeStatus.SUCCEEDED, cached=True
+            )
         output = call.run()
         run = self.complete(output, NodeStatus.SUCCEEDED)
         if run.outcome is Outcome.SUCCEEDED:

@@ -40,7 +40,11 @@ def worker(
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
     register_tasks(
-        app, services.stores, registry, node_environment(settings), backend.rate_limiter()
+        app,
+        services.stores,
+        registry,
+        node_environment(settings, services.stores.blobs),
+        backend.rate_limiter(),
     )
     submitter = Submitter(
         services.dispatcher,

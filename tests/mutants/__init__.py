@@ -114,8 +114,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="blob-reference-not-followed",
         guarantee="an output over the blob threshold flows downstream in full",
         path="storage/blobs.py",
-        original="        return json.loads(blobs.get(value[_REF]))\n",
-        replacement="        return value\n",
+        original="        value = json.loads(blobs.get(value[BLOB_KEY]))\n",
+        replacement="        pass\n",
         tests=(
             "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
         ),
@@ -123,9 +123,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="blob-temp-left-behind",
         guarantee="a failed blob write leaves no temporary file that keeps the store full",
-        path="storage/blobs.py",
-        original="        with suppress(FileNotFoundError):\n            os.unlink(tmp)\n",
-        replacement="        pass\n",
+        path="storage/blob_files.py",
+        original="                with suppress(FileNotFoundError):\n                    os.unlink(tmp)\n",
+        replacement="                pass\n",
         tests=("tests/unit/test_blob_store.py::test_a_failed_write_leaves_no_temporary_file",),
     ),
     Mutant(
