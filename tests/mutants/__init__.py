@@ -117,7 +117,7 @@ MUTANTS: tuple[Mutant, ...] = (
         original="        value = json.loads(blobs.get(value[BLOB_KEY]))\n",
         replacement="        pass\n",
         tests=(
-            "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
+            "tests/unit/test_blob_packing.py::test_an_output_of_many_small_strings_is_one_json_blob",
         ),
     ),
     Mutant(
