@@ -124,6 +124,9 @@ class HistoryStore(Protocol):
         """Delete executions finished more than older_than_s ago, with their node runs and
         events; return how many executions."""
 
+    def blob_mentions(self) -> list[str]:
+        """Stored results and event data that mention a blob (the blob collector's marks)."""
+
     def close(self) -> None:
         """Release connections."""
 

@@ -217,6 +217,17 @@ class SqlHistoryStore:
                 deleted += result.rowcount
         return deleted
 
+    def blob_mentions(self) -> list[str]:
+        """Results and event data holding `sha256:` (a blob reference)."""
+        marker = "%sha256:%"
+        with self._transaction() as conn:
+            results = conn.execute(
+                sa.select(executions.c.result).where(executions.c.result.like(marker))
+            )
+            found = [row for row in results.scalars() if row]
+            data = conn.execute(sa.select(events.c.data).where(events.c.data.like(marker)))
+            return found + list(data.scalars())
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()

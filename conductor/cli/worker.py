@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from conductor.blob_collection import collect_in_worker
 from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
@@ -54,6 +55,7 @@ def worker(
     )
     register_submit_task(app, submitter)
     reconcile_in_worker(settings, registry)
+    collect_in_worker(settings)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]

@@ -46,7 +46,7 @@ class Settings(BaseModel):
     # The blob collector: blobs written this recently are never collected (their reference
     # may not be stored yet), and how often a worker runs a pass.
     blob_gc_grace_s: int = Field(default=3600, ge=0)
-    blob_gc_every_s: float = Field(default=3600.0, gt=0)
+    blob_gc_every_s: float = Field(default=3600.0, ge=0)  # 0: workers never collect
     finished_ttl_s: int = Field(default=24 * 3600, ge=1)  # a finished execution's keys
     queue_routes: dict[str, str] = Field(default_factory=dict)  # node type -> queue
     # What http-request may reach beyond public addresses: CIDRs and host names.
