@@ -52,7 +52,11 @@ class BlobCollector:
         try:
             grace = self.services.settings.blob_gc_grace_s if grace_s is None else grace_s
             return collect(
-                self.services.stores.blobs, self.referenced, grace_s=grace, dry_run=dry_run
+                self.services.stores.blobs,
+                self.referenced,
+                grace_s=grace,
+                partial_grace_s=self.services.settings.max_time_limit_s(),
+                dry_run=dry_run,
             )
         finally:
             state.release_lock(LOCK, token)

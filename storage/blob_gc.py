@@ -34,13 +34,17 @@ def collect(
     referenced: Callable[[], set[str]],
     *,
     grace_s: float,
+    partial_grace_s: float = 0.0,
     dry_run: bool = False,
     now: float | None = None,
 ) -> Collection:
     """List the blobs, then mark what `referenced` finds (live state and history), then
     delete what is unmarked and older than `grace_s`. Listing comes first: a blob stored
-    after it is never a candidate; one stored again since is spared by its new time."""
-    cutoff = (time.time() if now is None else now) - grace_s
+    after it is never a candidate; one stored again since is spared by its new time. A
+    partial write is abandoned once older than `partial_grace_s` too (a node writing a
+    stream runs at most its time limit)."""
+    now = time.time() if now is None else now
+    cutoff = now - grace_s
     candidates = list(blobs.scan())
     marked = referenced()
     young = deleted = deleted_bytes = 0
@@ -61,5 +65,5 @@ def collect(
         young=young,
         deleted=deleted,
         deleted_bytes=deleted_bytes,
-        partial_swept=0 if dry_run else blobs.sweep_partial(cutoff),
+        partial_swept=0 if dry_run else blobs.sweep_partial(now - max(grace_s, partial_grace_s)),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -64,9 +65,7 @@ class S3BlobStore:
                     size += len(chunk)
                     buffer += chunk
                     if len(buffer) >= PART_BYTES:
-                        upload = upload or _Upload.start(
-                            self, self._key_of(_PARTIAL, uuid.uuid4().hex)
-                        )
+                        upload = upload or _Upload.start(self, self._partial_key())
                         upload.send(bytes(buffer))
                         buffer.clear()
                 ref = reference(hasher.hexdigest())
@@ -136,13 +135,13 @@ class S3BlobStore:
         partial = self._key_of(_PARTIAL, "")
         swept = 0
         for item in self._listing(partial):
-            if item["LastModified"].timestamp() < written_before:
+            if _started(item["Key"], item["LastModified"].timestamp()) < written_before:
                 self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
                 swept += 1
         pages = self.client.get_paginator("list_multipart_uploads")
         for page in pages.paginate(Bucket=self.bucket, Prefix=partial):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"].timestamp() < written_before:
+                if _started(upload["Key"], upload["Initiated"].timestamp()) < written_before:
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
@@ -166,6 +165,11 @@ class S3BlobStore:
         pages = self.client.get_paginator("list_objects_v2")
         for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Contents", [])
+
+    def _partial_key(self) -> str:
+        """A temporary key named after when the upload started (some S3 servers report no
+        real start time for a multipart upload)."""
+        return self._key_of(_PARTIAL, f"{time.time():.3f}-{uuid.uuid4().hex}")
 
     def _key(self, ref: str) -> str:
         digest = digest_of(ref)
@@ -219,6 +223,15 @@ def _writing(location: str) -> Iterator[None]:
     except BotoCoreError as exc:
         message = f"cannot store a blob in {location}: {type(exc).__name__}"
         raise BlobWriteFailed(errno.EIO, message) from exc
+
+
+def _started(key: str, reported: float) -> float:
+    """When a partial upload started: from its key, else what the server reports."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return float(stamp)
+    except ValueError:
+        return reported
 
 
 def _code(exc: ClientError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -70,11 +71,11 @@ def running_s3_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
             pytest.fail(message)
         pytest.skip(message)
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = Path(tempfile.gettempdir()) / f"conductor-moto-{port}.log"
+    with log.open("wb") as output:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=output, stderr=output
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -49,7 +49,7 @@ def test_a_pass_deletes_only_old_unreferenced_blobs() -> None:
     done = collect(blobs, lambda: marks.referenced([kept]), grace_s=3600)
     assert (done.deleted, done.deleted_bytes, done.as_dict()["kept_bytes"]) == (1, 6000, 5022)
     assert sorted(len(data) for data in blobs.blobs.values()) == [22, 5000]
-    later = collect(blobs, lambda: set(), grace_s=0, now=time.time() + 1)
+    later = collect(blobs, set, grace_s=0, now=time.time() + 1)
     assert later.deleted == 2 and blobs.blobs == {}
 
 
