@@ -259,4 +259,24 @@ MUTANTS: tuple[Mutant, ...] = (
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
+    Mutant(
+        name="large-file-read-whole",
+        guarantee="a file-system read above the blob threshold streams into one blob instead of "
+        "being held in memory (issue 16)",
+        path="nodes/file_streams.py",
+        original="    if blobs is None or target.stat().st_size <= environment.blob_threshold_bytes:\n",
+        replacement="    if True:\n",
+        tests=(
+            "tests/unit/test_file_streams.py::"
+            "test_a_large_file_is_read_into_one_blob_and_written_back",
+        ),
+    ),
+    Mutant(
+        name="blob-gc-ignores-marks",
+        guarantee="the blob collector never deletes a blob something still refers to (issue 16)",
+        path="storage/blob_gc.py",
+        original="        if info.ref in marked:\n            continue\n",
+        replacement="",
+        tests=("tests/unit/test_blob_gc.py::test_a_pass_deletes_only_old_unreferenced_blobs",),
+    ),
 )
