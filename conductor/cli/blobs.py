@@ -7,7 +7,7 @@ import json
 import click
 
 from conductor.blob_collection import BlobCollector, CollectionBusy
-from conductor.model.settings import Settings
+from conductor.cli.shared_redis import shared_settings
 from conductor.services import Services
 from storage.blob_gc import Collection
 
@@ -29,10 +29,7 @@ def blobs() -> None:
 def gc(dry_run: bool, grace_s: float | None, as_json: bool) -> None:
     """Delete blobs no live or recorded execution refers to (needs CONDUCTOR_REDIS_URL and
     the history the recorder writes, CONDUCTOR_HISTORY_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL: live executions' blobs are kept")
-    services = Services.from_settings(settings, name="blobs-gc")
+    services = Services.from_settings(shared_settings(), name="blobs-gc")
     try:
         done = BlobCollector(services).run_once(dry_run=dry_run, grace_s=grace_s)
     except CollectionBusy as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -61,9 +61,10 @@ class ConductorClient:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
     ) -> Submitted:
         """Submit an inline Blueprint or a stored one's id; the same idempotency_key always
-        gives the same execution."""
+        gives the same execution; `breakpoints` name nodes it pauses before (see step())."""
         if (blueprint is None) == (blueprint_id is None):
             raise ValueError("give exactly one of blueprint and blueprint_id")
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
@@ -73,6 +74,8 @@ class ConductorClient:
             body["blueprint_id"] = blueprint_id
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
+        if breakpoints:
+            body["breakpoints"] = list(breakpoints)
         return Submitted.model_validate(self._json("POST", "/v1/executions", json=body))
 
     def get(self, execution_id: str) -> Execution:
@@ -129,6 +132,18 @@ class ConductorClient:
     def retry(self, execution_id: str) -> Submitted:
         """Run the failed and not-yet-run nodes again (a server without it answers 501)."""
         return self._control(execution_id, "retry")
+
+    def step(self, execution_id: str) -> Submitted:
+        """Run a paused execution's ready nodes, then pause before the next; ConflictError
+        unless paused."""
+        return self._control(execution_id, "step")
+
+    def node(self, execution_id: str, node_key: str) -> dict[str, Any]:
+        """One node of a live execution: state, parameters, resolved `inputs` (None while it
+        waits for `waiting_for`), output, and whether a breakpoint holds before it."""
+        path = f"{_execution(execution_id)}/nodes/{quote(node_key, safe='/')}"
+        found: dict[str, Any] = self._json("GET", path)
+        return found
 
     def list_executions(
         self,
