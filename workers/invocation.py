@@ -122,7 +122,7 @@ def gather_inputs(
     spec: PlannedNode, load: NodeLoad, blobs: BlobStore
 ) -> tuple[dict[str, Any], Any]:
     """Input ports from the wires, and the node's main input (`$input`), from a node's load."""
-    return resolve_inputs(spec, load.inputs, load.upstream, blobs)
+    return resolve_inputs(spec, load.inputs, load.upstream, blobs, lazy=True)
 
 
 def resolve_inputs(
@@ -130,17 +130,20 @@ def resolve_inputs(
     inputs: Mapping[str, Any],
     upstream: Mapping[str, str],
     blobs: BlobStore,
+    *,
+    lazy: bool = False,
 ) -> tuple[dict[str, Any], Any]:
     """Input ports from the wires, and the node's main input (`$input`), given the execution's
     `inputs` and the stored (packed) outputs of the node's `upstream` sources.
 
     An edge delivers the source's output, or its `sourceHandle` key when it has one. Several
     edges into one port deliver a list, in edge order. In `$input`, a whole node output stands
-    for its `result`. A node with no wires receives the execution's inputs.
+    for its `result`. A node with no wires receives the execution's inputs. With `lazy`,
+    large strings stay BlobText references (a node run; `prepare` reads them in as needed).
     """
     if not spec.wires:
         return dict(inputs), dict(inputs)
-    outputs = {source: unpack(text, blobs, lazy=True) for source, text in upstream.items()}
+    outputs = {source: unpack(text, blobs, lazy=lazy) for source, text in upstream.items()}
     ports: dict[str, list[Any]] = {}
     mains: dict[str, list[Any]] = {}
     for wire in spec.wires:
