@@ -41,8 +41,11 @@ def open_blob_store(url: str) -> BlobStore:
     if parts.scheme == "file" and parts.path:
         return FilesystemBlobStore(Path(parts.path))
     if parts.scheme == "s3" and parts.netloc:
-        # Imported here: boto3 is an optional dependency.
-        from storage.s3_blobs import S3BlobStore  # noqa: PLC0415
+        try:  # imported here: boto3 is an optional dependency
+            from storage.s3_blobs import S3BlobStore  # noqa: PLC0415
+        except ImportError as exc:
+            message = f"{url} needs boto3: pip install 'conductor[s3]' ({exc})"
+            raise BlobUrlError(message) from None
 
         return S3BlobStore.from_env(parts.netloc, parts.path.strip("/"))
     raise BlobUrlError(

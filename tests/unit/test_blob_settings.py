@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from conductor.cli.main import main
+from conductor.failures import describe_failure
 from conductor.model.settings import Settings, SettingsError
+from storage.blobs import BlobUrlError, open_blob_store
 
 
 def test_the_blob_store_defaults_to_the_blob_folder(tmp_path: Path) -> None:
@@ -32,3 +35,14 @@ def test_blobs_gc_needs_redis(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(main, ["blobs", "gc"], env=env)
     assert outcome.exit_code == 2
     assert "CONDUCTOR_REDIS_URL" in outcome.output
+
+
+def test_an_s3_store_without_boto3_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were not installed
+    monkeypatch.delitem(sys.modules, "storage.s3_blobs", raising=False)
+    with pytest.raises(BlobUrlError, match=r"pip install 'conductor\[s3\]'"):
+        open_blob_store("s3://bucket/prefix")
+    message, code = describe_failure(BlobUrlError("s3://b needs boto3"))
+    assert code == 2 and "boto3" in message
