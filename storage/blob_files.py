@@ -51,12 +51,13 @@ class FilesystemBlobStore:
         """Move a written file to its name; when the blob exists, mark it written now (the
         collector's grace period then spares it) and drop the copy."""
         path = self._path(ref)
-        if path.exists():
+        try:
             os.utime(path)
-            tmp.unlink()
+        except FileNotFoundError:  # new (or collected a moment ago): this copy is the blob
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        tmp.unlink()
 
     def get(self, ref: str) -> bytes:
         """Read a blob; an unknown reference raises FileNotFoundError."""

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -115,7 +116,7 @@ class S3BlobStore:
                 digest_of(ref)
             except ValueError:
                 continue
-            yield BlobInfo(ref, int(item["Size"]), item["LastModified"].timestamp())
+            yield BlobInfo(ref, int(item["Size"]), _written(item["LastModified"]))
 
     def delete(self, ref: str, written_before: float) -> bool:
         """Delete the blob unless it was stored at or after `written_before`."""
@@ -125,7 +126,7 @@ class S3BlobStore:
             if _code(exc) in _MISSING:
                 return False
             raise
-        if head["LastModified"].timestamp() >= written_before:
+        if _written(head["LastModified"]) >= written_before:
             return False
         self.client.delete_object(Bucket=self.bucket, Key=self._key(ref))
         return True
@@ -223,6 +224,11 @@ def _writing(location: str) -> Iterator[None]:
     except BotoCoreError as exc:
         message = f"cannot store a blob in {location}: {type(exc).__name__}"
         raise BlobWriteFailed(errno.EIO, message) from exc
+
+
+def _written(last_modified: datetime) -> float:
+    """The latest an object may have been written: S3 keeps whole seconds."""
+    return last_modified.timestamp() + 1
 
 
 def _started(key: str, reported: float) -> float:

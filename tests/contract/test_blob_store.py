@@ -145,3 +145,12 @@ def test_s3_write_errors_are_blob_write_failures(s3_server: S3Server) -> None:
         store.put(b"x")
     with pytest.raises(BlobWriteFailed):
         store.put_stream(_chunks(9 * MIB))
+
+
+def test_storing_content_again_refreshes_its_time(blob_store: BlobStore) -> None:
+    ref = blob_store.put(b"shared by a new output")
+    time.sleep(1.1)  # S3 keeps whole seconds
+    cutoff = time.time()
+    assert blob_store.put_stream([b"shared by ", b"a new output"])[0] == ref
+    assert blob_store.delete(ref, cutoff) is False  # the collector spares it
+    assert blob_store.get(ref) == b"shared by a new output"
