@@ -57,8 +57,8 @@ class MemoryStateStore(MemoryControl):
         meta = self.meta.get(execution_id)
         return meta is not None and ExecutionStatus(meta["status"]) in LIVE
 
-    def create(self, plan: ExecutionPlan) -> None:
-        """Store the plan; emit execution.queued."""
+    def create(self, plan: ExecutionPlan) -> bool:
+        """Store the plan; emit execution.queued (no concurrency slots here: admitted)."""
         execution_id = plan.execution_id
         if execution_id in self.meta:
             raise ExecutionExists(execution_id)
@@ -68,6 +68,7 @@ class MemoryStateStore(MemoryControl):
         self.done[execution_id] = set()
         self.events_of[execution_id] = [queued_event(plan)]
         self.touch_live(execution_id, self.clock_ms())
+        return True
 
     def load(
         self, execution_id: str, key: str, worker: str, phase: str | None = None
@@ -144,6 +145,7 @@ class MemoryStateStore(MemoryControl):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -156,7 +158,8 @@ class MemoryStateStore(MemoryControl):
             nodes[f"{key}:error"] = json.dumps(error)
         duration_ms = now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
         kind = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
-        self._emit(execution_id, kind, key, dict(node_outcome(duration_ms, error or None)))
+        data = node_outcome(duration_ms, error or None, reason)
+        self._emit(execution_id, kind, key, dict(data))
         self.done[execution_id].add(key)
         total = int(self.meta[execution_id]["total"])
         return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED

@@ -280,6 +280,27 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/unit/test_blob_gc.py::test_a_pass_deletes_only_old_unreferenced_blobs",),
     ),
     Mutant(
+        name="line-never-admitted",
+        guarantee="when a concurrency key's slot frees (an execution with it ended, or the "
+        "reconciler reclaimed it), the next in line is admitted (issue 19 item 5)",
+        path="storage/lua/release_slot.lua",
+        original="    if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end\n",
+        replacement="    break\n",
+        tests=(
+            "tests/contract/test_concurrency.py::"
+            "test_an_end_admits_the_next_in_line_first_in_first_out",
+            "tests/e2e/test_concurrency_keys.py::test_a_failure_frees_the_slot",
+        ),
+    ),
+    Mutant(
+        name="priority-not-sent",
+        guarantee="a priority-9 execution's nodes overtake a backlog in their queue",
+        path="workers/signatures.py",
+        original='{"priority": broker_priority(node.priority)}',
+        replacement='{"priority": broker_priority(None)}',
+        tests=("tests/e2e/test_priorities.py::test_a_priority_9_node_overtakes_a_backlog",),
+    ),
+    Mutant(
         name="step-runs-everything",
         guarantee="while stepping, a node the step did not choose pauses the execution before it "
         "(issue 17)",
@@ -289,6 +310,19 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/contract/test_breakpoints.py::"
             "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
+        ),
+    ),
+    Mutant(
+        name="branch-not-taken-runs",
+        guarantee="nodes on a branch an `if`/`switch` did not take end skipped, and skipping "
+        "propagates (issue 19)",
+        path="nodes/branching.py",
+        original="    return not isinstance(branches, list) or handle in branches\n",
+        replacement="    return True\n",
+        tests=(
+            "tests/unit/test_run_conditions.py::"
+            "test_the_branch_not_taken_is_skipped_and_the_join_gets_what_arrived",
+            "tests/e2e/test_conditions.py::test_both_branches_of_an_if_and_the_join_after_them",
         ),
     ),
 )
