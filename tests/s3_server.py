@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,8 @@ def running_s3_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if not os.environ.get("CONDUCTOR_KEEP_S3_LOG"):  # kept, it explains a failed request
+            log.unlink(missing_ok=True)
 
 
 def _answers(url: str) -> bool:
