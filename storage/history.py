@@ -140,7 +140,8 @@ class HistoryStore(Protocol):
         executions."""
 
     def blob_mentions(self) -> list[str]:
-        """Stored results and event data that mention a blob (the blob collector's marks)."""
+        """Stored results, node outputs and event data that mention a blob (the blob
+        collector's marks)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -36,6 +36,7 @@ from storage.sql_schema import (
     events,
     executions,
     metadata,
+    node_outputs,
     node_runs,
     schema_version,
 )
@@ -242,15 +243,15 @@ class SqlHistoryStore:
         return deleted
 
     def blob_mentions(self) -> list[str]:
-        """Results and event data holding `sha256:` (a blob reference)."""
+        """Results, kept node outputs and event data holding `sha256:` (a blob reference)."""
         marker = "%sha256:%"
+        columns = (executions.c.result, node_outputs.c.output, events.c.data)
+        found: list[str] = []
         with self._transaction() as conn:
-            results = conn.execute(
-                sa.select(executions.c.result).where(executions.c.result.like(marker))
-            )
-            found = [row for row in results.scalars() if row]
-            data = conn.execute(sa.select(events.c.data).where(events.c.data.like(marker)))
-            return found + list(data.scalars())
+            for column in columns:
+                rows = conn.execute(sa.select(column).where(column.like(marker)))
+                found += [text for text in rows.scalars() if text]
+        return found
 
     def close(self) -> None:
         """Close every pooled connection."""
