@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from conductor.model.blob_text import BlobText
 from conductor.model.resources import NodeResources
 from nodes.errors import NodeError, NodeStopped, NodeTimeout
 from workers.invocation import Invocation
@@ -145,7 +146,7 @@ def _run(call: Invocation, limits: NodeResources) -> dict[str, Any]:  # pragma: 
     """The node's outcome as a message: its output, or its error."""
     try:
         output = dict(call.run())
-        json.dumps(output)  # the outcome must travel as JSON: fail here, with the right code
+        json.dumps(output, default=blob_reference)  # it travels as JSON: fail here, with its code
         return {"output": output}
     except MemoryError:
         return _memory_error(limits)
@@ -221,8 +222,16 @@ def address_space_bytes() -> int:
     return 0
 
 
+def blob_reference(value: Any) -> Any:
+    """A large string kept in the blob store travels as its stored reference: the worker's
+    process stores it as is, and reading the output back resolves it (storage.blobs)."""
+    if isinstance(value, BlobText):
+        return value.reference()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _send(fd: int, message: dict[str, Any]) -> None:  # pragma: no cover - in the child
-    data = json.dumps(message).encode()
+    data = json.dumps(message, default=blob_reference).encode()
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]

@@ -125,7 +125,7 @@ class _Attempt:
         refused = self._refuse()
         if refused is not None:
             return refused
-        outputs = unpack_upstream(self.load.upstream, self.stores.blobs)
+        outputs = unpack_upstream(self.load.upstream, self.stores.blobs, lazy=True)
         self.meter.count_inputs(self.load.upstream, self.load.inputs)
         nothing = nothing_arrived(self.spec, outputs)
         if nothing is not None:  # a branch not taken: skipping goes on downstream
@@ -204,7 +204,9 @@ class _Attempt:
         digest = cache_digest(call)
         hit = self.stores.state.cached_output(digest)
         if hit is not None:
-            return self.complete(unpack(hit, self.stores.blobs), NodeStatus.SUCCEEDED, cached=True)
+            return self.complete(
+                unpack(hit, self.stores.blobs, lazy=True), NodeStatus.SUCCEEDED, cached=True
+            )
         output = self.run_call(call)
         run = self.complete(output, NodeStatus.SUCCEEDED)
         if run.outcome is Outcome.SUCCEEDED:

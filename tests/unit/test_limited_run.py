@@ -7,18 +7,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
+from conductor.model.blob_text import BlobText
 from conductor.model.loader import load_blueprint_text
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.resources import NodeResources
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.errors import NodeError
 from workers.invocation import Invocation
-from workers.limited_run import LimitedRun, address_space_bytes
+from workers.limited_run import LimitedRun, address_space_bytes, blob_reference
 
 Body = Callable[[NodeContext], Mapping[str, Any]]
 
@@ -144,3 +145,20 @@ def test_a_cpu_share_is_a_nice_value() -> None:
     assert NodeResources(cpuShare=0.0001).niceness() == 19
     assert NodeResources(memoryMb=1).niceness() == 0
     assert address_space_bytes() > 0
+
+
+class _Store:
+    def get(self, ref: str) -> bytes:
+        return b"big text"
+
+    def read_chunks(self, ref: str) -> Iterator[bytes]:
+        yield b"big text"
+
+
+def test_a_blob_text_in_the_output_travels_as_its_stored_reference() -> None:
+    blob = BlobText("sha256:ab", 8, _Store())
+    output = limited(lambda context: {"result": blob}, memoryMb=64).run()
+    assert output == {"result": blob.reference()}
+    assert blob_reference(blob) == blob.reference()
+    with pytest.raises(TypeError):
+        blob_reference(object())
