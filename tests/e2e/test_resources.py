@@ -31,9 +31,8 @@ from tests.e2e.conftest import RunBlueprint
 pytestmark = pytest.mark.e2e
 
 QUEUE = "limits"
-MAX_MEMORY_MB = 250  # the limited worker's pool child is replaced above this
-BIG_FILE = "resources-big.txt"
-BIG_BYTES = 100 * 1024 * 1024
+MAX_MEMORY_MB = 200  # the limited worker's pool child is replaced above this
+BIG_FILE = "resources-rows.csv"  # 13 MB of CSV: some 200 MB as rows in Python
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +83,8 @@ def history(api_env: dict[str, str], recorder: ServiceProcess) -> Iterator[Histo
 def big_file(data_dir: Path) -> str:
     files = data_dir / "files"
     files.mkdir(parents=True, exist_ok=True)
-    (files / BIG_FILE).write_bytes(b"a" * BIG_BYTES)
+    rows = "".join(f"{i},{i * 2},name{i},x{i}\n" for i in range(400_000))
+    (files / BIG_FILE).write_text("a,b,c,d\n" + rows)
     return BIG_FILE
 
 
@@ -172,8 +172,8 @@ def test_memory_over_its_limit_fails_the_node_and_the_worker_takes_the_next_task
     run(f"  - id: warm\n    type: delay\n    queue: {QUEUE}\n    parameters: {{ms: 1}}")
     before = pool_children(limits_worker)
     result = run(
-        f"  - id: read\n    type: file-system\n    queue: {QUEUE}\n"
-        f"    parameters: {{operation: read, path: {big_file}, retries: 0}}\n"
+        f"  - id: read\n    type: spreadsheet\n    queue: {QUEUE}\n"
+        f"    parameters: {{path: {big_file}, retries: 0}}\n"
         "    resources: {memoryMb: 30}"
     )
     assert result["status"] == "failed"
@@ -206,8 +206,8 @@ def test_pool_children_recycle_above_the_worker_memory_limit(
     before = pool_children(limits_worker)
     # In the pool process itself (no resources): its resident memory passes the limit.
     run(
-        f"  - id: read\n    type: file-system\n    queue: {QUEUE}\n"
-        f"    parameters: {{operation: read, path: {big_file}, retries: 0}}"
+        f"  - id: read\n    type: spreadsheet\n    queue: {QUEUE}\n"
+        f"    parameters: {{path: {big_file}, retries: 0}}"
     )
     wait_until(lambda: pool_children(limits_worker) not in ([], before))
     after = run(f"  - id: next\n    type: delay\n    queue: {QUEUE}\n    parameters: {{ms: 1}}")
