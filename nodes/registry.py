@@ -20,6 +20,7 @@ from nodes.shell_command import ShellCommandNode
 from nodes.spreadsheet import SpreadsheetNode
 from nodes.sql import SqlNode
 from nodes.transform import TransformNode
+from nodes.wait_for_signal import WaitForSignalNode
 
 ENTRY_POINT_GROUP = "conductor.nodes"
 
@@ -83,6 +84,7 @@ def builtin_node_types() -> list[NodeType]:
         SpreadsheetNode,
         SqlNode,
         TransformNode,
+        WaitForSignalNode,
     ]
 
 

@@ -13,6 +13,7 @@ from storage.event_data import node_outcome, queued_event, terminal_event
 from storage.events import Event, EventType
 from storage.execution_meta import meta_fields, plan_from_fields
 from storage.memory_live import MemoryLiveIndex
+from storage.memory_waits import MemoryWaits
 from storage.state import (
     FINISHED_NODE,
     LEASE_MS,
@@ -39,7 +40,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class MemoryStateStore(MemoryLiveIndex):
+class MemoryStateStore(MemoryLiveIndex, MemoryWaits):
     """Execution state in dicts: the same hashes the Redis store keeps, by execution id."""
 
     def __init__(self, lease_ms: int = LEASE_MS) -> None:
@@ -275,7 +276,7 @@ class MemoryStateStore(MemoryLiveIndex):
         for key in again:
             self.done[execution_id].discard(key)
             self.outputs[execution_id].pop(key, None)
-            for name in ("error", "finished_ms", "lease_ms"):
+            for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival"):
                 nodes.pop(f"{key}:{name}", None)
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")

@@ -23,6 +23,7 @@ from storage.events import EventType
 from storage.execution_meta import meta_fields
 from storage.redis_live import RedisLiveIndex, text
 from storage.redis_reads import RedisReads
+from storage.redis_waits import RedisWaits
 from storage.scripts import Scripts
 from storage.state import (
     LEASE_MS,
@@ -46,7 +47,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class RedisStateStore(RedisLiveIndex, RedisReads):
+class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
     def __init__(

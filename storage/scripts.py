@@ -29,6 +29,9 @@ NAMES = (
     "reopen",
     "note_lapsed",
     "release_lock",
+    "park",
+    "signal",
+    "wake",
 )
 OTHERS = ("expire_finished", "take_token")  # storage/retention.py, storage/rate_limits.py
 

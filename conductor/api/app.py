@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conductor.api import blueprints, executions, hooks, schedules, system, ws
+from conductor.api import blueprints, executions, hooks, schedules, signals, system, ws
 from conductor.api.context import ApiContext
 from conductor.api.guard import RequestGuard
 from conductor.api.limits import BodyLimit
@@ -76,6 +76,7 @@ def create_api(context: ApiContext) -> FastAPI:
     app.include_router(system.router, responses=PROBLEM_RESPONSES)
     app.include_router(schedules.router, responses=PROBLEM_RESPONSES)
     app.include_router(hooks.router, responses=PROBLEM_RESPONSES)
+    app.include_router(signals.router, responses=PROBLEM_RESPONSES)
     app.include_router(ws.router)
     ws.install(app.state)
     app.add_api_route("/ui", _to_console, include_in_schema=False)

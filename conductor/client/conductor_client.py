@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -129,6 +130,16 @@ class ConductorClient:
     def retry(self, execution_id: str) -> Submitted:
         """Run the failed and not-yet-run nodes again (a server without it answers 501)."""
         return self._control(execution_id, "retry")
+
+    def signal(self, execution_id: str, name: str, payload: Any = None) -> dict[str, Any]:
+        """Send signal `name` with `payload` (any JSON) to the execution's wait-for-signal
+        nodes: `{execution_id, signal, woke}` (woke: the nodes that were waiting for it)."""
+        path = f"{_execution(execution_id)}/signals/{quote(name, safe='')}"
+        body = json.dumps(payload).encode()  # a null payload too: `json=None` sends no body
+        found: dict[str, Any] = self._json(
+            "POST", path, content=body, headers={"content-type": "application/json"}
+        )
+        return found
 
     def list_executions(
         self,
