@@ -100,6 +100,8 @@ class MemoryWaits:
         if len(kept) >= max_pending:
             return SignalReceipt(Sent.FULL)
         kept.append((name, payload))
+        if meta["status"] != "running":  # resume (or the first node) takes it
+            return SignalReceipt(Sent.KEPT)
         woken = tuple(k for k, v in state.waiting.get(execution_id, {}).items() if v == name)
         for key in woken:
             state.wakeups[WakeUp(execution_id, key)] = self.clock_ms() + SIGNAL_GRACE_MS

@@ -17,8 +17,9 @@ if not is_live(status) then return {0, status} end
 if redis.call('LLEN', signals_key) >= max_pending then return {-2} end
 redis.call('RPUSH', signals_key, signal .. '\n' .. payload)
 same_ttl(meta_key, signals_key)
-local due = clock_ms() + retry_ms
 local reply = {1}
+if status ~= 'running' then return reply end  -- resume (or the first node) takes it
+local due = clock_ms() + retry_ms
 local parked = redis.call('HGETALL', waiting_key)
 for i = 1, #parked, 2 do
   if parked[i + 1] == signal then

@@ -19,7 +19,7 @@ from storage.event_data import check_data
 from storage.events import EventType
 from storage.memory_state import MemoryStateStore
 from storage.redis_state import RedisStateStore
-from storage.state import NodeStatus, StateStore
+from storage.state import ExecutionStatus, NodeStatus, StateStore
 from storage.waits import Parking, Sent, WakeUp
 
 WAITS = "id: w\nname: W\nnodes: [{id: a, type: wait-for-signal, parameters: {name: go}}]\n"
@@ -149,17 +149,17 @@ def test_signals_nothing_can_take_are_refused(state: StateStore) -> None:
 
 def test_a_due_wake_up_is_claimed_once_until_it_is_due_again(state: StateStore) -> None:
     execution_id = create(state)
-    state.park(execution_id, "a", Wait(20), attempt=attempt(state, execution_id))
+    state.park(execution_id, "a", Wait(500), attempt=attempt(state, execution_id))
     mine = WakeUp(execution_id, "a")
-    assert mine not in state.claim_wakeups(10, retry_ms=50)  # not due yet
-    time.sleep(0.03)
-    assert mine in state.claim_wakeups(10, retry_ms=50)
-    assert mine not in state.claim_wakeups(10, retry_ms=50)  # claimed: due again later
-    time.sleep(0.06)
-    assert mine in state.claim_wakeups(10, retry_ms=50)  # its claimer died: due again
+    assert mine not in state.claim_wakeups(10, retry_ms=500)  # not due yet
+    time.sleep(0.55)
+    assert mine in state.claim_wakeups(10, retry_ms=500)
+    assert mine not in state.claim_wakeups(10, retry_ms=500)  # claimed: due again later
+    time.sleep(0.55)
+    assert mine in state.claim_wakeups(10, retry_ms=500)  # its claimer died: due again
     state.drop_wakeups([mine])
-    time.sleep(0.06)
-    assert mine not in state.claim_wakeups(10, retry_ms=50)
+    time.sleep(0.55)
+    assert mine not in state.claim_wakeups(10, retry_ms=500)
 
 
 def test_a_wait_past_the_execution_deadline_wakes_at_the_deadline(state: StateStore) -> None:
@@ -171,3 +171,16 @@ def test_a_wait_past_the_execution_deadline_wakes_at_the_deadline(state: StateSt
     )
     time.sleep(0.06)
     assert WakeUp(plan.execution_id, "a") in state.claim_wakeups(10, retry_ms=1000)
+
+
+def test_a_signal_to_a_paused_execution_is_kept_for_its_resume(state: StateStore) -> None:
+    execution_id = create(state)
+    state.park(execution_id, "a", Wait(HOUR_MS, "go"), attempt=attempt(state, execution_id))
+    running = frozenset({ExecutionStatus.RUNNING})
+    state.transition(execution_id, running, ExecutionStatus.PAUSED, EventType.EXECUTION_PAUSED)
+    receipt = state.signal(execution_id, "go", "1", max_pending=10)
+    assert (receipt.sent, receipt.woken) == (Sent.KEPT, ())  # nothing to send while paused
+    paused = frozenset({ExecutionStatus.PAUSED})
+    state.transition(execution_id, paused, ExecutionStatus.RUNNING, EventType.EXECUTION_RESUMED)
+    reply = state.park(execution_id, "a", Wait(HOUR_MS, "go"), attempt=attempt(state, execution_id))
+    assert reply.arrival is not None and reply.arrival.payload == 1
