@@ -60,8 +60,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="lease-never-lapses",
         guarantee="a node whose attempt stopped renewing its lease is taken over by another",
         path="storage/lua/load.lua",
-        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock then",
-        replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
+        original="local leased = node_status == 'running' and tonumber(node[3] or '0') > clock",
+        replacement="local leased = node_status == 'running' and tonumber(node[3] or '0') > 0",
         tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
     ),
     Mutant(
@@ -258,6 +258,18 @@ MUTANTS: tuple[Mutant, ...] = (
         original="delivery_key(hook, request.headers))",
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
+    ),
+    Mutant(
+        name="step-runs-everything",
+        guarantee="while stepping, a node the step did not choose pauses the execution before it "
+        "(issue 17)",
+        path="storage/lua/load.lua",
+        original="    return 'hold'\n  end\n  if redis.call('HEXISTS'",
+        replacement="    return nil\n  end\n  if redis.call('HEXISTS'",
+        tests=(
+            "tests/contract/test_breakpoints.py::"
+            "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
+        ),
     ),
     Mutant(
         name="arrival-not-kept-on-the-node",
