@@ -272,6 +272,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        name="branch-not-taken-runs",
+        guarantee="nodes on a branch an `if`/`switch` did not take end skipped, and skipping "
+        "propagates (issue 19)",
+        path="nodes/branching.py",
+        original="    return not isinstance(branches, list) or handle in branches\n",
+        replacement="    return True\n",
+        tests=(
+            "tests/unit/test_run_conditions.py::"
+            "test_the_branch_not_taken_is_skipped_and_the_join_gets_what_arrived",
+            "tests/e2e/test_conditions.py::test_both_branches_of_an_if_and_the_join_after_them",
+        ),
+    ),
+    Mutant(
         name="arrival-not-kept-on-the-node",
         guarantee="a waiting node takes one signal, once: an attempt after a lost worker finds "
         "the same arrival, not the next signal (issue 19 item 4)",
