@@ -138,6 +138,41 @@ def test_on_timeout_continue_takes_the_default(client: ConductorClient) -> None:
     assert result.trace is not None
 
 
+@pytest.mark.parametrize(("signal", "taken"), [(True, "proceed"), (False, "escalate")])
+def test_an_if_after_the_wait_takes_the_timeout_branch(
+    client: ConductorClient, services: Services, signal: bool, taken: str
+) -> None:
+    blueprint = {
+        "id": "escalation",
+        "name": "Escalation",
+        "nodes": [
+            {
+                "id": "approve",
+                "type": "wait-for-signal",
+                "parameters": {"name": "approve", "timeout": 1500, "onTimeout": "continue"},
+            },
+            {"id": "late", "type": "if", "parameters": {"condition": "$inputs.default.timedOut"}},
+            {"id": "escalate", "type": "edit-fields", "parameters": {"values": {"to": "boss"}}},
+            {"id": "proceed", "type": "edit-fields", "parameters": {"values": {"to": "shop"}}},
+        ],
+        "edges": [
+            {"source": "approve", "target": "late"},
+            {"source": "late", "target": "escalate", "sourceHandle": "true"},
+            {"source": "late", "target": "proceed", "sourceHandle": "false"},
+        ],
+    }
+    execution_id = client.submit(blueprint).id
+    if signal:
+        parked(services, execution_id)
+        client.signal(execution_id, "approve", "ok")
+    result = client.wait(execution_id, timeout_s=30)
+    assert result.status == "succeeded", result
+    assert result.trace is not None
+    statuses = {step.node_id: step.status for step in result.trace}
+    skipped = {"escalate", "proceed"} - {taken}
+    assert statuses[taken] == "succeeded" and statuses[skipped.pop()] == "skipped"
+
+
 def test_the_cli_sends_a_signal(
     client: ConductorClient, services: Services, api_env: dict[str, str], api: ApiProcess
 ) -> None:
