@@ -12,6 +12,12 @@ from kombu.exceptions import OperationalError
 
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
+from conductor.model.admission import (
+    DEFAULT_MAX_RUNNING,
+    Admission,
+    admitted_plan,
+    max_running_setting,
+)
 from conductor.model.blueprint import Blueprint
 from conductor.model.breakpoints import with_breakpoints
 from conductor.model.errors import error_data
@@ -34,12 +40,20 @@ class Dispatcher:
     """Turns Blueprints into executions on the workers."""
 
     def __init__(
-        self, app: Celery, stores: Stores, registry: NodeRegistry, *, strict: bool = False
+        self,
+        app: Celery,
+        stores: Stores,
+        registry: NodeRegistry,
+        *,
+        strict: bool = False,
+        max_running_per_key: int = DEFAULT_MAX_RUNNING,
     ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
+        # A concurrency key's limit for a Blueprint without settings.concurrency.maxRunning.
+        self.max_running_per_key = max_running_per_key
 
     def submit(
         self,
@@ -47,15 +61,19 @@ class Dispatcher:
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
         breakpoints: Sequence[str] = (),
+        admission: Admission | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
-        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints)."""
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); an
+        execution whose concurrency key has no free slot waits in its line (not dispatched)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
         plan = with_breakpoints(plan, breakpoints)
-        self.stores.state.create(plan)
-        self.dispatch(plan)
+        limit = max_running_setting(blueprint.settings) or self.max_running_per_key
+        plan = admitted_plan(plan, admission or Admission(), limit)
+        if self.stores.state.create(plan):
+            self.dispatch(plan)
         return plan
 
     def redispatch(self, execution_id: str) -> frozenset[str]:
@@ -67,8 +85,25 @@ class Dispatcher:
         self.dispatch(stored.plan, stored.done)
         return frozenset(stored.plan.nodes) - stored.done
 
-    def dispatch(self, plan: ExecutionPlan, done: frozenset[str] = frozenset()) -> None:
-        """Send the canvas of every node not yet `done`; with none left, end the execution."""
+    def send_admitted(self, execution_id: str) -> None:
+        """Send an execution a freed concurrency slot admitted. A broker that refuses leaves
+        it to the reconciler (it is in the live index) rather than failing it: failing it
+        would free its slot and admit, and fail, the next in line, down the whole line."""
+        stored = self.stores.state.stored_plan(execution_id)
+        if stored is None:
+            raise KeyError(f"no execution {execution_id!r} (unknown or expired)")
+        self.dispatch(stored.plan, stored.done, fail_on_refusal=False)
+
+    def dispatch(
+        self,
+        plan: ExecutionPlan,
+        done: frozenset[str] = frozenset(),
+        *,
+        fail_on_refusal: bool = True,
+    ) -> None:
+        """Send the canvas of every node not yet `done`; with none left, end the execution.
+        A broker that refuses raises DispatchFailed (ending the execution failed, unless not
+        `fail_on_refusal`)."""
         canvas = build_canvas(self.app, plan, done)
         if canvas is None:
             finalize(plan.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
@@ -79,6 +114,7 @@ class Dispatcher:
         except (OperationalError, StoreError) as exc:
             error = error_data(ErrorCode.TRANSPORT_ERROR, f"the broker refused: {exc}")
             with suppress(StoreError):  # Redis may be the thing that is down
-                finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
+                if fail_on_refusal:
+                    finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)

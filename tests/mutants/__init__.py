@@ -260,6 +260,27 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
     Mutant(
+        name="line-never-admitted",
+        guarantee="when a concurrency key's slot frees (an execution with it ended, or the "
+        "reconciler reclaimed it), the next in line is admitted (issue 19 item 5)",
+        path="storage/lua/release_slot.lua",
+        original="    if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end\n",
+        replacement="    break\n",
+        tests=(
+            "tests/contract/test_concurrency.py::"
+            "test_an_end_admits_the_next_in_line_first_in_first_out",
+            "tests/e2e/test_concurrency_keys.py::test_a_failure_frees_the_slot",
+        ),
+    ),
+    Mutant(
+        name="priority-not-sent",
+        guarantee="a priority-9 execution's nodes overtake a backlog in their queue",
+        path="workers/signatures.py",
+        original='{"priority": broker_priority(node.priority)}',
+        replacement='{"priority": broker_priority(None)}',
+        tests=("tests/e2e/test_priorities.py::test_a_priority_9_node_overtakes_a_backlog",),
+    ),
+    Mutant(
         name="step-runs-everything",
         guarantee="while stepping, a node the step did not choose pauses the execution before it "
         "(issue 17)",
