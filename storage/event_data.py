@@ -31,6 +31,8 @@ class QueuedData(TypedDict):
     blueprint_version: str | None
     inputs: dict[str, Any]
     nodes: int  # how many
+    blueprint_hash: NotRequired[str]  # the archived Blueprint (storage/blueprint_archive.py)
+    replay_of: NotRequired[str]  # the execution this one replays
     priority: NotRequired[int]  # when not the default
     concurrency_key: NotRequired[str]
     reason: NotRequired[str]  # why it waits: its concurrency key's slots are taken
@@ -164,6 +166,10 @@ def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
         "inputs": plan.inputs,
         "nodes": len(plan.nodes),
     }
+    if plan.blueprint_hash:
+        data["blueprint_hash"] = plan.blueprint_hash
+    if plan.replay_of:
+        data["replay_of"] = plan.replay_of
     if plan.priority is not None:
         data["priority"] = plan.priority
     if plan.concurrency_key is not None:

@@ -127,6 +127,7 @@ class ExecutionView(BaseModel):
     status: str
     blueprint_id: str | None = None
     blueprint_version: str | None = None
+    replay_of: str | None = None  # the execution this one replays
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None

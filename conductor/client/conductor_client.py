@@ -30,6 +30,7 @@ from conductor.client.stream import (
     Stream,
     sse_events,
 )
+from conductor.history_diff import HistoryDiff
 from storage.blueprints import BlueprintPage, StoredBlueprint
 from storage.events import Event
 
@@ -158,6 +159,24 @@ class ConductorClient:
             "POST", path, content=body, headers={"content-type": "application/json"}
         )
         return found
+
+    def replay(
+        self,
+        execution_id: str,
+        *,
+        from_node: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Submitted:
+        """Run a finished execution again from history as a new execution (`replay_of`);
+        `from_node` re-runs that node and what depends on it, keeping the other outputs."""
+        body = _params(from_node=from_node, inputs=dict(inputs) if inputs is not None else None)
+        path = f"{_execution(execution_id)}/replay"
+        return Submitted.model_validate(self._json("POST", path, json=body))
+
+    def diff(self, execution_id: str, other_id: str) -> HistoryDiff:
+        """Per-node output differences from one recorded execution to another."""
+        path = f"{_execution(execution_id)}/diff/{quote(other_id, safe='')}"
+        return HistoryDiff.model_validate(self._json("GET", path))
 
     def step(self, execution_id: str) -> Submitted:
         """Run a paused execution's ready nodes, then pause before the next; ConflictError
