@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
@@ -23,6 +22,7 @@ from conductor.client.errors import (
     raise_for_problem,
 )
 from conductor.client.results import Result
+from conductor.client.signals import SignalMethods
 from conductor.client.stream import (
     MAX_RETRY_AFTER_S,
     RECONNECT_DELAYS_S,
@@ -35,7 +35,7 @@ from storage.blueprints import BlueprintPage, StoredBlueprint
 from storage.events import Event
 
 
-class ConductorClient:
+class ConductorClient(SignalMethods):
     """A synchronous client of one Conductor API server; close it, or use it with `with`."""
 
     def __init__(
@@ -149,16 +149,6 @@ class ConductorClient:
     def retry(self, execution_id: str) -> Submitted:
         """Run the failed and not-yet-run nodes again (a server without it answers 501)."""
         return self._control(execution_id, "retry")
-
-    def signal(self, execution_id: str, name: str, payload: Any = None) -> dict[str, Any]:
-        """Send signal `name` with `payload` (any JSON) to the execution's wait-for-signal
-        nodes: `{execution_id, signal, woke}` (woke: the nodes that were waiting for it)."""
-        path = f"{_execution(execution_id)}/signals/{quote(name, safe='')}"
-        body = json.dumps(payload).encode()  # a null payload too: `json=None` sends no body
-        found: dict[str, Any] = self._json(
-            "POST", path, content=body, headers={"content-type": "application/json"}
-        )
-        return found
 
     def replay(
         self,
