@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from conductor.blob_collection import collect_in_worker
 from conductor.cli.shared_redis import shared_settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
@@ -38,7 +39,11 @@ def worker(
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
     register_tasks(
-        app, services.stores, registry, node_environment(settings), backend.rate_limiter()
+        app,
+        services.stores,
+        registry,
+        node_environment(settings, services.stores.blobs),
+        backend.rate_limiter(),
     )
     submitter = Submitter(
         services.dispatcher,
@@ -48,6 +53,7 @@ def worker(
     )
     register_submit_task(app, submitter)
     reconcile_in_worker(settings, registry)
+    collect_in_worker(settings)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]
