@@ -29,10 +29,16 @@ class RedisBackend:
 
     @classmethod
     def connect(
-        cls, url: str, *, max_connections: int = MAX_CONNECTIONS, name: str | None = None
+        cls,
+        url: str,
+        *,
+        master: str | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        name: str | None = None,
     ) -> RedisBackend:
-        """A backend on a new client (connections are made lazily), named `name` in Redis."""
-        return cls(redis_client(url, max_connections=max_connections, name=name))
+        """A backend on a new client (connections are made lazily), named `name` in Redis;
+        `master` is the primary's name when `url` names Sentinels."""
+        return cls(redis_client(url, master=master, max_connections=max_connections, name=name))
 
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""

@@ -21,7 +21,7 @@ def beat(loglevel: str) -> None:
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
     app = Services.from_settings(settings, name="beat").celery
-    store = RedisSchedules.connect(settings.redis_url)
+    store = RedisSchedules.connect(settings.redis_url, settings.redis_master)
     store.client.ping()  # an unreachable Redis is exit 3 now, not a retry loop
     scheduler = scheduler_class(app, store)
     app.Beat(scheduler=scheduler, loglevel=loglevel, max_interval=1).run()  # type: ignore[arg-type]

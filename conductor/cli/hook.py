@@ -31,7 +31,7 @@ def _store() -> Iterator[RedisHooks]:
     settings = Settings.from_env()
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the API uses")
-    store = RedisHooks.connect(settings.redis_url)
+    store = RedisHooks.connect(settings.redis_url, settings.redis_master)
     try:
         yield store
     finally:

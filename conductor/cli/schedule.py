@@ -35,7 +35,7 @@ def _store() -> Iterator[RedisSchedules]:
     settings = Settings.from_env()
     if settings.redis_url is None:
         raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-    store = RedisSchedules.connect(settings.redis_url)
+    store = RedisSchedules.connect(settings.redis_url, settings.redis_master)
     try:
         yield store
     finally:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str | None = None
+    redis_master: str | None = None  # the Sentinels' name of the primary (sentinel:// URLs)
     history_url: str
     blueprints_dir: Path
     files_root: Path
@@ -66,6 +68,7 @@ class Settings(BaseModel):
         numbers = {name: get(name.upper()) for name in _NUMBERS}
         fields: dict[str, Any] = {
             "redis_url": get("REDIS_URL"),
+            "redis_master": _redis_master(get("REDIS_URL"), get("REDIS_MASTER")),
             "history_url": get("HISTORY_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}",
             "blueprints_dir": Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
             "files_root": Path(get("FILES_ROOT") or data_dir / "files"),
@@ -92,9 +95,9 @@ class Settings(BaseModel):
         """The queues routes send to, in order of first mention, without repeats."""
         return list(dict.fromkeys(self.queue_routes.values()))
 
-    def with_redis(self, redis_url: str) -> Settings:
-        """A copy that points at another Redis."""
-        return self.model_copy(update={"redis_url": redis_url})
+    def with_redis(self, redis_url: str, master: str | None = None) -> Settings:
+        """A copy that points at another Redis (or Sentinels and their `master`)."""
+        return self.model_copy(update={"redis_url": redis_url, "redis_master": master})
 
     def max_time_limit_s(self) -> int:
         """The longest hard time limit any node task can get."""
@@ -106,6 +109,46 @@ _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
     "stall_s", "reconcile_every_s", "lease_s", "max_output_mb",
 )  # fmt: skip
+
+
+SENTINEL_SCHEME = "sentinel"
+
+
+def sentinel_hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each Sentinel in `sentinel://h1:26379;sentinel://h2:26379` (every
+    port spelled out: Celery would take 6379 for a missing one, kombu 26379)."""
+    hosts = []
+    for part in url.split(";"):
+        try:
+            found = urlsplit(part.strip())
+            host, port = found.hostname, found.port
+        except ValueError:  # a port that is not a number
+            host = port = None
+        if found.scheme.lower() != SENTINEL_SCHEME or not host or not port:
+            raise SettingsError(
+                f"CONDUCTOR_REDIS_URL: {part.strip()!r} is not sentinel://HOST:PORT "
+                "(expected e.g. 'sentinel://s1:26379;sentinel://s2:26379')"
+            )
+        hosts.append((host, port))
+    return hosts
+
+
+def _redis_master(url: str | None, master: str | None) -> str | None:
+    """CONDUCTOR_REDIS_MASTER, required with Sentinels and refused without them."""
+    sentinels = url is not None and url.split("://", 1)[0].lower() == SENTINEL_SCHEME
+    if sentinels and url is not None:
+        sentinel_hosts(url)
+        if master is None:
+            raise SettingsError(
+                "CONDUCTOR_REDIS_MASTER must name the Sentinels' primary (e.g. 'mymaster') "
+                "when CONDUCTOR_REDIS_URL is sentinel://"
+            )
+    elif master is not None:
+        raise SettingsError(
+            f"CONDUCTOR_REDIS_MASTER={master!r} is for Sentinels: CONDUCTOR_REDIS_URL is not "
+            "sentinel://HOST:PORT;sentinel://..."
+        )
+    return master
 
 
 def _flag(value: str | None) -> bool:
