@@ -94,6 +94,8 @@ class RedisServer:
         ]  # fmt: skip
         if self.replica_of is not None:
             command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        # a replica gets its first copy at once, not after Redis's 5 s wait for others
+        command += ["--repl-diskless-sync-delay", "0"]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,

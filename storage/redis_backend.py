@@ -15,15 +15,16 @@ from storage.presence import RedisPresence
 from storage.queue_depths import queue_depths
 from storage.rate_limits import RateLimiter
 from storage.recorder_stream import RecorderStream
-from storage.redis_client import MAX_CONNECTIONS, redis_client
+from storage.redis_client import MAX_CONNECTIONS, is_sentinel, redis_client
 from storage.redis_state import RedisStateStore
 
 
 class RedisBackend:
     """One Redis client and the stores over it."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, replicas: int = 0) -> None:
         self.client = client
+        self.replicas = replicas  # that the recorder waits for (a primary behind Sentinels)
         self._fan_out: FanOutEventSource | None = None
         self._lock = threading.Lock()
 
@@ -38,7 +39,8 @@ class RedisBackend:
     ) -> RedisBackend:
         """A backend on a new client (connections are made lazily), named `name` in Redis;
         `master` is the primary's name when `url` names Sentinels."""
-        return cls(redis_client(url, master=master, max_connections=max_connections, name=name))
+        client = redis_client(url, master=master, max_connections=max_connections, name=name)
+        return cls(client, replicas=1 if is_sentinel(url) else 0)
 
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""
@@ -68,7 +70,7 @@ class RedisBackend:
 
     def recorder_stream(self) -> RecorderStream:
         """The events stream's recorder group."""
-        return RecorderStream(self.client)
+        return RecorderStream(self.client, replicas=self.replicas)
 
     def rate_limiter(self) -> RateLimiter:
         """Token buckets shared by every worker."""

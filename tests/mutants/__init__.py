@@ -259,4 +259,28 @@ MUTANTS: tuple[Mutant, ...] = (
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
+    Mutant(
+        name="sentinel-client-pinned",
+        guarantee="behind Sentinels every client follows the primary through a failover (issue 16)",
+        path="storage/redis_client.py",
+        original="    return redis.Redis.from_pool(pool)\n",
+        replacement="    host, port = sentinels.discover_master(master)\n"
+        "    return redis.Redis(host=host, port=port, **credentials)\n",
+        tests=(
+            "tests/e2e/test_sentinel.py::"
+            "test_a_primary_killed_mid_run_fails_over_and_loses_nothing",
+        ),
+    ),
+    Mutant(
+        name="recorder-reads-unreplicated",
+        guarantee="behind Sentinels the recorder records only events a replica holds, so a "
+        "failover cannot take back recorded history (issue 16)",
+        path="storage/redis_backend.py",
+        original="replicas=1 if is_sentinel(url) else 0",
+        replacement="replicas=0",
+        tests=(
+            "tests/unit/test_sentinel_config.py::"
+            "test_behind_sentinels_the_recorder_waits_for_a_replica",
+        ),
+    ),
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conductor.model.settings import Settings, SettingsError, display_url
+from storage.redis_backend import RedisBackend
 from storage.redis_client import SentinelPool, redis_client
 from workers.app import create_app
 from workers.config import FAILOVER_PUBLISH_RETRY, celery_config
@@ -91,3 +92,14 @@ def test_a_client_asks_the_sentinels_with_the_first_urls_credentials() -> None:
 def test_every_password_is_masked_for_display() -> None:
     shown = display_url("sentinel://:a@h1:26379;sentinel://:b@h2:26379")
     assert "a@" not in shown and "b@" not in shown and shown.count("***") == 2
+
+
+def test_behind_sentinels_the_recorder_waits_for_a_replica() -> None:
+    backend = RedisBackend.connect(SENTINELS, master="mymaster")
+    plain = RedisBackend.connect("redis://127.0.0.1:1/0")
+    try:
+        assert backend.recorder_stream().replicas == 1
+        assert plain.recorder_stream().replicas == 0
+    finally:
+        backend.close()
+        plain.close()
