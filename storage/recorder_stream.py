@@ -13,10 +13,9 @@ from typing import Any
 import redis
 
 from storage import keys
+from storage.scripts import REPLICA_WAIT_MS
 
 log = logging.getLogger(__name__)
-
-WAIT_MS = 1000  # then record anyway: a replica that is down must not stop the recording
 
 # One entry: its id and its fields (empty when the entry was trimmed away meanwhile).
 Entry = tuple[Any, dict[bytes, bytes]]
@@ -25,7 +24,9 @@ Entry = tuple[Any, dict[bytes, bytes]]
 class RecorderStream:
     """The `recorder` consumer group on the events stream."""
 
-    def __init__(self, client: redis.Redis, *, replicas: int = 0, wait_ms: int = WAIT_MS) -> None:
+    def __init__(
+        self, client: redis.Redis, *, replicas: int = 0, wait_ms: int = REPLICA_WAIT_MS
+    ) -> None:
         self.client = client
         self.replicas = replicas
         self.wait_ms = wait_ms

@@ -24,7 +24,8 @@ class RedisBackend:
 
     def __init__(self, client: redis.Redis, *, replicas: int = 0) -> None:
         self.client = client
-        self.replicas = replicas  # that the recorder waits for (a primary behind Sentinels)
+        # that a creation and the recorder wait for (a primary behind Sentinels)
+        self.replicas = replicas
         self._fan_out: FanOutEventSource | None = None
         self._lock = threading.Lock()
 
@@ -44,7 +45,7 @@ class RedisBackend:
 
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""
-        return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms)
+        return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms, replicas=self.replicas)
 
     def event_source(self, *, shared: bool = False) -> EventSource:
         """Live events: `shared` is one subscription for the whole process (a server with

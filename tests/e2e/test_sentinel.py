@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from conductor.compiler import compile_plan
 from conductor.embedded import RedisServer
+from conductor.model.loader import load_blueprint_text
 from storage import keys
 from storage.recorder_stream import RecorderStream
+from storage.redis_state import RedisStateStore
+from storage.scripts import REPLICA_WAIT_MS
 from tests.e2e.fault_stack import assert_sound, chain, delay, wait_until
 from tests.e2e.sentinel_stack import SentinelStack, sentinel_stack
 
@@ -50,24 +54,29 @@ def test_a_primary_killed_mid_run_fails_over_and_loses_nothing(stack: SentinelSt
     )
 
 
-def test_the_recorder_reads_only_what_a_replica_holds(tmp_path: Path) -> None:
-    """Behind Sentinels a read of new events returns once a replica holds them: a failover
-    cannot take back what the history store recorded. A stopped replica delays the read by
-    the wait, then the events are recorded anyway (and a warning says so)."""
+def test_creations_and_recorded_events_are_held_by_a_replica(tmp_path: Path) -> None:
+    """Behind Sentinels an execution is created, and the recorder reads new events, only once
+    a replica holds them: a failover cannot lose an accepted execution or take back recorded
+    history. A stopped replica delays both by the wait, then they go on (a warning says so)."""
     primary = RedisServer(tmp_path / "primary").start()
     replica = RedisServer(tmp_path / "replica", replica_of=primary.port).start()
     client, copy = (redis.Redis(port=server.port) for server in (primary, replica))
     try:
         wait_until(lambda: copy.info("replication")["master_link_status"] == "up", "the copy")
+        state = RedisStateStore(client, replicas=1)
         stream = RecorderStream(client, replicas=1, wait_ms=600)
         stream.ensure_group()
-        client.xadd(keys.EVENTS_STREAM, {"event": "first"})
-        assert len(stream.read_new("r", 10, None)) == 1
+        plan = compile_plan(load_blueprint_text(chain(("a", delay(0)))), "held-1", {})
+        state.create(plan)
+        assert copy.exists(keys.plan("held-1"))  # the creation, copied before it returned
+        assert len(stream.read_new("r", 10, None)) == 1  # its execution.queued
         assert copy.xinfo_groups(keys.EVENTS_STREAM)[0]["pending"] == 1  # the read, copied
         assert replica.process is not None
         replica.process.send_signal(signal.SIGSTOP)
         try:
-            client.xadd(keys.EVENTS_STREAM, {"event": "second"})
+            started = time.monotonic()
+            state.create(plan.model_copy(update={"execution_id": "held-2"}))
+            assert time.monotonic() - started >= REPLICA_WAIT_MS / 1000
             started = time.monotonic()
             assert len(stream.read_new("r", 10, None)) == 1
             assert time.monotonic() - started >= 0.6

@@ -272,15 +272,16 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
-        name="recorder-reads-unreplicated",
-        guarantee="behind Sentinels the recorder records only events a replica holds, so a "
-        "failover cannot take back recorded history (issue 16)",
+        name="sentinel-writes-unreplicated",
+        guarantee="behind Sentinels a creation returns, and the recorder records events, only "
+        "once a replica holds them: a failover loses no accepted execution and takes back no "
+        "recorded history (issue 16)",
         path="storage/redis_backend.py",
         original="replicas=1 if is_sentinel(url) else 0",
         replacement="replicas=0",
         tests=(
             "tests/unit/test_sentinel_config.py::"
-            "test_behind_sentinels_the_recorder_waits_for_a_replica",
+            "test_behind_sentinels_creations_and_the_recorder_wait_for_a_replica",
         ),
     ),
 )

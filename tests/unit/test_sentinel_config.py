@@ -94,12 +94,14 @@ def test_every_password_is_masked_for_display() -> None:
     assert "a@" not in shown and "b@" not in shown and shown.count("***") == 2
 
 
-def test_behind_sentinels_the_recorder_waits_for_a_replica() -> None:
+def test_behind_sentinels_creations_and_the_recorder_wait_for_a_replica() -> None:
     backend = RedisBackend.connect(SENTINELS, master="mymaster")
     plain = RedisBackend.connect("redis://127.0.0.1:1/0")
     try:
         assert backend.recorder_stream().replicas == 1
+        assert backend.state_store(ttl_s=60, lease_ms=1000).scripts.replicas == 1
         assert plain.recorder_stream().replicas == 0
+        assert plain.state_store(ttl_s=60, lease_ms=1000).scripts.replicas == 0
     finally:
         backend.close()
         plain.close()
