@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -22,9 +22,10 @@ CONNECT_TIMEOUT_S = 5.0
 SOCKET_TIMEOUT_S = 30.0  # above the recorder's 1 s blocking reads; no half-open hang
 HEALTH_CHECK_INTERVAL_S = 30
 RETRIES = 2  # on a lost connection or a timeout, after 50 ms then up to 500 ms
-# Behind Sentinels, up to ~10 s: a primary is replaced in down-after-milliseconds plus an
-# election (docs/sentinel.md), and a call that outlives that fails as an unreachable Redis.
-FAILOVER_RETRIES = 14
+# Behind Sentinels, 7 retries 0.25 s then up to 2 s apart (about 9 s in all): a primary is
+# replaced in down-after-milliseconds plus an election (docs/sentinel.md); a call that
+# outlives that fails as an unreachable Redis does.
+FAILOVER_RETRIES = 7
 MAX_CONNECTIONS = 64
 POOL_WAIT_S = 10.0
 
@@ -62,13 +63,11 @@ def redis_client(
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
     }
     if is_sentinel(url):
-        return _sentinel_client(url, master, options, FAILOVER_RETRIES)
-    pool = redis.BlockingConnectionPool.from_url(url, retry=_retry(RETRIES), **options)
+        failover = Retry(EqualJitterBackoff(cap=2.0, base=0.25), FAILOVER_RETRIES, RETRIED_ERRORS)
+        return _sentinel_client(url, master, options, failover)
+    retry = Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), RETRIES, RETRIED_ERRORS)
+    pool = redis.BlockingConnectionPool.from_url(url, retry=retry, **options)
     return redis.Redis(connection_pool=pool)
-
-
-def _retry(retries: int) -> Retry:
-    return Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries, RETRIED_ERRORS)
 
 
 class SentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -84,7 +83,7 @@ class SentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
 
 
 def _sentinel_client(
-    url: str, master: str | None, options: dict[str, Any], retries: int
+    url: str, master: str | None, options: dict[str, Any], retry: Retry
 ) -> redis.Redis:
     """Like Celery: the first URL's user, password and database are the primary's."""
     if not master:
@@ -104,7 +103,7 @@ def _sentinel_client(
         },
     )
     pool = SentinelPool(  # type: ignore[no-untyped-call]
-        master, sentinels, retry=_retry(retries), **credentials, **options
+        master, sentinels, retry=retry, **credentials, **options
     )
     return redis.Redis.from_pool(pool)
 
@@ -114,13 +113,10 @@ def ping(client: redis.Redis) -> None:
     client.ping()
 
 
-def answers(url: str, master: str | None = None) -> bool:
+def answers(url: str) -> bool:
     """Whether a Redis answers at `url` now (one try, no retry: for waiting on a starting
     server)."""
-    if is_sentinel(url):
-        client = _sentinel_client(url, master, {"socket_connect_timeout": CONNECT_TIMEOUT_S}, 0)
-    else:
-        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
     try:
         return bool(client.ping())
     except redis.ConnectionError:

@@ -118,17 +118,19 @@ def sentinel_hosts(url: str) -> list[tuple[str, int]]:
     """The (host, port) of each Sentinel in `sentinel://h1:26379;sentinel://h2:26379` (every
     port spelled out: Celery would take 6379 for a missing one, kombu 26379)."""
     hosts = []
-    for part in url.split(";"):
-        try:
-            found = urlsplit(part.strip())
-            host, port = found.hostname, found.port
-        except ValueError:  # a port that is not a number
-            host = port = None
-        if found.scheme.lower() != SENTINEL_SCHEME or not host or not port:
+    for part in (text.strip() for text in url.split(";")):
+        try:  # a port that is not a number, a broken [IPv6] address
+            found = urlsplit(part)
+            scheme, host, port, database = found.scheme, found.hostname, found.port, found.path
+        except ValueError:
+            scheme, host, port, database = "", None, None, ""
+        if scheme.lower() != SENTINEL_SCHEME or not host or not port:
             raise SettingsError(
-                f"CONDUCTOR_REDIS_URL: {part.strip()!r} is not sentinel://HOST:PORT "
+                f"CONDUCTOR_REDIS_URL: {part!r} is not sentinel://HOST:PORT "
                 "(expected e.g. 'sentinel://s1:26379;sentinel://s2:26379')"
             )
+        if database.strip("/") and not database.strip("/").isdigit():
+            raise SettingsError(f"CONDUCTOR_REDIS_URL: {part!r}: the database is a number")
         hosts.append((host, port))
     return hosts
 

@@ -11,7 +11,7 @@ from conductor.model.settings import Settings, SettingsError, display_url
 from storage.redis_backend import RedisBackend
 from storage.redis_client import SentinelPool, redis_client
 from workers.app import create_app
-from workers.config import FAILOVER_PUBLISH_RETRY, celery_config
+from workers.config import FAILOVER_PUBLISH_RETRY, UnsafeSettings, celery_config
 from workers.result_backend import UnwatchedSentinelBackend
 
 SENTINELS = (
@@ -35,6 +35,13 @@ def test_the_master_name_goes_where_celery_and_kombu_expect_it(tmp_path: Path) -
                                              "CONDUCTOR_REDIS_URL": "redis://h:6379/0"}))  # fmt: skip
     assert "master_name" not in plain["broker_transport_options"]
     assert "task_publish_retry_policy" not in plain
+
+
+def test_celery_refuses_sentinels_without_a_master(tmp_path: Path) -> None:
+    plain = Settings.from_env({"CONDUCTOR_DATA_DIR": str(tmp_path)})
+    with pytest.raises(UnsafeSettings, match="CONDUCTOR_REDIS_MASTER"):
+        celery_config(plain.with_redis(SENTINELS))
+    assert celery_config(plain.with_redis(SENTINELS, "m"))["broker_url"] == SENTINELS
 
 
 def test_the_result_backend_finds_the_primary_through_the_sentinels(tmp_path: Path) -> None:
@@ -61,6 +68,9 @@ def test_the_result_backend_finds_the_primary_through_the_sentinels(tmp_path: Pa
          "'sentinel://h:port' is not"),
         ({"CONDUCTOR_REDIS_URL": "sentinel://", "CONDUCTOR_REDIS_MASTER": "m"}, "is not"),
         ({"CONDUCTOR_REDIS_URL": "sentinel://h", "CONDUCTOR_REDIS_MASTER": "m"}, "HOST:PORT"),
+        ({"CONDUCTOR_REDIS_URL": "sentinel://[::1:5", "CONDUCTOR_REDIS_MASTER": "m"}, "is not"),
+        ({"CONDUCTOR_REDIS_URL": "sentinel://h:1/x", "CONDUCTOR_REDIS_MASTER": "m"},
+         "the database is a number"),
     ],
 )  # fmt: skip
 def test_a_sentinel_url_needs_its_master_and_nothing_else_takes_one(
