@@ -4,15 +4,19 @@ accepted execution still ends final, each node succeeds once, and history equals
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from conductor.compiler import compile_plan
-from conductor.embedded import RedisServer
+from conductor.embedded import ApiProcess, RedisServer
 from conductor.model.loader import load_blueprint_text
 from storage import keys
 from storage.recorder_stream import RecorderStream
@@ -20,6 +24,7 @@ from storage.redis_state import RedisStateStore
 from storage.scripts import REPLICA_WAIT_MS
 from tests.e2e.fault_stack import assert_sound, chain, delay, wait_until
 from tests.e2e.sentinel_stack import SentinelStack, sentinel_stack
+from tests.e2e.test_api_streams import view_seqs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,14 +38,32 @@ def stack(tmp_path: Path) -> Iterator[SentinelStack]:
 
 def test_a_primary_killed_mid_run_fails_over_and_loses_nothing(stack: SentinelStack) -> None:
     group = stack.sentinels
-    blueprint = chain(*[(f"n{i}", delay(300)) for i in range(5)])
-    ids = [stack.submit(blueprint) for _ in range(6)]
-    stack.wait_event(ids[0], "node.succeeded", "n0")
-    killed = time.time()
-    group.primary.kill()
-    promoted = group.wait_promoted()
-    more = [stack.submit(blueprint) for _ in range(2)]  # accepted on the new primary
-    ids += more
+    api = ApiProcess(stack.env).start()  # its clients follow the primary too
+    try:
+        blueprint = chain(*[(f"n{i}", delay(300)) for i in range(5)])
+        ids = [stack.submit(blueprint) for _ in range(6)]
+        started = threading.Semaphore(0)
+        with ThreadPoolExecutor(1) as pool:  # a live viewer of the last one, across the kill
+            viewing = pool.submit(view_seqs, api.url, ids[-1], started)
+            assert started.acquire(timeout=60)
+            stack.wait_event(ids[0], "node.succeeded", "n0")
+            killed = time.time()
+            group.primary.kill()
+            promoted = group.wait_promoted()
+            ids += [stack.submit(blueprint) for _ in range(2)]  # accepted on the new primary
+            kinds, seqs = viewing.result(timeout=90)
+        assert kinds[-1] == "execution.succeeded" and seqs == list(range(1, len(seqs) + 1))
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+
+            def shown(execution_id: str) -> bool:
+                return bool(
+                    http.get(f"/v1/executions/{execution_id}").json()["status"] == "succeeded"
+                )
+
+            for execution_id in ids:
+                wait_until(partial(shown, execution_id), f"the API to show {execution_id}", 60)
+    finally:
+        api.stop()
     assert_sound(stack, ids, timeout_s=60)
     events = [event for execution_id in ids for event in stack.events(execution_id)]
     results = [stack.wait_final(execution_id) for execution_id in ids]
