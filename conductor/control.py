@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 
 from conductor.dispatch import Dispatcher
@@ -44,7 +44,11 @@ class Control:
         return ControlOutcome.DONE
 
     def pause(self, execution_id: str) -> ControlOutcome:
-        """Start no new node; running ones finish."""
+        """Start no new node; running ones finish. One waiting in its concurrency key's line
+        cannot be paused (its resume would skip the line): cancel it, or let it start."""
+        meta = self.state.snapshot(execution_id, []).execution
+        if meta is not None and meta.queued_reason is not None:
+            return ControlOutcome.CONFLICT
         moved = self.state.transition(
             execution_id, LIVE, ExecutionStatus.PAUSED, EventType.EXECUTION_PAUSED
         )
@@ -63,6 +67,17 @@ class Control:
             self.dispatcher.redispatch(execution_id)
         return _outcome(moved)
 
+    def step(self, execution_id: str) -> ControlOutcome:
+        """Run the paused execution's ready nodes (those whose inputs are all there), then
+        pause before the next one (docs/debugging.md)."""
+        stored = self.state.stored_plan(execution_id)
+        if stored is None:
+            return ControlOutcome.NOT_FOUND
+        stepped = self.state.step(execution_id, ready_keys(stored.plan, stored.done))
+        if stepped is StateChange.DONE:
+            self.dispatcher.redispatch(execution_id)
+        return _outcome(stepped)
+
     def retry(self, execution_id: str) -> ControlOutcome:
         """Run a failed or cancelled execution again: its failed, cancelled and never-run
         nodes, and what consumed a failed node's output; successful outputs are kept."""
@@ -71,9 +86,22 @@ class Control:
             return ControlOutcome.NOT_FOUND
         records = self.state.snapshot(execution_id, []).nodes
         reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
-        if reopened is StateChange.DONE:
+        slots = self.dispatcher.stores.slots
+        # With a concurrency key it takes a slot again, or waits in line (a freed slot sends it).
+        if reopened is StateChange.DONE and (slots is None or slots.claim(execution_id)):
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
+
+
+def ready_keys(plan: ExecutionPlan, done: Collection[str]) -> set[str]:
+    """The unfinished nodes whose upstream nodes have all finished: the heads of the canvas
+    a re-dispatch sends."""
+    remaining = {key: node for key, node in plan.nodes.items() if key not in done}
+    return {
+        key
+        for key, node in remaining.items()
+        if not any(source in remaining for source in node.depends_on)
+    }
 
 
 def rerun_keys(plan: ExecutionPlan, records: Mapping[str, NodeRecord]) -> set[str]:

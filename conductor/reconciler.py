@@ -7,7 +7,8 @@ a running node's heartbeat, a control command). A pass looks at those idle for a
   not finished; the node's next attempt takes over, and the lost one is fenced off;
 - every node finished but no final state (a worker died in between): finalize it;
 - nothing running and nothing queued for `stall_s` (a lost message or chord callback): send
-  again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason.
+  again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason;
+- a concurrency slot held by an execution that is over or gone: give it to the next in line.
 It never overwrites a terminal state: finalizing is a set-once in Redis. Every worker runs it,
 one pass at a time across workers (a lock in the store). One execution never stops a pass: one
 whose check raises (its state is broken) is logged and skipped, and failed (INTERNAL_ERROR, out
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,7 +34,9 @@ from conductor.model.settings import Settings
 from conductor.services import Services
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
+from workers.admission import dispatch_admitted
 from workers.finalize import fail_bare, finalize
+from workers.routes import queue_of
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,6 @@ LOCK = "reconciler"  # the store's lock held by the one reconciler running a pas
 MAX_CHECK_FAILURES = 3  # passes in a row that could not check an execution, then it is failed
 PAGE = 500  # idle executions read per request
 MAX_PER_PASS = 5000  # a pass looks at no more (the rest waits for the next pass)
-DEFAULT_QUEUE = "conductor"
 
 
 class Repair(StrEnum):
@@ -61,6 +64,7 @@ class Reconciler:
     state: StateStore
     stall_s: int
     every_s: float = 5.0
+    routes: Mapping[str, str] = field(default_factory=dict)  # CONDUCTOR_QUEUE_ROUTES
     # execution id -> passes in a row whose check of it raised (this process's count)
     check_failures: dict[str, int] = field(default_factory=dict, compare=False)
 
@@ -90,12 +94,19 @@ class Reconciler:
                         repairs[execution_id] = repair
                 if len(page) < PAGE:
                     break
+            dispatch_admitted(self._sweep_slots(), self.dispatcher.stores)
         finally:
             self.state.release_lock(LOCK, token)
         for execution_id, repair in repairs.items():
             if repair is not Repair.FORGOTTEN:
                 log.warning("reconciler: execution %s %s", execution_id, repair.value)
         return repairs
+
+    def _sweep_slots(self) -> list[str]:
+        """Reclaim concurrency slots held by executions that are over or gone (a finalize cut
+        short); the executions next in line this admitted."""
+        slots = self.dispatcher.stores.slots
+        return [] if slots is None else slots.sweep()
 
     def check_isolated(self, execution_id: str, now: int) -> Repair | None:
         """`check`, where an execution that cannot be checked (its state is broken) is logged
@@ -196,7 +207,7 @@ class Reconciler:
         """Whether a queue its unfinished nodes use still holds messages (busy workers, not a
         lost message)."""
         queues = {
-            node.queue or DEFAULT_QUEUE
+            queue_of(node, self.routes)
             for key, node in stored.plan.nodes.items()
             if key not in stored.done
         }
@@ -223,7 +234,11 @@ def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
     def start(**_: Any) -> None:
         services = Services.from_settings(settings, registry=registry, name="reconciler")
         reconciler = Reconciler(
-            services.dispatcher, services.stores.state, settings.stall_s, settings.reconcile_every_s
+            services.dispatcher,
+            services.stores.state,
+            settings.stall_s,
+            settings.reconcile_every_s,
+            settings.queue_routes,
         )
         thread = threading.Thread(
             target=reconciler.run_forever, args=(stop,), name="reconciler", daemon=True

@@ -13,7 +13,7 @@ from celery import Celery
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings, SettingsError
 from nodes.registry import NodeRegistry, default_registry
-from storage.blobs import FilesystemBlobStore
+from storage.blobs import open_blob_store
 from storage.blueprints import BlueprintStore, open_blueprint_store
 from storage.history import HistoryStore, open_history
 from storage.redis_backend import RedisBackend
@@ -59,10 +59,17 @@ class Services:
             state=self.backend.state_store(
                 ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)
             ),
-            blobs=FilesystemBlobStore(settings.blob_dir),
+            blobs=open_blob_store(settings.blob_store_url()),
             blob_threshold_bytes=settings.blob_threshold_bytes,
             finished_ttl_s=settings.finished_ttl_s,
+            slots=self.backend.concurrency_slots(),
+            admit=self._admit,
         )
+
+    def _admit(self, execution_id: str) -> None:
+        """Dispatch an execution a concurrency slot admitted (the dispatcher is built late:
+        it holds these stores)."""
+        self.dispatcher.send_admitted(execution_id)
 
     @cached_property
     def celery(self) -> Celery:
@@ -73,7 +80,12 @@ class Services:
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
         return Dispatcher(
-            self.celery, self.stores, self.registry, strict=self.settings.strict_parameters
+            self.celery,
+            self.stores,
+            self.registry,
+            strict=self.settings.strict_parameters,
+            archive=self.backend.blueprint_archive(ttl_s=self.settings.state_ttl_s),
+            max_running_per_key=self.settings.max_running_per_key,
         )
 
     @cached_property
@@ -90,4 +102,6 @@ class Services:
         """Close what was opened."""
         if "history" in self.__dict__:
             self.history.close()
+        if "celery" in self.__dict__:  # its broker connection pool (a submission opened one)
+            self.celery.close()
         self.backend.close()

@@ -6,12 +6,13 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conductor.dispatch import Dispatcher
+from conductor.model.admission import Admission
 from conductor.model.blueprint import Blueprint
 from conductor.model.plan import ExecutionPlan, PlannedNode
 from conductor.model.problems import Problem
@@ -21,7 +22,7 @@ from storage.idempotency import IdempotencyClaims, as_idempotency_claims
 from storage.presence import PresenceStore
 from storage.redis_client import Redis, StoreError
 from storage.state import ExecutionExists
-from workers.config import DEFAULT_QUEUE
+from workers.routes import queue_of
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 # A key whose first request has not stored its execution after this long is taken over.
@@ -75,7 +76,7 @@ class QueueWatch:
             return ()
         waiting: dict[str, list[str]] = {}
         for node in _every_node(plan.nodes.values()):
-            queue = node.queue or self.routes.get(node.type) or DEFAULT_QUEUE
+            queue = queue_of(node, self.routes)
             if queue not in consumed:
                 waiting.setdefault(queue, []).append(node.key)
         return tuple(IdleQueue(queue, tuple(keys)) for queue, keys in waiting.items())
@@ -113,14 +114,21 @@ class Submitter:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
+        admission: Admission | None = None,
     ) -> Submitted:
-        """Submit an inline `blueprint` or a stored one by `blueprint_id`."""
+        """Submit an inline `blueprint` or a stored one by `blueprint_id`, pausing before
+        the nodes `breakpoints` name; `admission`: its priority and concurrency key."""
         model = self._resolve(blueprint, blueprint_id)
+        admission = admission or Admission()
         if idempotency_key is None:
-            plan = self.dispatcher.submit(model, inputs)
+            plan = self.dispatcher.submit(
+                model, inputs, breakpoints=breakpoints, admission=admission
+            )
             submitted = Submitted(plan.execution_id, "queued", created=True)
         else:
-            submitted = self._idempotent(model, dict(inputs or {}), idempotency_key)
+            request = _Request(model, dict(inputs or {}), tuple(breakpoints), admission)
+            submitted = self._idempotent(request, idempotency_key)
         submitted = replace(submitted, idle_queues=self._idle_queues(submitted.execution_id))
         if self.dispatcher.strict:
             return submitted
@@ -143,25 +151,25 @@ class Submitter:
         version = f"{stored.version}+r{stored.revision}"
         return stored.blueprint.model_copy(update={"version": version})
 
-    def _idempotent(self, model: Blueprint, inputs: dict[str, Any], key: str) -> Submitted:
+    def _idempotent(self, request: _Request, key: str) -> Submitted:
         execution_id = str(uuid.uuid4())
-        request = _fingerprint(model, inputs)
+        fingerprint = request.fingerprint()
         # An invalid request claims no key.
-        ensure_valid(model, self.dispatcher.registry, strict=self.dispatcher.strict)
-        if self.claims.claim(key, f"{execution_id} {request}", self.claim_ttl_s):
+        ensure_valid(request.model, self.dispatcher.registry, strict=self.dispatcher.strict)
+        if self.claims.claim(key, f"{execution_id} {fingerprint}", self.claim_ttl_s):
             # From here on the key stays: a repeat finds, takes over or re-sends this execution.
             with suppress(ExecutionExists):  # a repeat took over while this one was slow
-                self.dispatcher.submit(model, inputs, execution_id)
+                request.submit(self.dispatcher, execution_id)
             return Submitted(execution_id, "queued", created=True)
         existing, _, first_request = (self.claims.holder(key) or "").partition(" ")
-        if first_request != request:
+        if first_request != fingerprint:
             raise IdempotencyConflict(
                 "this idempotency_key was used for a different request within 24 h: use a new "
                 "key for a new request"
             )
-        return self._settle(existing, model, inputs)
+        return self._settle(existing, request)
 
-    def _settle(self, execution_id: str, model: Blueprint, inputs: dict[str, Any]) -> Submitted:
+    def _settle(self, execution_id: str, request: _Request) -> Submitted:
         """A repeated key: wait briefly for the first request to store its execution; take
         over when it never does (it crashed), re-dispatch one stored but never sent."""
         state = self.dispatcher.stores.state
@@ -169,13 +177,14 @@ class Submitter:
         while (meta := state.snapshot(execution_id, []).execution) is None:
             if time.monotonic() > deadline:
                 try:  # creation is one script: either it happened or this request does it
-                    self.dispatcher.submit(model, inputs, execution_id)
+                    request.submit(self.dispatcher, execution_id)
                     return Submitted(execution_id, "queued", created=True)
                 except ExecutionExists:
                     deadline = time.monotonic() + CLAIM_WAIT_S
             time.sleep(0.05)
-        created_s = (meta.created_ms or 0) / 1000
-        if meta.dispatched_ms is None and time.time() - created_s > UNDISPATCHED_AFTER_S:
+        stale = time.time() - (meta.created_ms or 0) / 1000 > UNDISPATCHED_AFTER_S
+        # One waiting in its concurrency key's line is not sent: a freed slot sends it.
+        if meta.dispatched_ms is None and meta.queued_reason is None and stale:
             self.dispatcher.redispatch(execution_id)
         return Submitted(execution_id, meta.status.value, created=False)
 
@@ -184,9 +193,32 @@ class IdempotencyConflict(ValueError):
     """An idempotency key sent again with a different Blueprint or inputs."""
 
 
-def _fingerprint(model: Blueprint, inputs: dict[str, Any]) -> str:
-    """What makes two submissions the same request."""
-    canonical = json.dumps(
-        [model.model_dump(mode="json"), inputs], sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+@dataclass(frozen=True)
+class _Request:
+    """What one submission asks for."""
+
+    model: Blueprint
+    inputs: dict[str, Any]
+    breakpoints: tuple[str, ...] = ()
+    admission: Admission = field(default_factory=Admission)
+
+    def submit(self, dispatcher: Dispatcher, execution_id: str) -> None:
+        """Create and dispatch it as `execution_id`."""
+        dispatcher.submit(
+            self.model,
+            self.inputs,
+            execution_id,
+            breakpoints=self.breakpoints,
+            admission=self.admission,
+        )
+
+    def fingerprint(self) -> str:
+        """What makes two submissions the same request (requests from before breakpoints and
+        admissions keep their fingerprint)."""
+        parts: list[Any] = [self.model.model_dump(mode="json"), self.inputs]
+        if self.breakpoints:
+            parts.append(list(self.breakpoints))
+        if self.admission != Admission():
+            parts.append([self.admission.priority, self.admission.concurrency_key])
+        canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from conductor.model.blob_text import BlobWriter
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from nodes.containers import ContainerRun
 from nodes.output_budget import DEFAULT_MAX_OUTPUT_BYTES
@@ -63,6 +64,9 @@ class NodeEnvironment:
     allow_shell: bool = False
     http_allow: tuple[str, ...] = ()
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # Where nodes that stream put content above `blob_threshold_bytes` (None: they do not).
+    blobs: BlobWriter | None = None
+    blob_threshold_bytes: int = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class Node(ABC, Generic[P]):
     # Keys Atomiton's own node definition carries for its editor but Conductor does not read:
     # accepted without a warning.
     editor_parameters: ClassVar[frozenset[str]] = frozenset()
+    # Whether the node takes large strings as BlobText references (it streams them); other
+    # nodes get them as strings.
+    streams_blobs: ClassVar[bool] = False
     # Parameters whose templates the node renders itself, with its own grammar (edit-fields'
     # `values`, whose `{{name}}` reads the input's fields as Atomiton's do).
     self_rendered_parameters: ClassVar[frozenset[str]] = frozenset()
@@ -140,6 +147,14 @@ class Node(ABC, Generic[P]):
     def parameter_names(cls) -> frozenset[str]:
         """Every key this type reads from `parameters`: fields and their aliases."""
         return _parameter_names(cls.parameters_model)
+
+
+def without_shadowed_aliases(data: Any, aliases: Mapping[str, str]) -> Any:
+    """Parameters without an alias whose name is also given (`aliases`: alias -> name): an
+    input port overrides a parameter by its own name, and then wins over an alias of it."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if aliases.get(k) not in data}
+    return data
 
 
 @cache  # a model's fields never change; validation asks once per node

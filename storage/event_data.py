@@ -31,6 +31,11 @@ class QueuedData(TypedDict):
     blueprint_version: str | None
     inputs: dict[str, Any]
     nodes: int  # how many
+    blueprint_hash: NotRequired[str]  # the archived Blueprint (storage/blueprint_archive.py)
+    replay_of: NotRequired[str]  # the execution this one replays
+    priority: NotRequired[int]  # when not the default
+    concurrency_key: NotRequired[str]
+    reason: NotRequired[str]  # why it waits: its concurrency key's slots are taken
 
 
 @with_config(_STRICT)
@@ -40,10 +45,14 @@ class NoData(TypedDict):
 
 @with_config(_STRICT)
 class StatusData(TypedDict):
-    """execution.paused / resumed (resumed by a retry: `retry` and the `nodes` reset)."""
+    """execution.paused / resumed (resumed by a retry: `retry` and the `nodes` reset; paused
+    before a node by a breakpoint or a step: `breakpoint`, `step`; resumed for one step: the
+    `step`'s nodes)."""
 
     status: str
     retry: NotRequired[bool]
+    breakpoint: NotRequired[str]
+    step: NotRequired[bool | list[str] | dict[str, Any]]  # Lua encodes an empty list as {}
     nodes: NotRequired[list[str] | dict[str, Any]]  # Lua encodes an empty list as {}
 
 
@@ -77,6 +86,7 @@ class NodeOutcomeData(TypedDict):
     duration_ms: NotRequired[int]
     error: NotRequired[dict[str, Any]]
     settled: NotRequired[bool]
+    reason: NotRequired[str]  # node.skipped: why (disabled, a branch not taken, runIf false)
 
 
 @with_config(_STRICT)
@@ -124,15 +134,21 @@ def check_data(event: Event) -> None:
     _adapter(event.type).validate_python(event.data, strict=False)
 
 
-def node_outcome(duration_ms: int, error: dict[str, Any] | None) -> NodeOutcomeData:
-    """A node's stored outcome (with the error of a settled failure)."""
-    if error is None:
-        return {"duration_ms": duration_ms}
-    return {"duration_ms": duration_ms, "error": error, "settled": True}
+def node_outcome(
+    duration_ms: int, error: dict[str, Any] | None, reason: str | None = None
+) -> NodeOutcomeData:
+    """A node's stored outcome (with the error of a settled failure, or why it was skipped)."""
+    data: NodeOutcomeData = {"duration_ms": duration_ms}
+    if error is not None:
+        data["error"] = error
+        data["settled"] = True
+    if reason:
+        data["reason"] = reason
+    return data
 
 
-def queued_event(plan: ExecutionPlan) -> Event:
-    """execution.queued, seq 1."""
+def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
+    """execution.queued, seq 1; `reason`: why it waits (its concurrency key's line)."""
     data: QueuedData = {
         "blueprint_id": plan.blueprint_id,
         "blueprint_name": plan.blueprint_name,
@@ -140,7 +156,30 @@ def queued_event(plan: ExecutionPlan) -> Event:
         "inputs": plan.inputs,
         "nodes": len(plan.nodes),
     }
+    if plan.blueprint_hash:
+        data["blueprint_hash"] = plan.blueprint_hash
+    if plan.replay_of:
+        data["replay_of"] = plan.replay_of
+    if plan.priority is not None:
+        data["priority"] = plan.priority
+    if plan.concurrency_key is not None:
+        data["concurrency_key"] = plan.concurrency_key
+    if reason is not None:
+        data["reason"] = reason
     return _event(plan.execution_id, EventType.EXECUTION_QUEUED, dict(data))
+
+
+def waiting_reason(plan: ExecutionPlan) -> str:
+    """Why an execution waits in its concurrency key's line."""
+    return waiting_reason_for(plan.concurrency_key or "", plan.max_running or 1)
+
+
+def waiting_reason_for(concurrency_key: str, max_running: int) -> str:
+    """Why an execution with this key and limit waits in the key's line."""
+    return (
+        f"waiting for a slot of concurrency key {concurrency_key!r}: "
+        f"{max_running} execution(s) with it are running (max_running)"
+    )
 
 
 def terminal_data(

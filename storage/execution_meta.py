@@ -11,6 +11,7 @@ from conductor.model.plan import ExecutionPlan, PlannedNode
 from storage.statuses import ExecutionStatus, now_ms
 
 LAPSED_PREFIX = "lapsed:"  # `lapsed:<node key>` -> the attempt whose lease lapsed (reconciler)
+PASSED_PREFIX = "passed:"  # `passed:<node key>` -> 1: the node held once, it now runs (debugging)
 
 
 class ExecutionMeta(BaseModel):
@@ -22,6 +23,8 @@ class ExecutionMeta(BaseModel):
     blueprint_id: str = ""
     blueprint_name: str = ""
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None
+    replay_of: str | None = None  # the execution this one replays
     inputs: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     sinks: list[str] = Field(default_factory=list)
@@ -34,6 +37,15 @@ class ExecutionMeta(BaseModel):
     redispatched: int = 0  # re-dispatches of a stall the reconciler made
     seq: int = 0  # the last event's seq
     lapsed: dict[str, int] = Field(default_factory=dict)  # node key -> attempt that lapsed
+    priority: int | None = None  # 0-9 as submitted (None: the default)
+    concurrency_key: str | None = None
+    max_running: int | None = None
+    # Why it is still queued: waiting in its concurrency key's line (cleared when admitted).
+    queued_reason: str | None = None
+    admitted_ms: int | None = None  # when a concurrency slot let it start
+    breakpoints: list[str] = Field(default_factory=list)  # conductor.model.breakpoints
+    step: list[str] | None = None  # while stepping: the nodes this step runs
+    passed: list[str] = Field(default_factory=list)  # nodes held once, that now run
 
     @property
     def began_ms(self) -> int | None:
@@ -41,10 +53,10 @@ class ExecutionMeta(BaseModel):
         return self.started_ms or self.created_ms
 
 
-_JSON = frozenset({"inputs", "variables", "sinks"})
+_JSON = frozenset({"inputs", "variables", "sinks", "breakpoints", "step"})
 _NUMBERS = frozenset(
     {"total", "created_ms", "started_ms", "finished_ms", "deadline_ms", "dispatched_ms"}
-    | {"redispatched", "seq"}
+    | {"redispatched", "seq", "priority", "max_running", "admitted_ms"}
 )
 
 
@@ -52,10 +64,12 @@ def parse_meta(fields: dict[str, str]) -> ExecutionMeta | None:
     """The typed meta of stored `fields`; None when there is no execution (no status)."""
     if "status" not in fields:
         return None
-    values: dict[str, Any] = {"lapsed": {}}
+    values: dict[str, Any] = {"lapsed": {}, "passed": []}
     for name, text in fields.items():
         if name.startswith(LAPSED_PREFIX):
             values["lapsed"][name.removeprefix(LAPSED_PREFIX)] = int(text)
+        elif name.startswith(PASSED_PREFIX):
+            values["passed"].append(name.removeprefix(PASSED_PREFIX))
         elif name in _JSON:
             values[name] = json.loads(text)
         elif name in _NUMBERS:
@@ -68,7 +82,9 @@ def parse_meta(fields: dict[str, str]) -> ExecutionMeta | None:
 
 def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
     """The meta hash of a new execution."""
+    links = {"blueprint_hash": plan.blueprint_hash, "replay_of": plan.replay_of}
     return {
+        **{name: value for name, value in links.items() if value},
         "status": ExecutionStatus.QUEUED.value,
         "blueprint_id": plan.blueprint_id,
         "blueprint_name": plan.blueprint_name,
@@ -79,7 +95,17 @@ def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
         "total": str(len(plan.nodes)),
         "created_ms": str(now_ms()),
         "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
+        **_admission_fields(plan),
+        **({"breakpoints": json.dumps(plan.breakpoints)} if plan.breakpoints else {}),
     }
+
+
+def _admission_fields(plan: ExecutionPlan) -> dict[str, str]:
+    fields = {"priority": plan.priority, "max_running": plan.max_running}
+    known = {name: str(value) for name, value in fields.items() if value is not None}
+    if plan.concurrency_key is not None:
+        known["concurrency_key"] = plan.concurrency_key
+    return known
 
 
 def plan_from_fields(
@@ -91,8 +117,11 @@ def plan_from_fields(
         blueprint_id=meta["blueprint_id"],
         blueprint_name=meta["blueprint_name"],
         blueprint_version=meta.get("blueprint_version") or None,
+        blueprint_hash=meta.get("blueprint_hash") or None,
+        replay_of=meta.get("replay_of") or None,
         inputs=json.loads(meta["inputs"]),
         variables=json.loads(meta["variables"]),
         nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
         sinks=json.loads(meta["sinks"]),
+        breakpoints=json.loads(meta.get("breakpoints") or "[]"),
     )

@@ -4,10 +4,13 @@ policy): the layers above ask this for stores and never see a Redis command."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import redis
 
+from storage.blob_refs import redis_mentions
+from storage.blueprint_archive import RedisBlueprintArchive
+from storage.concurrency import ConcurrencySlots
 from storage.event_source import EventSource, FanOutEventSource, RedisEventSource
 from storage.idempotency import RedisIdempotency
 from storage.node_outputs import RedisNodeOutputs
@@ -47,6 +50,10 @@ class RedisBackend:
         """Execution state."""
         return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms, replicas=self.replicas)
 
+    def concurrency_slots(self) -> ConcurrencySlots:
+        """Concurrency keys' slots and lines."""
+        return ConcurrencySlots(self.client)
+
     def event_source(self, *, shared: bool = False) -> EventSource:
         """Live events: `shared` is one subscription for the whole process (a server with
         many viewers), otherwise a connection per subscription."""
@@ -69,6 +76,10 @@ class RedisBackend:
         """Stored node outputs."""
         return RedisNodeOutputs(self.client)
 
+    def blueprint_archive(self, *, ttl_s: int) -> RedisBlueprintArchive:
+        """Submitted Blueprints by digest, until the recorder copies them into history."""
+        return RedisBlueprintArchive(self.client, ttl_s)
+
     def recorder_stream(self) -> RecorderStream:
         """The events stream's recorder group."""
         return RecorderStream(self.client, replicas=self.replicas)
@@ -80,6 +91,10 @@ class RedisBackend:
     def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages waiting in each broker queue."""
         return queue_depths(self.client, queues)
+
+    def blob_mentions(self) -> Iterator[str]:
+        """Values that mention a blob (the blob collector's marks in live state)."""
+        return redis_mentions(self.client)
 
     def ping(self) -> None:
         """Raise a StoreError unless Redis answers."""

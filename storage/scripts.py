@@ -25,6 +25,7 @@ NAMES = (
     "set_node",
     "progress",
     "transition",
+    "step",
     "finish",
     "expand",
     "heartbeat",
@@ -33,7 +34,8 @@ NAMES = (
     "note_lapsed",
     "release_lock",
 )
-OTHERS = ("expire_finished", "take_token")  # storage/retention.py, storage/rate_limits.py
+# storage/retention.py, storage/rate_limits.py, storage/concurrency.py
+OTHERS = ("expire_finished", "take_token", "release_slot", "claim_slot")
 # Behind Sentinels these return once a replica holds their writes: an accepted execution is
 # not lost to a failover (docs/sentinel.md). Other changes a failover may undo are redone.
 DURABLE = frozenset({"create"})

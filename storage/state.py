@@ -200,9 +200,10 @@ class StateStore(LiveIndex, Protocol):
 
     lease_ms: int  # how long a running attempt holds its node past its last heartbeat
 
-    def create(self, plan: ExecutionPlan) -> None:
+    def create(self, plan: ExecutionPlan) -> bool:
         """Store a new execution (status queued) with its plan, atomically; raise
-        ExecutionExists when the id is taken."""
+        ExecutionExists when the id is taken. False: it waits for a slot of its concurrency
+        key (dispatch nothing; release_slot admits it), True: dispatch it now."""
 
     def load(
         self, execution_id: str, key: str, worker: str, phase: str | None = None
@@ -221,10 +222,12 @@ class StateStore(LiveIndex, Protocol):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
         say whether it was the execution's last node. `cached`: it came from the cache. With
-        `attempt` (the fencing token), only while that attempt still holds the node."""
+        `attempt` (the fencing token), only while that attempt still holds the node. `reason`:
+        why a skipped node was skipped, in its event's data."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""
@@ -288,7 +291,12 @@ class StateStore(LiveIndex, Protocol):
         target: ExecutionStatus,
         event: EventType,
     ) -> StateChange:
-        """Move to `target` and emit `event` if the status is in `allowed`."""
+        """Move to `target` and emit `event` if the status is in `allowed` (a move to
+        running also ends stepping)."""
+
+    def step(self, execution_id: str, chosen: Collection[str]) -> StateChange:
+        """Run a paused execution for one step: only the `chosen` nodes may start, any other
+        pauses it again (emits execution.resumed with `data.step`)."""
 
     def result(self, execution_id: str) -> str | None:
         """The final result (JSON), if the execution is over."""

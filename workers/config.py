@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from conductor.model.admission import BROKER_PRIORITY_STEPS
 from conductor.model.settings import Settings
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 from storage.redis_client import is_sentinel
 from workers.result_backend import BACKEND_PATH, SENTINEL_BACKEND_PATH
-from workers.routes import NodeTypeRouter
+from workers.routes import DEFAULT_QUEUE, NodeTypeRouter
 from workers.signatures import time_limits
 
-DEFAULT_QUEUE = "conductor"
 # Behind Sentinels a publish keeps trying for about 9 s (0, 0.2, 0.4 ... then 1 s apart): long
 # enough for a primary to be replaced, as storage/redis_client.py's clients wait.
 FAILOVER_PUBLISH_RETRY = {
@@ -49,11 +49,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         transport["master_name"] = settings.redis_master
         backend = SENTINEL_BACKEND_PATH
         publish_retry = {"task_publish_retry_policy": FAILOVER_PUBLISH_RETRY}
+    # One list per priority (kombu's Redis transport; docs/priorities.md). Not
+    # queue_order_strategy="priority": that would order a worker's queues too, starving all
+    # but its first; kombu already tries every queue's urgent list before any less urgent one.
+    broker = {**transport, "priority_steps": list(BROKER_PRIORITY_STEPS)}
     default_limits = time_limits(DEFAULT_TIMEOUT_MS / 1000)
     return {
         "broker_url": url,
         "result_backend": f"{backend}+{url}",
-        "broker_transport_options": transport,
+        "broker_transport_options": broker,
         "result_backend_transport_options": transport,
         **publish_retry,
         "task_serializer": "json",

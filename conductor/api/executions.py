@@ -19,13 +19,13 @@ from conductor.api.models import (
     ExecutionRequest,
     ExecutionView,
     GraphNode,
-    NodeInputs,
     NodeState,
 )
 from conductor.api.problems import ApiProblem
 from conductor.api.streams import SlotStream
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
+from conductor.model.breakpoints import InvalidBreakpoints
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
@@ -33,9 +33,9 @@ from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.cursors import InvalidCursor
 from storage.events import Event
+from storage.execution_meta import ExecutionMeta
 from storage.history import ExecutionRecord, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
-from workers.invocation import resolve_inputs
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
@@ -48,6 +48,7 @@ class ControlCommand(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     RETRY = "retry"
+    STEP = "step"
 
 
 def context(request: Request) -> ApiContext:
@@ -69,7 +70,11 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
             blueprint_id=body.blueprint_id,
             inputs=body.inputs,
             idempotency_key=body.idempotency_key,
+            admission=body.admission(),
+            breakpoints=body.breakpoints,
         )
+    except InvalidBreakpoints as exc:
+        raise invalid_blueprint(exc) from None
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc, prefix="blueprint") from None
     except BlueprintNotFound:
@@ -246,43 +251,23 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         graph=graph,
         blueprint_id=meta.blueprint_id or None,
         blueprint_version=meta.blueprint_version,
+        replay_of=meta.replay_of,
         created_at=_s(meta.created_ms),
         started_at=_s(meta.started_ms),
         finished_at=_s(meta.finished_ms),
         nodes=nodes,
         result=result,
         error=(result or {}).get("error"),
+        **meta.model_dump(include={"priority", "concurrency_key", "queued_reason"}),
+        line_position=_line_position(ctx, execution_id, meta),
     )
 
 
-@router.get("/{execution_id}/nodes/{node_key}/output")
-def node_output(execution_id: str, node_key: str, request: Request) -> Any:
-    """A node's output while the execution is in Redis (404 when it has none)."""
-    ctx = context(request)
-    text = ctx.outputs.outputs(execution_id, [node_key]).get(node_key)
-    if text is None:
-        raise ApiProblem(404, "NOT_FOUND", f"no output of node {node_key!r} in {execution_id!r}")
-    return unpack(text, ctx.stores.blobs)
-
-
-@router.get("/{execution_id}/nodes/{node_key:path}/inputs", response_model=NodeInputs)
-def node_inputs(execution_id: str, node_key: str, request: Request) -> NodeInputs:
-    """A node's resolved inputs (ports and `$input`) while the execution is in Redis, built
-    by the worker's own wire rule from the stored plan and upstream outputs."""
-    ctx = context(request)
-    stored = ctx.stores.state.stored_plan(execution_id)
-    spec = stored.plan.nodes.get(node_key) if stored is not None else None
-    if stored is None or spec is None:
-        raise ApiProblem(404, "NOT_FOUND", f"no node {node_key!r} in execution {execution_id!r}")
-    sources = list(dict.fromkeys(wire.source for wire in spec.wires))
-    upstream = ctx.outputs.outputs(execution_id, sources)
-    waiting = [source for source in sources if source not in upstream]
-    if waiting:
-        names = ", ".join(repr(source) for source in waiting)
-        detail = f"node {node_key!r} waits for upstream node {names}: not finished yet"
-        raise ApiProblem(409, "CONFLICT", detail)
-    ports, data = resolve_inputs(spec, stored.plan.inputs, upstream, ctx.stores.blobs)
-    return NodeInputs(ports=ports, input=data)
+def _line_position(ctx: ApiContext, execution_id: str, meta: ExecutionMeta) -> int | None:
+    """1 for the next in its concurrency key's line; None when it is not waiting in one."""
+    if meta.queued_reason is None or meta.concurrency_key is None or ctx.stores.slots is None:
+        return None
+    return ctx.stores.slots.position(meta.concurrency_key, execution_id)
 
 
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:
@@ -291,6 +276,7 @@ def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> Executi
         status=record.status.value,
         blueprint_id=record.blueprint_id or None,
         blueprint_version=record.blueprint_version,
+        replay_of=record.replay_of,
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,
@@ -319,8 +305,10 @@ def _s(ms: int | None) -> float | None:
 @router.post("/{execution_id}/{command}", response_model=ExecutionAccepted)
 def control(execution_id: str, command: ControlCommand, request: Request) -> ExecutionAccepted:
     """cancel: no node starts after it and running ones stop within seconds; pause: running
-    nodes finish, no new one starts; resume: runs what has not finished; retry: re-runs a
-    failed or cancelled execution's failed and not-yet-run nodes, keeping successful outputs."""
+    nodes finish, no new one starts; resume: runs what has not finished (to the next
+    breakpoint); retry: re-runs a failed or cancelled execution's failed and not-yet-run nodes,
+    keeping successful outputs; step: a paused execution runs the nodes whose inputs are all
+    there, then pauses before the next."""
     ctx = context(request)
     outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
     if outcome is ControlOutcome.NOT_FOUND:

@@ -6,6 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conductor.model.admission import (
+    DEFAULT_PRIORITY,
+    MAX_KEY_LENGTH,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Admission,
+)
+
 
 class ExecutionRequest(BaseModel):
     """POST /v1/executions: an inline `blueprint` (the Atomiton JSON form) or a stored one's
@@ -17,6 +25,23 @@ class ExecutionRequest(BaseModel):
     blueprint_id: str | None = Field(default=None, min_length=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    breakpoints: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Nodes (key, id, or loop-body key without item numbers) to pause before.",
+    )
+    # 0-9, 9 most urgent (default 5): the broker priority of every node of the execution.
+    priority: int | None = Field(default=None, ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True)
+    # At most the Blueprint's settings.concurrency.maxRunning (else CONDUCTOR_MAX_RUNNING_PER_KEY)
+    # executions with this key run at once; the rest wait in line, first in first out.
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[^\s{}]+$"
+    )
+
+    def admission(self) -> Admission:
+        """The priority and concurrency key asked for."""
+        priority = DEFAULT_PRIORITY if self.priority is None else self.priority
+        return Admission(priority=priority, concurrency_key=self.concurrency_key)
 
 
 class BlueprintWarning(BaseModel):
@@ -57,6 +82,26 @@ class NodeInputs(BaseModel):
     input: Any = None
 
 
+class NodeDetail(BaseModel):
+    """One node of a live execution, for debugging: its plan entry, state, resolved inputs
+    (null while upstream nodes have not finished: `waiting_for` names them) and output."""
+
+    key: str
+    id: str
+    type: str
+    name: str | None = None
+    status: str
+    attempts: int = 0
+    worker: str | None = None
+    error: dict[str, Any] | None = None
+    parameters: dict[str, Any]
+    depends_on: list[str]
+    waiting_for: list[str]
+    inputs: NodeInputs | None = None
+    output: Any = None
+    breakpoint: bool = False  # a breakpoint of the execution matches it
+
+
 class GraphNode(BaseModel):
     """A node of the execution's plan, for drawing its graph: `depends_on` are node keys."""
 
@@ -75,6 +120,7 @@ class ExecutionView(BaseModel):
     status: str
     blueprint_id: str | None = None
     blueprint_version: str | None = None
+    replay_of: str | None = None  # the execution this one replays
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -82,6 +128,10 @@ class ExecutionView(BaseModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     graph: list[GraphNode] | None = None  # the plan's nodes, while the execution is in Redis
+    priority: int | None = None  # as submitted (None: the default), while in Redis
+    concurrency_key: str | None = None
+    queued_reason: str | None = None  # why it is still queued: its key's slots are taken
+    line_position: int | None = None  # then its place in the key's line (1: next to start)
 
 
 class ExecutionPage(BaseModel):

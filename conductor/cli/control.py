@@ -1,4 +1,4 @@
-"""`conductor cancel|pause|resume|retry ID`: execution control from the command line."""
+"""`conductor cancel|pause|resume|retry|step ID`: execution control from the command line."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import sys
 
 import click
 
+from conductor.cli.shared_redis import shared_settings
 from conductor.control import Control, ControlOutcome
 from conductor.exit_codes import EXIT_FAILED
-from conductor.model.settings import Settings
 from conductor.services import Services
 
 _HELP = {
     "cancel": "Cancel an execution: no node starts after it, running nodes stop within 5 s.",
     "pause": "Pause an execution: running nodes finish, no new node starts.",
-    "resume": "Resume a paused execution from its stored outputs.",
+    "resume": "Resume a paused execution from its stored outputs (to its next breakpoint).",
     "retry": "Retry a failed or cancelled execution: re-run its failed and never-run nodes, "
     "keeping successful outputs.",
+    "step": "Step a paused execution: run the nodes whose inputs are all there, then pause "
+    "before the next (see `conductor inspect`).",
 }
 
 
@@ -26,9 +28,7 @@ def _control_command(name: str) -> click.Command:
     @click.argument("execution_id")
     @click.option("--json", "as_json", is_flag=True, help='Print {"id": ..., "status": ...}.')
     def command(execution_id: str, as_json: bool) -> None:
-        settings = Settings.from_env()
-        if settings.redis_url is None:
-            raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+        settings = shared_settings()
         services = Services.from_settings(settings)
         stores = services.stores
         control = Control(services.dispatcher)
@@ -50,4 +50,4 @@ def _control_command(name: str) -> click.Command:
 
 
 CONTROL_COMMANDS = [_control_command(name) for name in _HELP]
-cancel, pause, resume, retry = CONTROL_COMMANDS
+cancel, pause, resume, retry, step = CONTROL_COMMANDS

@@ -7,7 +7,8 @@ import threading
 
 import click
 
-from conductor.model.settings import Settings, display_url
+from conductor.cli.shared_redis import shared_settings
+from conductor.model.settings import display_url
 from conductor.recorder import Recorder
 from conductor.services import Services
 
@@ -21,16 +22,13 @@ from conductor.services import Services
 )
 def recorder(name: str | None) -> None:
     """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     services = Services.from_settings(settings)
     click.echo(f"recording into {display_url(settings.history_url)}", err=True)
     try:
-        stream = services.backend.recorder_stream()
-        Recorder(stream, services.history, consumer=name).run(stop)
+        Recorder.from_services(services, consumer=name).run(stop)
     finally:
         services.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from conductor.model.settings import Settings
+from conductor.blob_collection import collect_in_worker
+from conductor.cli.shared_redis import shared_settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
 from conductor.services import Services
@@ -31,16 +32,18 @@ def worker(
     queues: str | None, concurrency: int | None, hostname: str | None, loglevel: str
 ) -> None:
     """Run a Celery worker for node tasks (needs CONDUCTOR_REDIS_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
+    settings = shared_settings()
     consumed = [name.strip() for name in (queues or "").split(",") if name.strip()]
     consumed = consumed or standard_queues(settings)
     services = Services.from_settings(settings)
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
     register_tasks(
-        app, services.stores, registry, node_environment(settings), backend.rate_limiter()
+        app,
+        services.stores,
+        registry,
+        node_environment(settings, services.stores.blobs),
+        backend.rate_limiter(),
     )
     submitter = Submitter(
         services.dispatcher,
@@ -50,6 +53,7 @@ def worker(
     )
     register_submit_task(app, submitter)
     reconcile_in_worker(settings, registry)
+    collect_in_worker(settings)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]

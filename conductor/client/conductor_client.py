@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +29,7 @@ from conductor.client.stream import (
     Stream,
     sse_events,
 )
+from conductor.history_diff import HistoryDiff
 from storage.blueprints import BlueprintPage, StoredBlueprint
 from storage.events import Event
 
@@ -61,9 +62,14 @@ class ConductorClient:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Submitted:
         """Submit an inline Blueprint or a stored one's id; the same idempotency_key always
-        gives the same execution."""
+        gives the same execution; `breakpoints` name nodes it pauses before (see step()).
+        `priority` 0-9 (9 most urgent); with a `concurrency_key`, at most the Blueprint's
+        max_running executions with it run at once (the rest wait in line)."""
         if (blueprint is None) == (blueprint_id is None):
             raise ValueError("give exactly one of blueprint and blueprint_id")
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
@@ -73,6 +79,12 @@ class ConductorClient:
             body["blueprint_id"] = blueprint_id
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
+        if breakpoints:
+            body["breakpoints"] = list(breakpoints)
+        if priority is not None:
+            body["priority"] = priority
+        if concurrency_key is not None:
+            body["concurrency_key"] = concurrency_key
         return Submitted.model_validate(self._json("POST", "/v1/executions", json=body))
 
     def get(self, execution_id: str) -> Execution:
@@ -99,10 +111,17 @@ class ConductorClient:
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Result:
         """submit() then wait(); raises ExecutionFailed unless the execution succeeded."""
         submitted = self.submit(
-            blueprint, blueprint_id=blueprint_id, inputs=inputs, idempotency_key=idempotency_key
+            blueprint,
+            blueprint_id=blueprint_id,
+            inputs=inputs,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         result = self.wait(submitted.id, timeout_s)
         if not result.success:
@@ -129,6 +148,36 @@ class ConductorClient:
     def retry(self, execution_id: str) -> Submitted:
         """Run the failed and not-yet-run nodes again (a server without it answers 501)."""
         return self._control(execution_id, "retry")
+
+    def replay(
+        self,
+        execution_id: str,
+        *,
+        from_node: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Submitted:
+        """Run a finished execution again from history as a new execution (`replay_of`);
+        `from_node` re-runs that node and what depends on it, keeping the other outputs."""
+        body = _params(from_node=from_node, inputs=dict(inputs) if inputs is not None else None)
+        path = f"{_execution(execution_id)}/replay"
+        return Submitted.model_validate(self._json("POST", path, json=body))
+
+    def diff(self, execution_id: str, other_id: str) -> HistoryDiff:
+        """Per-node output differences from one recorded execution to another."""
+        path = f"{_execution(execution_id)}/diff/{quote(other_id, safe='')}"
+        return HistoryDiff.model_validate(self._json("GET", path))
+
+    def step(self, execution_id: str) -> Submitted:
+        """Run a paused execution's ready nodes, then pause before the next; ConflictError
+        unless paused."""
+        return self._control(execution_id, "step")
+
+    def node(self, execution_id: str, node_key: str) -> dict[str, Any]:
+        """One node of a live execution: state, parameters, resolved `inputs` (None while it
+        waits for `waiting_for`), output, and whether a breakpoint holds before it."""
+        path = f"{_execution(execution_id)}/nodes/{quote(node_key, safe='/')}"
+        found: dict[str, Any] = self._json("GET", path)
+        return found
 
     def list_executions(
         self,

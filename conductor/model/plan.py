@@ -34,6 +34,16 @@ class Wire(BaseModel):
     port: str = DEFAULT_PORT
 
 
+class RunIf(BaseModel):
+    """A `runIf` expression the node checks before it runs: its own, or that of a group it
+    enters (`owner`), evaluated over the node's input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expression: str
+    owner: str
+
+
 class RateLimit(BaseModel):
     """A token bucket shared by every node with the same key, across workers."""
 
@@ -59,6 +69,8 @@ class PlannedNode(BaseModel):
     queue: str | None = None
     cache_ttl_s: int | None = None  # reuse outputs for the same inputs (see NodeCache)
     rate_limit: RateLimit | None = None
+    priority: int | None = None  # the execution's (0-9); None: the default
+    run_if: list[RunIf] = Field(default_factory=list)  # outermost group's first
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)
@@ -93,11 +105,17 @@ class ExecutionPlan(BaseModel):
     blueprint_id: str
     blueprint_name: str
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None  # the archived Blueprint's digest (what replay reruns)
+    replay_of: str | None = None  # the execution this one replays
     inputs: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     timeout_ms: int | None = None
+    priority: int | None = None  # 0-9, 9 most urgent; None: the default (model/admission.py)
+    concurrency_key: str | None = None  # at most `max_running` executions with it run at once
+    max_running: int | None = None
     nodes: dict[str, PlannedNode]
     sinks: list[str]
+    breakpoints: list[str] = Field(default_factory=list)  # see conductor.model.breakpoints
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each node key mapped to the keys it waits for."""

@@ -11,15 +11,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from conductor.cli import main
 from conductor.embedded import ApiProcess, RedisServer, WorkerProcess, free_port
 from conductor.model.loader import blueprint_from_data, load_blueprint_text, parse_document
 from conductor.validation import ensure_valid
 from nodes.registry import default_registry
 from tests.conftest import REPO
+from tests.e2e.conftest import RunBlueprint
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -36,6 +40,7 @@ BLOCKS = {
     "cp .env.example .env": "test_compose_block",
     "conductor dev --workers 2 --flower": "test_dev_block",
     "- id: fetch": "test_the_node_fields_example",
+    "# conditions: approve big orders": "test_the_conditions_example",
     "nodes/            node base class, registry, built-in node types": "test_layout",
 }
 
@@ -218,6 +223,29 @@ def test_the_node_fields_example() -> None:
         ensure_valid(moved, default_registry())
 
 
+@pytest.mark.parametrize(
+    ("inputs", "done", "skipped"),
+    [
+        ({"id": 7, "amount": 250, "vip": False}, None, {"file", "notify"}),
+        ({"id": 8, "amount": 20, "vip": True}, "file 8, done", {"approve"}),
+    ],
+)
+def test_the_conditions_example(
+    run_blueprint: RunBlueprint, inputs: dict[str, Any], done: str | None, skipped: set[str]
+) -> None:
+    text = block("# conditions: approve big orders")
+    assert ensure_valid(load_blueprint_text(text), default_registry(), strict=True) == []
+    result = run_blueprint(text, inputs)
+    assert result["status"] == "succeeded", result["error"]
+    trace = {step["nodeId"]: step["status"] for step in result["trace"]}
+    assert {node for node, status in trace.items() if status == "skipped"} == skipped
+    found = result["data"]["notify"]
+    if "notify" in skipped:
+        assert found == {"result": None, "$skipped": "runIf is false: $vars.vip === true"}
+    else:
+        assert found["result"] == done
+
+
 def test_layout() -> None:
     for line in block("nodes/            node base class").splitlines():
         folder = line.split()[0]
@@ -235,9 +263,17 @@ def test_every_command_in_the_table_answers_help_with_its_options() -> None:
         names = [name, *re.findall(r"\\\|([a-z]+)", options)]  # cancel\|pause\|...
         sub = re.match(r" ([a-z]+)\b", options)  # a subcommand: `history list`
         for command in names:
-            help_text = cli(command, *([sub.group(1)] if sub else []), "--help")
+            help_text = help_of(command, *([sub.group(1)] if sub else []))
             for option in re.findall(r"--[a-z][a-z-]*", options):
                 assert option in help_text, (command, option)
+
+
+def help_of(*command: str) -> str:
+    """`conductor COMMAND --help`, in this process (one interpreter start per command, 30 of
+    them, took minutes on a loaded machine; the commands' own start is tested elsewhere)."""
+    done = CliRunner().invoke(main, [*command, "--help"], env=clean_env())
+    assert done.exit_code == 0, (command, done.output)
+    return done.output
 
 
 def cli(*args: str) -> str:

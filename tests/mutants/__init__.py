@@ -49,9 +49,11 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="the recorder acknowledges a batch only once the history store committed it",
         path="conductor/recorder.py",
         original="        self.history.record(events)  # commits; only then acknowledge\n"
+        "        self._keep_for_replay(events)\n"
         "        self.stream.settle([entry_id for entry_id, _ in entries])\n",
         replacement="        self.stream.settle([entry_id for entry_id, _ in entries])\n"
-        "        self.history.record(events)\n",
+        "        self.history.record(events)\n"
+        "        self._keep_for_replay(events)\n",
         tests=(
             f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
         ),
@@ -60,8 +62,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="lease-never-lapses",
         guarantee="a node whose attempt stopped renewing its lease is taken over by another",
         path="storage/lua/load.lua",
-        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock then",
-        replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
+        original="local leased = node_status == 'running' and tonumber(node[3] or '0') > clock",
+        replacement="local leased = node_status == 'running' and tonumber(node[3] or '0') > 0",
         tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
     ),
     Mutant(
@@ -114,18 +116,18 @@ MUTANTS: tuple[Mutant, ...] = (
         name="blob-reference-not-followed",
         guarantee="an output over the blob threshold flows downstream in full",
         path="storage/blobs.py",
-        original="        return json.loads(blobs.get(value[_REF]))\n",
-        replacement="        return value\n",
+        original="        value = json.loads(blobs.get(value[BLOB_KEY]))\n",
+        replacement="        pass\n",
         tests=(
-            "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
+            "tests/unit/test_blob_packing.py::test_an_output_of_many_small_strings_is_one_json_blob",
         ),
     ),
     Mutant(
         name="blob-temp-left-behind",
         guarantee="a failed blob write leaves no temporary file that keeps the store full",
-        path="storage/blobs.py",
-        original="        with suppress(FileNotFoundError):\n            os.unlink(tmp)\n",
-        replacement="        pass\n",
+        path="storage/blob_files.py",
+        original="                with suppress(FileNotFoundError):\n                    os.unlink(tmp)\n",
+        replacement="                pass\n",
         tests=("tests/unit/test_blob_store.py::test_a_failed_write_leaves_no_temporary_file",),
     ),
     Mutant(
@@ -258,6 +260,83 @@ MUTANTS: tuple[Mutant, ...] = (
         original="delivery_key(hook, request.headers))",
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
+    ),
+    Mutant(
+        name="large-file-read-whole",
+        guarantee="a file-system read above the blob threshold streams into one blob instead of "
+        "being held in memory (issue 16)",
+        path="nodes/file_streams.py",
+        original="    if blobs is None or target.stat().st_size <= environment.blob_threshold_bytes:\n",
+        replacement="    if True:\n",
+        tests=(
+            "tests/unit/test_file_streams.py::"
+            "test_a_large_file_is_read_into_one_blob_and_written_back",
+        ),
+    ),
+    Mutant(
+        name="blob-gc-ignores-marks",
+        guarantee="the blob collector never deletes a blob something still refers to (issue 16)",
+        path="storage/blob_gc.py",
+        original="        if info.ref in marked:\n            continue\n",
+        replacement="",
+        tests=("tests/unit/test_blob_gc.py::test_a_pass_deletes_only_old_unreferenced_blobs",),
+    ),
+    Mutant(
+        name="replay-from-reruns-upstream",
+        guarantee="replay --from NODE keeps the recorded outputs of what NODE does not depend "
+        "on: those nodes do not run again (issue 17)",
+        path="conductor/replay.py",
+        original="            reused = reusable(plan, from_node, keep)\n",
+        replacement="            reused = {}\n",
+        tests=(
+            "tests/e2e/test_replay.py::test_replay_from_the_middle_node_keeps_the_upstream_output",
+        ),
+    ),
+    Mutant(
+        name="line-never-admitted",
+        guarantee="when a concurrency key's slot frees (an execution with it ended, or the "
+        "reconciler reclaimed it), the next in line is admitted (issue 19 item 5)",
+        path="storage/lua/release_slot.lua",
+        original="    if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end\n",
+        replacement="    break\n",
+        tests=(
+            "tests/contract/test_concurrency.py::"
+            "test_an_end_admits_the_next_in_line_first_in_first_out",
+            "tests/e2e/test_concurrency_keys.py::test_a_failure_frees_the_slot",
+        ),
+    ),
+    Mutant(
+        name="priority-not-sent",
+        guarantee="a priority-9 execution's nodes overtake a backlog in their queue",
+        path="workers/signatures.py",
+        original='{"priority": broker_priority(node.priority)}',
+        replacement='{"priority": broker_priority(None)}',
+        tests=("tests/e2e/test_priorities.py::test_a_priority_9_node_overtakes_a_backlog",),
+    ),
+    Mutant(
+        name="step-runs-everything",
+        guarantee="while stepping, a node the step did not choose pauses the execution before it "
+        "(issue 17)",
+        path="storage/lua/load.lua",
+        original="    return 'hold'\n  end\n  if redis.call('HEXISTS'",
+        replacement="    return nil\n  end\n  if redis.call('HEXISTS'",
+        tests=(
+            "tests/contract/test_breakpoints.py::"
+            "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
+        ),
+    ),
+    Mutant(
+        name="branch-not-taken-runs",
+        guarantee="nodes on a branch an `if`/`switch` did not take end skipped, and skipping "
+        "propagates (issue 19)",
+        path="nodes/branching.py",
+        original="    return not isinstance(branches, list) or handle in branches\n",
+        replacement="    return True\n",
+        tests=(
+            "tests/unit/test_run_conditions.py::"
+            "test_the_branch_not_taken_is_skipped_and_the_join_gets_what_arrived",
+            "tests/e2e/test_conditions.py::test_both_branches_of_an_if_and_the_join_after_them",
+        ),
     ),
     Mutant(
         name="sentinel-client-pinned",
