@@ -6,6 +6,8 @@ a running node's heartbeat, a control command). A pass looks at those idle for a
 - a node running on a lease that lapsed (its worker is gone or cut off): send again what has
   not finished; the node's next attempt takes over, and the lost one is fenced off;
 - every node finished but no final state (a worker died in between): finalize it;
+- a node parked (docs/waits.md): it waits, it is not stuck; it leaves the set until its
+  wake-up or a signal sends it again (conductor/wakeups.py, a thread beside this one);
 - nothing running and nothing queued for `stall_s` (a lost message or chord callback): send
   again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason;
 - a concurrency slot held by an execution that is over or gone: give it to the next in line.
@@ -32,6 +34,7 @@ from conductor.model.errors import error_data
 from conductor.model.problems import ErrorCode
 from conductor.model.settings import Settings
 from conductor.services import Services
+from conductor.wakeups import WAKE_EVERY_S, WakeUps
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
 from workers.admission import dispatch_admitted
@@ -169,10 +172,21 @@ class Reconciler:
             status = ExecutionStatus.SUCCEEDED if unsettled is None else ExecutionStatus.FAILED
             finalize(execution_id, self.dispatcher.stores, status, unsettled)
             return Repair.FINALIZED
+        if self._parked(execution_id, snapshot):
+            self.state.forget_live(execution_id)  # its wake-up or a signal sends it again
+            return None
         idle_ms = now - self._last_progress(execution_id, now)
         if idle_ms < self.stall_s * 1000 or self._backlog(stored):
             return None
         return self._redispatch(execution_id, count=True)
+
+    def _parked(self, execution_id: str, snapshot: Snapshot) -> bool:
+        """Whether a node of the execution is parked (docs/waits.md): it waits, not stalls."""
+        records = snapshot.nodes
+        return any(
+            key in records and records[key].status is NodeStatus.RUNNING and not records[key].held
+            for key in self.state.parked(execution_id)
+        )
 
     def _over(self, execution_id: str, status: ExecutionStatus) -> Repair:
         """A terminal status without a result: a cancel (or finish) cut short."""
@@ -244,6 +258,12 @@ def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
             target=reconciler.run_forever, args=(stop,), name="reconciler", daemon=True
         )
         thread.start()
+        wakeups = WakeUps(services.dispatcher, services.stores.state)
+        every_s = min(WAKE_EVERY_S, settings.reconcile_every_s)
+        waker = threading.Thread(
+            target=wakeups.run_forever, args=(stop, every_s), name="wake-ups", daemon=True
+        )
+        waker.start()
 
     worker_ready.connect(start, weak=False)
     worker_shutdown.connect(lambda **_: stop.set(), weak=False)

@@ -58,12 +58,14 @@ BASE_PARAMETERS = frozenset(NodeParameters.model_fields)
 class NodeEnvironment:
     """What the worker's configuration allows nodes: the files root, the shell, the
     addresses `http-request` may reach beyond the public internet (CONDUCTOR_HTTP_ALLOW), the
-    size of one node's output (CONDUCTOR_MAX_OUTPUT_MB)."""
+    size of one node's output (CONDUCTOR_MAX_OUTPUT_MB), the `delay` past which a delay parks
+    instead of holding its worker (CONDUCTOR_PARK_DELAY_MS)."""
 
     files_root: Path = field(default_factory=lambda: Path.cwd() / "files")
     allow_shell: bool = False
     http_allow: tuple[str, ...] = ()
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    park_delay_ms: int = 5000
     # Where nodes that stream put content above `blob_threshold_bytes` (None: they do not).
     blobs: BlobWriter | None = None
     blob_threshold_bytes: int = 256 * 1024

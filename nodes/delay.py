@@ -1,4 +1,5 @@
-"""`delay`: sleep for `ms`, then pass the input through (for tests and demos)."""
+"""`delay`: wait for `ms`, then pass the input through. A delay longer than
+CONDUCTOR_PARK_DELAY_MS (5 s) parks instead of sleeping: no worker is held (docs/waits.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from pydantic import Field
 
-from nodes.base import Node, NodeContext, NodeParameters
+from conductor.model.waits import Arrival, Wait
+from nodes.base import NodeContext, NodeParameters
 from nodes.errors import NodeStopped, NodeTimeout
+from nodes.parking import ParkingNode
 
 
 class DelayParameters(NodeParameters):
@@ -21,12 +24,26 @@ class DelayParameters(NodeParameters):
 PROGRESS_EVERY_S = 1.0
 
 
-class DelayNode(Node[DelayParameters]):
+class DelayNode(ParkingNode[DelayParameters]):
     """Wait `ms` milliseconds; the output's result is the input."""
 
     type_name = "delay"
     description = "Wait for a number of milliseconds, then pass the input through"
     parameters_model = DelayParameters
+
+    def wait(self, params: DelayParameters, context: NodeContext) -> Wait | None:
+        """Park a long delay that fits the node's timeout; sleep through a short one."""
+        if (
+            params.ms <= context.environment.park_delay_ms
+            or params.ms / 1000 > context.remaining_s()
+        ):
+            return None
+        return Wait(timeout_ms=params.ms)
+
+    def resume(
+        self, params: DelayParameters, context: NodeContext, arrival: Arrival
+    ) -> Mapping[str, Any]:
+        return {"result": context.data, "waited_ms": params.ms}
 
     def run(self, params: DelayParameters, context: NodeContext) -> Mapping[str, Any]:
         wait_s = params.ms / 1000

@@ -22,6 +22,7 @@ from nodes.spreadsheet import SpreadsheetNode
 from nodes.sql import SqlNode
 from nodes.switch import SwitchNode
 from nodes.transform import TransformNode
+from nodes.wait_for_signal import WaitForSignalNode
 
 ENTRY_POINT_GROUP = "conductor.nodes"
 
@@ -87,6 +88,7 @@ def builtin_node_types() -> list[NodeType]:
         SqlNode,
         SwitchNode,
         TransformNode,
+        WaitForSignalNode,
     ]
 
 

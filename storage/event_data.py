@@ -99,11 +99,21 @@ class NodeRetryingData(TypedDict):
 
 
 @with_config(_STRICT)
+class WaitingData(TypedDict):
+    """What a parked node waits for (docs/waits.md): its signal (None: the time alone) and
+    when its wait times out (ms since the epoch)."""
+
+    signal: str | None
+    wake_ms: int
+
+
+@with_config(_STRICT)
 class ProgressData(TypedDict):
-    """node.progress."""
+    """node.progress; `waiting` when the node parked."""
 
     progress: float  # 0..1
     message: str
+    waiting: NotRequired[WaitingData]
 
 
 EVENT_DATA: dict[EventType, Any] = {

@@ -33,6 +33,16 @@ def done(execution_id: str) -> str:
     return f"{PREFIX}:exec:{{{execution_id}}}:done"
 
 
+def signals(execution_id: str) -> str:
+    """List: signals sent and not yet taken by a node, oldest first (`<name>\\n<payload>`)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:signals"
+
+
+def waiting(execution_id: str) -> str:
+    """Hash: parked node key -> the signal it waits for ('' for a delay)."""
+    return f"{PREFIX}:exec:{{{execution_id}}}:waiting"
+
+
 def events_log(execution_id: str) -> str:
     """List: the execution's events in seq order (replayed to late or reconnecting viewers)."""
     return f"{PREFIX}:exec:{{{execution_id}}}:events"
@@ -84,6 +94,9 @@ EVENTS_STREAM = f"{PREFIX}:events"  # every execution's events, for the recorder
 RECORDER_GROUP = "recorder"
 # Sorted set: live execution id -> when it last made progress (ms); the reconciler scans it.
 LIVE_EXECUTIONS = f"{PREFIX}:live"
+# Sorted set: `<execution id>\n<node key>` of a parked node -> when to send its execution
+# again (ms, Redis clock).
+WAKEUPS = f"{PREFIX}:wakeups"
 
 
 def lock(name: str) -> str:
@@ -115,6 +128,8 @@ def execution_keys(execution_id: str) -> list[str]:
         done(execution_id),
         result(execution_id),
         events_log(execution_id),
+        signals(execution_id),
+        waiting(execution_id),
     ]
 
 

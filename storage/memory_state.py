@@ -12,6 +12,7 @@ from storage.event_data import node_outcome, queued_event, terminal_event
 from storage.events import Event, EventType
 from storage.execution_meta import meta_fields, plan_from_fields
 from storage.memory_control import MemoryControl
+from storage.memory_waits import MemoryWaits
 from storage.state import (
     FINISHED_NODE,
     LEASE_MS,
@@ -38,7 +39,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class MemoryStateStore(MemoryControl):
+class MemoryStateStore(MemoryControl, MemoryWaits):
     """Execution state in dicts: the same hashes the Redis store keeps, by execution id."""
 
     def __init__(self, lease_ms: int = LEASE_MS) -> None:
@@ -267,7 +268,7 @@ class MemoryStateStore(MemoryControl):
         for key in again:
             self.done[execution_id].discard(key)
             self.outputs[execution_id].pop(key, None)
-            for name in ("error", "finished_ms", "lease_ms"):
+            for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival"):
                 nodes.pop(f"{key}:{name}", None)
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")

@@ -23,6 +23,7 @@ from storage.execution_meta import meta_fields
 from storage.redis_control import RedisControl, emitting, event_id
 from storage.redis_live import RedisLiveIndex, text
 from storage.redis_reads import RedisReads
+from storage.redis_waits import RedisWaits
 from storage.scripts import Scripts
 from storage.state import (
     LEASE_MS,
@@ -45,7 +46,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl):
+class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
     def __init__(

@@ -33,6 +33,9 @@ NAMES = (
     "reopen",
     "note_lapsed",
     "release_lock",
+    "park",
+    "signal",
+    "wake",
 )
 # storage/retention.py, storage/rate_limits.py, storage/concurrency.py
 OTHERS = ("expire_finished", "take_token", "release_slot", "claim_slot")

@@ -27,6 +27,7 @@ from storage.statuses import (
     NodeStatus,
     now_ms,
 )
+from storage.waits import Waits
 
 __all__ = [
     "FINISHED_NODE",
@@ -195,8 +196,9 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
     )
 
 
-class StateStore(LiveIndex, Protocol):
-    """Where an execution's state lives while it runs (and the live index, storage/live_index)."""
+class StateStore(LiveIndex, Waits, Protocol):
+    """Where an execution's state lives while it runs (and the live index, storage/live_index;
+    parked nodes and signals, storage/waits)."""
 
     lease_ms: int  # how long a running attempt holds its node past its last heartbeat
 

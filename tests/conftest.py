@@ -18,6 +18,7 @@ from tests.s3_server import S3Server, running_s3_server
 
 REPO = Path(__file__).resolve().parents[1]
 ATOMITON_FLOWS = REPO / "examples" / "atomiton"  # Atomiton's three sample flows, held by the repo
+NEVER_PARK_MS = "3600000"  # CONDUCTOR_PARK_DELAY_MS past the longest delay: delays sleep
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +51,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def worker_env(data_dir: Path) -> dict[str, str]:
     """Environment for worker processes and CLI runs (http-request may reach the tests'
-    loopback servers)."""
-    return {"CONDUCTOR_DATA_DIR": str(data_dir), "CONDUCTOR_HTTP_ALLOW": "127.0.0.1"}
+    loopback servers; a long `delay` stands for a node that runs long and holds its worker,
+    never parked: tests/e2e/test_signals.py tests parking)."""
+    return {
+        "CONDUCTOR_DATA_DIR": str(data_dir),
+        "CONDUCTOR_HTTP_ALLOW": "127.0.0.1",
+        "CONDUCTOR_PARK_DELAY_MS": NEVER_PARK_MS,
+    }
 
 
 @pytest.fixture(scope="session")

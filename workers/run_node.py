@@ -10,12 +10,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from conductor.model.plan import PARALLEL_TYPE, PlannedNode
+from conductor.model.waits import Wait
 from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_failure
 from nodes.branching import skipped_output
 from nodes.errors import NodeError
+from nodes.parking import ParkingNode
 from nodes.registry import NodeRegistry
 from storage.blobs import pack, unpack
 from storage.state import (
@@ -26,6 +29,7 @@ from storage.state import (
     NodeStatus,
     now_ms,
 )
+from storage.waits import Parking
 from workers.attempt_watch import AttemptWatch
 from workers.expansion import (
     ItemsToRun,
@@ -58,6 +62,7 @@ class Outcome(StrEnum):
     EXPANDED = "expanded"  # a loop's items are to be dispatched, then the loop collects
     BUSY = "busy"  # another attempt holds the node: look again after `retry_in_s`
     IGNORED = "ignored"  # execution over or unknown, the node finished, or the attempt fenced
+    PARKED = "parked"  # the node waits, holding no worker: its canvas stops (docs/waits.md)
 
 
 @dataclass(frozen=True)
@@ -163,16 +168,23 @@ class _Attempt:
                 stop=self.stop,
             )
             call = with_container(call, self.spec, self.load, self.stores.state, self.execution_id)
-            if isinstance(call.node, ExpandingNode) and self.spec.body:
-                return self.expand_or_collect(call)
-            if self.spec.cache_ttl_s is not None:
-                return self._cached_or_run(call, self.spec.cache_ttl_s)
-            output = call.run()
+            return self._call(call)
         except NodeError as exc:
             if exc.retryable and self.load.tries <= _retries(self.spec) and not self.stop.is_set():
                 return self.retry_later(exc)
             return self.fail(exc.code, str(exc), exc.node_id)
-        return self.complete(output, NodeStatus.SUCCEEDED)
+
+    def _call(self, call: Invocation) -> NodeRun:
+        """Expand or collect a loop, park a wait, reuse a cached output, or run the node."""
+        if isinstance(call.node, ExpandingNode) and self.spec.body:
+            return self.expand_or_collect(call)
+        if isinstance(call.node, ParkingNode):
+            wait = call.call(partial(call.node.wait, call.params, call.context))
+            if wait is not None:
+                return self.park(call, wait)
+        if self.spec.cache_ttl_s is not None:
+            return self._cached_or_run(call, self.spec.cache_ttl_s)
+        return self.complete(call.run(), NodeStatus.SUCCEEDED)
 
     def _run_if(self, ports: dict[str, Any], data: Any) -> str | None:
         """Why a false `runIf` skips the node (not checked again when a loop collects)."""
@@ -234,6 +246,21 @@ class _Attempt:
         lanes = node.lanes(call.params)
         to_run = items_to_run(expansion, len(items), lanes)
         return NodeRun(Outcome.EXPANDED, self.load.attempt, items=to_run)
+
+    def park(self, call: Invocation, wait: Wait) -> NodeRun:
+        """Park the node until a signal or its wake time sends it again, or, when its wait is
+        over, store the output built from what ended it."""
+        node = call.node
+        assert isinstance(node, ParkingNode)
+        self.settling.set()  # no heartbeat may take back the lease parking gives up
+        key, attempt = self.spec.key, self.load.attempt
+        reply = self.stores.state.park(self.execution_id, key, wait, attempt=attempt)
+        if reply.parking is Parking.PARKED:
+            return NodeRun(Outcome.PARKED, attempt)
+        if reply.arrival is None:  # fenced off, or the execution is over
+            return NodeRun(Outcome.IGNORED, attempt)
+        output = call.call(partial(node.resume, call.params, call.context, reply.arrival))
+        return self.complete(output, NodeStatus.SUCCEEDED)
 
     def complete(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.canvas import Signature
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import Ignore, TimeLimitExceeded
 from celery.signals import worker_process_init
 
 from conductor.model.settings import Settings
@@ -25,7 +25,7 @@ from workers.attempt_watch import AttemptWatch
 from workers.continuation import register_continuation
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
-from workers.run_node import Outcome, run_node
+from workers.run_node import NodeRun, Outcome, run_node
 from workers.signatures import (
     COLLECT_PHASE,
     NODE_TASK,
@@ -67,6 +67,7 @@ def node_environment(settings: Settings, blobs: BlobStore | None = None) -> Node
         allow_shell=settings.allow_shell,
         http_allow=settings.http_allow,
         max_output_bytes=settings.max_output_mb * 1024 * 1024,
+        park_delay_ms=settings.park_delay_ms,
         blobs=blobs,
         blob_threshold_bytes=settings.blob_threshold_bytes,
     )
@@ -131,16 +132,25 @@ def register_tasks(
             error = {"code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
             record_crash(stores, execution_id, node_key, error)
             return Outcome.FAILED.value
-        if run.outcome is Outcome.RETRY:
-            log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
-            raise self.retry(countdown=run.retry_in_s)
-        if run.outcome is Outcome.BUSY:  # not an attempt: another one holds the node
-            # (its rate-limit token was taken already: looking again must not take another)
-            kwargs = {**(self.request.kwargs or {}), "rate_limit": None}
-            raise self.retry(countdown=run.retry_in_s, kwargs=kwargs)
-        if run.outcome is Outcome.EXPANDED and run.items is not None:
-            raise self.replace(items_canvas(app, execution_id, run.items))
+        _follow_up(self, app, (execution_id, node_key), run)
         return run.outcome.value
+
+
+def _follow_up(task: Task[Any, Any], app: Celery, node: tuple[str, str], run: NodeRun) -> None:
+    """What a run asks of its task: a retry with backoff, a look again (BUSY), stopping its
+    canvas (PARKED: what follows is sent again when it wakes), or its loop's items."""
+    execution_id, node_key = node
+    if run.outcome is Outcome.RETRY:
+        log.info("retrying %s/%s in %.1f s", execution_id, node_key, run.retry_in_s)
+        raise task.retry(countdown=run.retry_in_s)
+    if run.outcome is Outcome.BUSY:  # not an attempt: another one holds the node
+        # (its rate-limit token was taken already: looking again must not take another)
+        kwargs = {**(task.request.kwargs or {}), "rate_limit": None}
+        raise task.retry(countdown=run.retry_in_s, kwargs=kwargs)
+    if run.outcome is Outcome.PARKED:
+        raise Ignore()
+    if run.outcome is Outcome.EXPANDED and run.items is not None:
+        raise task.replace(items_canvas(app, execution_id, run.items))
 
 
 _POOL_CHILD = {"pid": 0}  # set in each prefork pool child when it starts

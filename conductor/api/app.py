@@ -20,6 +20,7 @@ from conductor.api import (
     hooks,
     replay,
     schedules,
+    signals,
     system,
     ws,
 )
@@ -88,6 +89,7 @@ def create_api(context: ApiContext) -> FastAPI:
     app.include_router(system.router, responses=PROBLEM_RESPONSES)
     app.include_router(schedules.router, responses=PROBLEM_RESPONSES)
     app.include_router(hooks.router, responses=PROBLEM_RESPONSES)
+    app.include_router(signals.router, responses=PROBLEM_RESPONSES)
     app.include_router(ws.router)
     ws.install(app.state)
     app.add_api_route("/ui", _to_console, include_in_schema=False)

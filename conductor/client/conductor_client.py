@@ -22,6 +22,7 @@ from conductor.client.errors import (
     raise_for_problem,
 )
 from conductor.client.results import Result
+from conductor.client.signals import SignalMethods
 from conductor.client.stream import (
     MAX_RETRY_AFTER_S,
     RECONNECT_DELAYS_S,
@@ -34,7 +35,7 @@ from storage.blueprints import BlueprintPage, StoredBlueprint
 from storage.events import Event
 
 
-class ConductorClient:
+class ConductorClient(SignalMethods):
     """A synchronous client of one Conductor API server; close it, or use it with `with`."""
 
     def __init__(

@@ -61,6 +61,8 @@ class Settings(BaseModel):
     # How long a node attempt holds its node past its last heartbeat (one a second): a worker
     # that died or was cut off mid-node is taken over this long after it stopped.
     lease_s: float = Field(default=10.0, ge=2)
+    # A `delay` longer than this parks (its worker is free meanwhile) instead of sleeping.
+    park_delay_ms: int = Field(default=5000, ge=0)
     # Executions with one concurrency key running at once, unless the Blueprint says
     # (settings.concurrency.maxRunning).
     max_running_per_key: int = Field(default=1, ge=1)
@@ -121,8 +123,8 @@ class Settings(BaseModel):
 # Numeric settings, read from CONDUCTOR_<NAME> as text and checked by the model.
 _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
-    "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "max_running_per_key",
-    "blob_gc_grace_s", "blob_gc_every_s",
+    "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "park_delay_ms",
+    "max_running_per_key", "blob_gc_grace_s", "blob_gc_every_s",
 )  # fmt: skip
 
 

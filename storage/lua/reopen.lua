@@ -29,7 +29,8 @@ for _, key in ipairs(reset_keys) do
   local k = key .. ':'
   redis.call('SREM', done_key, key)
   redis.call('HDEL', outputs_key, key)
-  redis.call('HDEL', nodes_key, k .. 'error', k .. 'finished_ms', k .. 'lease_ms')
+  redis.call('HDEL', nodes_key, k .. 'error', k .. 'finished_ms', k .. 'lease_ms',
+                 k .. 'wake_ms', k .. 'arrival')  -- a wait starts anew
   local attempts = redis.call('HGET', nodes_key, k .. 'attempts') or '0'
   redis.call('HSET', nodes_key, k .. 'status', 'pending', k .. 'base', attempts)
 end

@@ -31,6 +31,7 @@ from storage.history import HistoryStore, open_history
 from storage.queue_depths import queue_depths
 from storage.redis_state import RedisStateStore
 from storage.state import NodeStatus
+from tests.conftest import NEVER_PARK_MS
 from workers.app import create_app
 from workers.tasks import make_stores
 
@@ -130,6 +131,7 @@ class Stack:
             "CONDUCTOR_STALL_S": "4",
             "CONDUCTOR_LEASE_S": "3",
             "CONDUCTOR_HTTP_ALLOW": "127.0.0.1",  # the tests' loopback servers
+            "CONDUCTOR_PARK_DELAY_MS": NEVER_PARK_MS,  # a long delay holds its worker here
             **self.extra_env,
         }
 

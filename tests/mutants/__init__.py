@@ -339,6 +339,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        name="arrival-not-kept-on-the-node",
+        guarantee="a waiting node takes one signal, once: an attempt after a lost worker finds "
+        "the same arrival, not the next signal (issue 19 item 4)",
+        path="storage/lua/park.lua",
+        original="  redis.call('HSET', nodes_key, k .. 'arrival', arrival)\n",
+        replacement="  redis.call('HGET', nodes_key, k .. 'arrival')\n",
+        tests=(
+            "tests/contract/test_waits.py::"
+            "test_a_signal_sent_before_the_wait_is_kept_and_taken_once",
+        ),
+    ),
+    Mutant(
+        name="parked-execution-seen-as-stalled",
+        guarantee="a parked execution waits as long as its wait: the reconciler does not re-send "
+        "or fail it as stalled (issue 19 item 4)",
+        path="conductor/reconciler.py",
+        original="        if self._parked(execution_id, snapshot):\n",
+        replacement="        if False:\n",
+        tests=("tests/unit/test_parking.py::test_the_reconciler_leaves_a_parked_execution_alone",),
+    ),
+    Mutant(
         name="sentinel-client-pinned",
         guarantee="behind Sentinels every client follows the primary through a failover (issue 16)",
         path="storage/redis_client.py",

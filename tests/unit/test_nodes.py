@@ -409,7 +409,9 @@ def test_json_schema_includes_the_base_parameters(node_type: NodeType) -> None:
     properties = schema["properties"]
     assert {"enabled", "timeout", "retries"} <= set(properties)
     assert properties["enabled"]["default"] is True
-    assert properties["timeout"]["default"] == 30000
+    # a wait for a signal (a person's approval) waits a day unless told otherwise
+    waits = node_type.type_name == "wait-for-signal"
+    assert properties["timeout"]["default"] == (86_400_000 if waits else 30000)
     assert properties["retries"]["default"] == 1
     assert {"label", "description"} <= set(properties)
     # Unknown keys are dropped with a warning, as Atomiton drops them: not a schema error.
