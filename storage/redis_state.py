@@ -50,12 +50,16 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
     def __init__(
-        self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S, lease_ms: int = LEASE_MS
+        self,
+        client: redis.Redis,
+        ttl_s: int = DEFAULT_TTL_S,
+        lease_ms: int = LEASE_MS,
+        replicas: int = 0,  # a creation waits for them (a primary behind Sentinels)
     ) -> None:
         self.client = client
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, replicas)
 
     def create(self, plan: ExecutionPlan) -> bool:
         """Store meta and plan and emit execution.queued (seq 1), all in one script; an

@@ -43,15 +43,15 @@ log = logging.getLogger(__name__)
 MAX_COUNTDOWN_S = 30.0  # a longer rate-limit wait is taken in steps: the bucket is asked again
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, master: str | None = None) -> Redis:
     """A Redis client under the one client policy (storage/redis_client.py)."""
-    return storage_redis_client(url)
+    return storage_redis_client(url, master=master)
 
 
 def make_stores(settings: Settings) -> Stores:
     """Stores for a worker or a client, from settings."""
     assert settings.redis_url is not None, "settings.redis_url must be set"
-    client = redis_client(settings.redis_url)
+    client = redis_client(settings.redis_url, master=settings.redis_master)
     return Stores(
         state=RedisStateStore(
             client, ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)

@@ -371,4 +371,29 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_memory_over_its_limit_fails_the_node_and_the_worker_takes_the_next_task",
         ),
     ),
+    Mutant(
+        name="sentinel-client-pinned",
+        guarantee="behind Sentinels every client follows the primary through a failover (issue 16)",
+        path="storage/redis_client.py",
+        original="    return redis.Redis.from_pool(pool)\n",
+        replacement="    host, port = sentinels.discover_master(master)\n"
+        "    return redis.Redis(host=host, port=port, **credentials)\n",
+        tests=(
+            "tests/e2e/test_sentinel.py::"
+            "test_a_primary_killed_mid_run_fails_over_and_loses_nothing",
+        ),
+    ),
+    Mutant(
+        name="sentinel-writes-unreplicated",
+        guarantee="behind Sentinels a creation returns, and the recorder records events, only "
+        "once a replica holds them: a failover loses no accepted execution and takes back no "
+        "recorded history (issue 16)",
+        path="storage/redis_backend.py",
+        original="replicas=1 if is_sentinel(url) else 0",
+        replacement="replicas=0",
+        tests=(
+            "tests/unit/test_sentinel_config.py::"
+            "test_behind_sentinels_creations_and_the_recorder_wait_for_a_replica",
+        ),
+    ),
 )
