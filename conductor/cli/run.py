@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from conductor.embedded import embedded
-from conductor.exit_codes import EXIT_FAILED
+from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
 from conductor.model.admission import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -143,6 +143,9 @@ def _submit(
     )
     try:
         result = submission.run(target)
+    except InvalidBlueprint as exc:  # a --break naming no node: found once there is a plan
+        runner.print_problems(path, exc)
+        sys.exit(EXIT_INVALID)
     except Detached as detached:
         result = _left_paused(str(detached), target, settings)
     if target is not settings:

@@ -212,3 +212,14 @@ def test_quitting_the_debugger_of_an_embedded_run_cancels_it(tmp_path: Path) -> 
     result = json.loads(done.stdout)
     assert result["status"] == "cancelled" and result["error"]["code"] == "CANCELLED"
     assert {step["nodeId"]: step["status"] for step in result["trace"]}["b"] == "succeeded"
+
+
+def test_run_break_naming_no_node_exits_2_naming_it(
+    api_env: dict[str, str], api: ApiProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(CHAIN))
+    done = conductor("run", str(path), "--break", "zz", "--json", env=api_env)
+    assert done.returncode == 2, done.stderr
+    assert "breakpoints[0]" in done.stderr and "'zz'" in done.stderr
+    assert "internal error" not in done.stderr
