@@ -43,6 +43,7 @@ class ExecutionMeta(BaseModel):
     # Why it is still queued: waiting in its concurrency key's line (cleared when admitted).
     queued_reason: str | None = None
     admitted_ms: int | None = None  # when a concurrency slot let it start
+    lined_ms: int | None = None  # a retry waiting in line: since when (its timeout stops)
     breakpoints: list[str] = Field(default_factory=list)  # conductor.model.breakpoints
     step: list[str] | None = None  # while stepping: the nodes this step runs
     passed: list[str] = Field(default_factory=list)  # nodes held once, that now run
@@ -56,7 +57,7 @@ class ExecutionMeta(BaseModel):
 _JSON = frozenset({"inputs", "variables", "sinks", "breakpoints", "step"})
 _NUMBERS = frozenset(
     {"total", "created_ms", "started_ms", "finished_ms", "deadline_ms", "dispatched_ms"}
-    | {"redispatched", "seq", "priority", "max_running", "admitted_ms"}
+    | {"redispatched", "seq", "priority", "max_running", "admitted_ms", "lined_ms"}
 )
 
 

@@ -25,9 +25,14 @@ if not in_line and redis.call('LLEN', waiting_key) == 0
     and redis.call('ZCARD', running_key) < limit then
   redis.call('ZADD', running_key, now, execution_id)
   redis.call('HSET', meta_of(execution_id), 'admitted_ms', now)
+  redis.call('HDEL', meta_of(execution_id), 'lined_ms')
   return 1
 end
-if not in_line then redis.call('RPUSH', waiting_key, execution_id) end
+if not in_line then
+  redis.call('RPUSH', waiting_key, execution_id)
+  -- its timeout (restarted by reopen) stops while it waits: release_slot moves it on
+  redis.call('HSET', meta_of(execution_id), 'lined_ms', now)
+end
 redis.call('HSET', meta_of(execution_id), 'queued_reason', reason)
 redis.call('ZREM', live_key, execution_id)
 return 0

@@ -31,16 +31,22 @@ while true do
   local head = redis.call('LINDEX', waiting_key, 0)
   if not head then break end
   local meta_key = meta_of(head)
-  local meta = redis.call('HMGET', meta_key, 'status', 'max_running', 'deadline_ms', 'created_ms')
+  local meta = redis.call('HMGET', meta_key, 'status', 'max_running', 'deadline_ms', 'created_ms',
+                          'lined_ms')
   if meta[1] and is_live(meta[1]) then
     if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end
     redis.call('ZADD', running_key, now, head)
     redis.call('HDEL', meta_key, 'queued_reason')
     redis.call('HSET', meta_key, 'admitted_ms', now)
-    -- waiting in line is not running time (a retry's reopen already restarted its clock)
+    -- waiting in line is not running time: a new execution's clock starts now; a retry's
+    -- (restarted by its reopen) moves on by the time it waited (claim_slot's lined_ms)
     if meta[1] == 'queued' and meta[3] and meta[3] ~= '' and meta[4] then
       redis.call('HSET', meta_key, 'deadline_ms', now + tonumber(meta[3]) - tonumber(meta[4]))
+    elseif meta[3] and meta[3] ~= '' and meta[5] then
+      local waited = math.max(0, now - tonumber(meta[5]))
+      redis.call('HSET', meta_key, 'deadline_ms', tonumber(meta[3]) + waited)
     end
+    redis.call('HDEL', meta_key, 'lined_ms')
     if meta[1] ~= 'paused' then redis.call('ZADD', live_key, clock_ms(), head) end
     table.insert(admitted, head)
   end

@@ -181,6 +181,30 @@ def test_a_waiting_execution_is_timed_from_its_admission(
     assert meta.deadline_ms - meta.admitted_ms == 60_000
 
 
+def test_a_retry_waiting_in_line_is_timed_from_its_admission(
+    state: RedisStateStore, slots: ConcurrencySlots, client: redis.Redis, key: str
+) -> None:
+    retried = plan(key, timeout_ms=60_000)
+    assert state.create(retried)
+    end(state, retried.execution_id, ExecutionStatus.CANCELLED)
+    slots.release(retried.execution_id)
+    holder, _ = create(state, key)
+    assert state.reopen(retried.execution_id, ["a"]).value == "done"
+    assert not slots.claim(retried.execution_id)
+    meta_key = keys.meta(retried.execution_id)
+    lined = int(client.hget(meta_key, "lined_ms") or 0)
+    assert lined, "claim_slot notes when it joined the line"
+    # it waited 50 s in line (a reopen restarted its 60 s clock just before)
+    deadline = int(client.hget(meta_key, "deadline_ms") or 0)
+    client.hset(meta_key, mapping={"lined_ms": lined - 50_000, "deadline_ms": deadline - 50_000})
+    end(state, holder, ExecutionStatus.SUCCEEDED)
+    assert slots.release(holder) == [retried.execution_id]
+    meta = state.snapshot(retried.execution_id, []).execution
+    assert meta is not None and meta.admitted_ms is not None and meta.deadline_ms is not None
+    assert meta.deadline_ms - meta.admitted_ms >= 59_000, "the wait in line is not running time"
+    assert meta.lined_ms is None
+
+
 def test_executions_without_a_key_take_no_slot(
     state: RedisStateStore, slots: ConcurrencySlots, client: redis.Redis
 ) -> None:
