@@ -57,6 +57,13 @@ class WakeUps:
         if finished.status is ExecutionStatus.PAUSED:  # resume sends it; its nodes park anew
             self.state.drop_wakeups(wakeups)
             return False
+        if self._in_line(execution_id):  # a retry waiting for a slot: its admission sends it
+            self.state.drop_wakeups(wakeups)
+            return False
         log.info("waking execution %s (%s)", execution_id, ", ".join(w.key for w in wakeups))
         self.dispatcher.redispatch(execution_id)
         return True
+
+    def _in_line(self, execution_id: str) -> bool:
+        meta = self.state.snapshot(execution_id, []).execution
+        return meta is not None and meta.queued_reason is not None

@@ -100,7 +100,7 @@ class MemoryWaits:
         if len(kept) >= max_pending:
             return SignalReceipt(Sent.FULL)
         kept.append((name, payload))
-        if meta["status"] != "running":  # resume (or the first node) takes it
+        if meta["status"] != "running" or meta.get("queued_reason"):  # resume/admission takes it
             return SignalReceipt(Sent.KEPT)
         woken = tuple(k for k, v in state.waiting.get(execution_id, {}).items() if v == name)
         for key in woken:

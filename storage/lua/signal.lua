@@ -19,6 +19,8 @@ redis.call('RPUSH', signals_key, signal .. '\n' .. payload)
 same_ttl(meta_key, signals_key)
 local reply = {1}
 if status ~= 'running' then return reply end  -- resume (or the first node) takes it
+-- a retry waiting in its concurrency key's line: nothing of it may be sent; admission sends it
+if redis.call('HEXISTS', meta_key, 'queued_reason') == 1 then return reply end
 local due = clock_ms() + retry_ms
 local parked = redis.call('HGETALL', waiting_key)
 for i = 1, #parked, 2 do

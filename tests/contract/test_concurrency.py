@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from unittest.mock import Mock
 
 import pytest
 import redis
 
 from conductor.embedded import RedisServer
 from conductor.model.plan import ExecutionPlan, PlannedNode
+from conductor.model.waits import Wait
+from conductor.wakeups import WakeUps
 from storage import keys
 from storage.concurrency import ConcurrencySlots
 from storage.redis_state import RedisStateStore
 from storage.state import ExecutionStatus
+from storage.waits import Parking, Sent
 
 
 @pytest.fixture
@@ -203,6 +207,33 @@ def test_a_retry_waiting_in_line_is_timed_from_its_admission(
     assert meta is not None and meta.admitted_ms is not None and meta.deadline_ms is not None
     assert meta.deadline_ms - meta.admitted_ms >= 59_000, "the wait in line is not running time"
     assert meta.lined_ms is None
+
+
+def test_a_signal_or_wake_up_does_not_send_a_retry_waiting_in_line(
+    state: RedisStateStore, slots: ConcurrencySlots, client: redis.Redis, key: str
+) -> None:
+    node = PlannedNode(key="a", id="a", type="wait-for-signal", parameters={"name": "go"})
+    waits = plan(key).model_copy(update={"nodes": {"a": node}})
+    assert state.create(waits)
+    execution_id = waits.execution_id
+    load = state.load(execution_id, "a", "w1")
+    assert load is not None
+    parked = state.park(execution_id, "a", Wait(3_600_000, "go"), attempt=load.attempt)
+    assert parked.parking is Parking.PARKED
+    end(state, execution_id, ExecutionStatus.FAILED)  # another branch failed meanwhile
+    slots.release(execution_id)
+    holder, _ = create(state, key)
+    assert state.reopen(execution_id, ["a"]).value == "done"
+    assert not slots.claim(execution_id), "in line behind the holder"
+    receipt = state.signal(execution_id, "go", "1", max_pending=10)
+    assert (receipt.sent, receipt.woken) == (Sent.KEPT, ()), "kept for its admission"
+    dispatcher = Mock()
+    client.zadd(keys.WAKEUPS, {f"{execution_id}\na": 0})  # its old wake-up comes due
+    WakeUps(dispatcher, state).fire_due()
+    dispatcher.redispatch.assert_not_called()
+    assert client.zscore(keys.WAKEUPS, f"{execution_id}\na") is None
+    end(state, holder, ExecutionStatus.SUCCEEDED)
+    assert slots.release(holder) == [execution_id]
 
 
 def test_executions_without_a_key_take_no_slot(
