@@ -30,9 +30,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, pattern=r"(?i)^(redis|rediss|unix|sentinel)://")
     redis_master: str | None = None  # the Sentinels' name of the primary (sentinel:// URLs)
-    history_url: str
+    history_url: str = Field(pattern=r"(?i)^(sqlite|postgresql|postgres)(\+\w+)?://")
     blueprints_dir: Path
     files_root: Path
     blob_dir: Path

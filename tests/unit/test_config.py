@@ -65,3 +65,17 @@ def test_worker_max_memory_is_celerys_per_child_limit_in_kib(tmp_path: Path) -> 
     assert celery_config(limited)["worker_max_memory_per_child"] == 300 * 1024
     with pytest.raises(SettingsError, match="CONDUCTOR_WORKER_MAX_MEMORY_MB='lots'"):
         settings(tmp_path, CONDUCTOR_WORKER_MAX_MEMORY_MB="lots")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CONDUCTOR_REDIS_URL", "redis-sentinel://127.0.0.1:1/0"),
+        ("CONDUCTOR_HISTORY_URL", "mysql://x"),
+    ],
+)
+def test_an_unknown_url_scheme_is_a_settings_error_naming_the_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"{variable}='{value}'"):
+        settings(tmp_path, **{variable: value})
