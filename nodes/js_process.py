@@ -11,6 +11,8 @@ several milliseconds); one that is killed or crashes is replaced on the next eva
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -32,6 +34,8 @@ _READ_CHUNK_BYTES = 1 << 16
 _ALARM_MARGIN_S = 2  # a helper outliving its deadline this long (its parent gone) dies
 MAX_IDLE_HELPERS = 2
 _CRASH_HINT = "values nested very deeply (JSON.stringify of deep data) are the usual cause"
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class HelperPool:
@@ -105,9 +109,10 @@ class _Helper:
     def start(cls, handler: Handler) -> _Helper:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper; checked through its replies
-            _serve(handler, requests_r, replies_w)
+            _serve(handler, requests_r, replies_w, parent)
         os.close(requests_r)
         os.close(replies_w)
         return cls(pid, requests_w, replies_r)
@@ -150,11 +155,11 @@ class _Helper:
                 os.close(fd)
 
 
-def _serve(handler: Handler, requests: int, replies: int) -> None:  # pragma: no cover
+def _serve(handler: Handler, requests: int, replies: int, parent: int) -> None:  # pragma: no cover
     """The helper's loop: a request, the handler's outcome, until the parent closes the pipe."""
     code = 0
     try:
-        _detach(requests, replies)
+        _detach(requests, replies, parent)
         while True:
             header = _read_exactly(requests, _HEADER.size, None)
             if not header:
@@ -178,12 +183,20 @@ def _handle(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:  # pra
         return {"error": str(exc), "code": exc.code, "retryable": exc.retryable, "script": script}
 
 
-def _detach(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
-    """No core files, default signals (an alarm kills), and none of the parent's descriptors
-    (so another helper holds no pipe of this one open)."""
+def _detach(requests: int, replies: int, parent: int) -> None:  # pragma: no cover - helper
+    """No core files, default signals (an alarm kills), killed with its parent, and none of
+    the parent's descriptors (so another helper holds no pipe of this one open)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGALRM):
         signal.signal(number, signal.SIG_DFL)
+    # A parent that dies mid-evaluation (a pool child exiting because its node did not stop
+    # when cancelled, a limited node's child killed at a cancel) cannot kill this helper: without
+    # this it would run its script on to its alarm, the node's whole timeout.
+    prctl = getattr(_LIBC, "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl
+        os._exit(0)
     keep = {0, 1, 2, requests, replies}
     try:
         descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
