@@ -22,6 +22,7 @@ if current == 'cancelled' and status ~= 'cancelled' then return 0 end
 if not redis.call('SET', result_key, result, 'NX', 'EX', ttl_s) then return 0 end
 redis.call('ZREM', live_key, execution_id)
 redis.call('HSET', meta_key, 'status', status, 'finished_ms', now)
+redis.call('HDEL', meta_key, 'queued_reason', 'lined_ms')  -- ended in line: it waits no more
 local cancelled = {}
 if status ~= 'succeeded' then
   for _, key in ipairs(redis.call('HKEYS', plan_key)) do

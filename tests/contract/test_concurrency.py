@@ -236,6 +236,21 @@ def test_a_signal_or_wake_up_does_not_send_a_retry_waiting_in_line(
     assert slots.release(holder) == [execution_id]
 
 
+def test_an_execution_ended_in_line_shows_no_queued_reason(
+    state: RedisStateStore, slots: ConcurrencySlots, key: str
+) -> None:
+    holder, _ = create(state, key)
+    waiting, admitted = create(state, key)
+    assert not admitted
+    end(state, waiting, ExecutionStatus.CANCELLED)
+    assert slots.release(waiting) == []
+    meta = state.snapshot(waiting, []).execution
+    assert meta is not None and meta.status is ExecutionStatus.CANCELLED
+    assert meta.queued_reason is None
+    end(state, holder, ExecutionStatus.SUCCEEDED)
+    assert slots.release(holder) == []
+
+
 def test_executions_without_a_key_take_no_slot(
     state: RedisStateStore, slots: ConcurrencySlots, client: redis.Redis
 ) -> None:
