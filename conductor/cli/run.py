@@ -39,7 +39,7 @@ from conductor.model.settings import Settings
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Stop waiting after this many seconds; the execution then fails with TIMEOUT.",
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from conductor.cli.main import main
 from conductor.model.settings import Settings, SettingsError, display_url
 from workers.config import UnsafeSettings, broker_url, celery_config
 
@@ -79,3 +81,11 @@ def test_an_unknown_url_scheme_is_a_settings_error_naming_the_variable(
 ) -> None:
     with pytest.raises(SettingsError, match=f"{variable}='{value}'"):
         settings(tmp_path, **{variable: value})
+
+
+@pytest.mark.parametrize("value", ["-5", "0"])
+def test_run_timeout_must_be_positive(tmp_path: Path, value: str) -> None:
+    env = {"CONDUCTOR_DATA_DIR": str(tmp_path), "CONDUCTOR_REDIS_URL": "redis://127.0.0.1:1/0"}
+    outcome = CliRunner().invoke(main, ["run", "flow.yaml", "--timeout", value], env=env)
+    assert outcome.exit_code == 2, outcome.output
+    assert "--timeout" in outcome.output
