@@ -26,8 +26,9 @@ from conductor.model.settings import Settings
 from conductor.progress import ProgressView
 from conductor.recorder import Recorder
 from conductor.services import Services
+from conductor.signal_hint import SignalHint, waits_for_signals
 from conductor.validation import ensure_valid
-from conductor.waiting import ExecutionFollower
+from conductor.waiting import ExecutionFollower, OnEvent
 from nodes.registry import NodeRegistry
 
 
@@ -57,13 +58,22 @@ class Submission:
     quiet: bool = False  # --json: nothing on stderr but problems
     admission: Admission = field(default_factory=Admission)  # --priority, --concurrency-key
     breakpoints: tuple[str, ...] = ()  # --break: pause before these, ask what to do
+    private_redis: bool = False  # the embedded stack: name its Redis in hints
 
     def run(self, settings: Settings) -> dict[str, Any]:
         """Submit; unless detached, follow the live events to the result."""
         services = Services.from_settings(settings, registry=self.registry)
         stores, dispatcher = services.stores, services.dispatcher
         execution_id = str(uuid.uuid4())
-        live = self.show_progress or bool(self.breakpoints)
+        hint = waits_for_signals(self.model.nodes) and not self.detach
+        live = self.show_progress or bool(self.breakpoints) or hint
+
+        def hinted(on_event: OnEvent | None) -> OnEvent | None:
+            if not hint:
+                return on_event
+            url = settings.redis_url if self.private_redis else None
+            return SignalHint(execution_id, partial(click.echo, err=True), url, on_event)
+
         events = services.backend.event_source()
         with ExecutionFollower(events, execution_id, live=live) as follower:  # before submitting
             plan = dispatcher.submit(
@@ -92,12 +102,12 @@ class Submission:
                 debugger = Debugger(
                     execution_id, Control(dispatcher), inspector, terminal_line, echo
                 )
-                return follower.wait(stores, timeout_s, on_event=debugger)
+                return follower.wait(stores, timeout_s, on_event=hinted(debugger))
             if not self.show_progress:
-                return follower.wait(stores, timeout_s)
+                return follower.wait(stores, timeout_s, on_event=hinted(None))
             console = Console(stderr=True)
             with ProgressView(console, self.model.name, len(plan.nodes)) as view:
-                return follower.wait(stores, timeout_s, on_event=view)
+                return follower.wait(stores, timeout_s, on_event=hinted(view))
 
 
 def record_history(settings: Settings) -> None:

@@ -140,6 +140,7 @@ def _submit(
         as_json,
         breakpoints=breakpoints,
         admission=admission,
+        private_redis=target is not settings,
     )
     try:
         result = submission.run(target)
