@@ -43,10 +43,19 @@ def _history(exc: BaseException) -> tuple[str, int] | None:
     import sqlalchemy.exc  # noqa: PLC0415
 
     from conductor.model.settings import display_url  # noqa: PLC0415
+    from storage.history import SchemaMismatch  # noqa: PLC0415
 
+    url = os.environ.get("CONDUCTOR_HISTORY_URL") or "the default SQLite file"
+    # a database of a newer Conductor, or a file that is not a database at all
+    if isinstance(exc, SchemaMismatch) or type(exc) is sqlalchemy.exc.DatabaseError:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return (
+            f"the history store at {display_url(url)} cannot be used ({reason}): point "
+            "CONDUCTOR_HISTORY_URL at another database, or run the Conductor that wrote it",
+            EXIT_UNREACHABLE,
+        )
     if not isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
         return None
-    url = os.environ.get("CONDUCTOR_HISTORY_URL") or "the default SQLite file"
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     return (
         f"cannot reach the history store at {display_url(url)} ({reason}): start it, or fix "
