@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 
 from conductor.dispatch import Dispatcher
@@ -63,6 +63,17 @@ class Control:
             self.dispatcher.redispatch(execution_id)
         return _outcome(moved)
 
+    def step(self, execution_id: str) -> ControlOutcome:
+        """Run the paused execution's ready nodes (those whose inputs are all there), then
+        pause before the next one (docs/debugging.md)."""
+        stored = self.state.stored_plan(execution_id)
+        if stored is None:
+            return ControlOutcome.NOT_FOUND
+        stepped = self.state.step(execution_id, ready_keys(stored.plan, stored.done))
+        if stepped is StateChange.DONE:
+            self.dispatcher.redispatch(execution_id)
+        return _outcome(stepped)
+
     def retry(self, execution_id: str) -> ControlOutcome:
         """Run a failed or cancelled execution again: its failed, cancelled and never-run
         nodes, and what consumed a failed node's output; successful outputs are kept."""
@@ -74,6 +85,17 @@ class Control:
         if reopened is StateChange.DONE:
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
+
+
+def ready_keys(plan: ExecutionPlan, done: Collection[str]) -> set[str]:
+    """The unfinished nodes whose upstream nodes have all finished: the heads of the canvas
+    a re-dispatch sends."""
+    remaining = {key: node for key, node in plan.nodes.items() if key not in done}
+    return {
+        key
+        for key, node in remaining.items()
+        if not any(source in remaining for source in node.depends_on)
+    }
 
 
 def rerun_keys(plan: ExecutionPlan, records: Mapping[str, NodeRecord]) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 from conductor.canvas import build_canvas
 from conductor.compiler import compile_plan
 from conductor.model.blueprint import Blueprint
+from conductor.model.breakpoints import with_breakpoints
 from conductor.model.errors import error_data
 from conductor.model.loader import ensure_plain_inputs
 from conductor.model.plan import ExecutionPlan
@@ -45,11 +46,14 @@ class Dispatcher:
         blueprint: Blueprint,
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
+        breakpoints: Sequence[str] = (),
     ) -> ExecutionPlan:
-        """Validate (raising InvalidBlueprint before anything is written), store, dispatch."""
+        """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
+        plan = with_breakpoints(plan, breakpoints)
         self.stores.state.create(plan)
         self.dispatch(plan)
         return plan

@@ -7,13 +7,17 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
+from conductor.control import Control
+from conductor.debugger import Debugger, terminal_line
 from conductor.exit_codes import EXIT_INVALID
+from conductor.inspection import Inspector
 from conductor.model.blueprint import Blueprint
 from conductor.model.loader import load_blueprint_file
 from conductor.model.problems import InvalidBlueprint
@@ -50,16 +54,19 @@ class Submission:
     timeout_s: float | None
     show_progress: bool
     quiet: bool = False  # --json: nothing on stderr but problems
+    breakpoints: tuple[str, ...] = ()  # --break: pause before these, ask what to do
 
     def run(self, settings: Settings) -> dict[str, Any]:
         """Submit; unless detached, follow the live events to the result."""
         services = Services.from_settings(settings, registry=self.registry)
         stores, dispatcher = services.stores, services.dispatcher
         execution_id = str(uuid.uuid4())
-        live = self.show_progress
+        live = self.show_progress or bool(self.breakpoints)
         events = services.backend.event_source()
         with ExecutionFollower(events, execution_id, live=live) as follower:  # before submitting
-            plan = dispatcher.submit(self.model, self.inputs, execution_id)
+            plan = dispatcher.submit(
+                self.model, self.inputs, execution_id, breakpoints=self.breakpoints
+            )
             if not (self.quiet or self.detach):
                 count = len(plan.nodes)
                 click.echo(
@@ -72,6 +79,13 @@ class Submission:
             timeout_s = self.timeout_s
             if timeout_s is None and plan.timeout_ms:
                 timeout_s = plan.timeout_ms / 1000 + 5
+            if self.breakpoints:
+                inspector = Inspector(stores, services.backend.node_outputs())
+                echo = partial(click.echo, err=True)
+                debugger = Debugger(
+                    execution_id, Control(dispatcher), inspector, terminal_line, echo
+                )
+                return follower.wait(stores, timeout_s, on_event=debugger)
             if not self.show_progress:
                 return follower.wait(stores, timeout_s)
             console = Console(stderr=True)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -113,14 +113,17 @@ class Submitter:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
     ) -> Submitted:
-        """Submit an inline `blueprint` or a stored one by `blueprint_id`."""
+        """Submit an inline `blueprint` or a stored one by `blueprint_id`, pausing before
+        the nodes `breakpoints` name."""
         model = self._resolve(blueprint, blueprint_id)
         if idempotency_key is None:
-            plan = self.dispatcher.submit(model, inputs)
+            plan = self.dispatcher.submit(model, inputs, breakpoints=breakpoints)
             submitted = Submitted(plan.execution_id, "queued", created=True)
         else:
-            submitted = self._idempotent(model, dict(inputs or {}), idempotency_key)
+            request = _Request(model, dict(inputs or {}), tuple(breakpoints))
+            submitted = self._idempotent(request, idempotency_key)
         submitted = replace(submitted, idle_queues=self._idle_queues(submitted.execution_id))
         if self.dispatcher.strict:
             return submitted
@@ -143,25 +146,25 @@ class Submitter:
         version = f"{stored.version}+r{stored.revision}"
         return stored.blueprint.model_copy(update={"version": version})
 
-    def _idempotent(self, model: Blueprint, inputs: dict[str, Any], key: str) -> Submitted:
+    def _idempotent(self, request: _Request, key: str) -> Submitted:
         execution_id = str(uuid.uuid4())
-        request = _fingerprint(model, inputs)
+        fingerprint = request.fingerprint()
         # An invalid request claims no key.
-        ensure_valid(model, self.dispatcher.registry, strict=self.dispatcher.strict)
-        if self.claims.claim(key, f"{execution_id} {request}", self.claim_ttl_s):
+        ensure_valid(request.model, self.dispatcher.registry, strict=self.dispatcher.strict)
+        if self.claims.claim(key, f"{execution_id} {fingerprint}", self.claim_ttl_s):
             # From here on the key stays: a repeat finds, takes over or re-sends this execution.
             with suppress(ExecutionExists):  # a repeat took over while this one was slow
-                self.dispatcher.submit(model, inputs, execution_id)
+                request.submit(self.dispatcher, execution_id)
             return Submitted(execution_id, "queued", created=True)
         existing, _, first_request = (self.claims.holder(key) or "").partition(" ")
-        if first_request != request:
+        if first_request != fingerprint:
             raise IdempotencyConflict(
                 "this idempotency_key was used for a different request within 24 h: use a new "
                 "key for a new request"
             )
-        return self._settle(existing, model, inputs)
+        return self._settle(existing, request)
 
-    def _settle(self, execution_id: str, model: Blueprint, inputs: dict[str, Any]) -> Submitted:
+    def _settle(self, execution_id: str, request: _Request) -> Submitted:
         """A repeated key: wait briefly for the first request to store its execution; take
         over when it never does (it crashed), re-dispatch one stored but never sent."""
         state = self.dispatcher.stores.state
@@ -169,7 +172,7 @@ class Submitter:
         while (meta := state.snapshot(execution_id, []).execution) is None:
             if time.monotonic() > deadline:
                 try:  # creation is one script: either it happened or this request does it
-                    self.dispatcher.submit(model, inputs, execution_id)
+                    request.submit(self.dispatcher, execution_id)
                     return Submitted(execution_id, "queued", created=True)
                 except ExecutionExists:
                     deadline = time.monotonic() + CLAIM_WAIT_S
@@ -184,9 +187,22 @@ class IdempotencyConflict(ValueError):
     """An idempotency key sent again with a different Blueprint or inputs."""
 
 
-def _fingerprint(model: Blueprint, inputs: dict[str, Any]) -> str:
-    """What makes two submissions the same request."""
-    canonical = json.dumps(
-        [model.model_dump(mode="json"), inputs], sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+@dataclass(frozen=True)
+class _Request:
+    """What one submission asks for."""
+
+    model: Blueprint
+    inputs: dict[str, Any]
+    breakpoints: tuple[str, ...] = ()
+
+    def submit(self, dispatcher: Dispatcher, execution_id: str) -> None:
+        """Create and dispatch it as `execution_id`."""
+        dispatcher.submit(self.model, self.inputs, execution_id, breakpoints=self.breakpoints)
+
+    def fingerprint(self) -> str:
+        """What makes two submissions the same request."""
+        parts: list[Any] = [self.model.model_dump(mode="json"), self.inputs]
+        if self.breakpoints:  # requests from before breakpoints keep their fingerprint
+            parts.append(list(self.breakpoints))
+        canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -40,10 +40,14 @@ class NoData(TypedDict):
 
 @with_config(_STRICT)
 class StatusData(TypedDict):
-    """execution.paused / resumed (resumed by a retry: `retry` and the `nodes` reset)."""
+    """execution.paused / resumed (resumed by a retry: `retry` and the `nodes` reset; paused
+    before a node by a breakpoint or a step: `breakpoint`, `step`; resumed for one step: the
+    `step`'s nodes)."""
 
     status: str
     retry: NotRequired[bool]
+    breakpoint: NotRequired[str]
+    step: NotRequired[bool | list[str] | dict[str, Any]]  # Lua encodes an empty list as {}
     nodes: NotRequired[list[str] | dict[str, Any]]  # Lua encodes an empty list as {}
 
 

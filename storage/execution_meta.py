@@ -11,6 +11,7 @@ from conductor.model.plan import ExecutionPlan, PlannedNode
 from storage.statuses import ExecutionStatus, now_ms
 
 LAPSED_PREFIX = "lapsed:"  # `lapsed:<node key>` -> the attempt whose lease lapsed (reconciler)
+PASSED_PREFIX = "passed:"  # `passed:<node key>` -> 1: the node held once, it now runs (debugging)
 
 
 class ExecutionMeta(BaseModel):
@@ -34,6 +35,9 @@ class ExecutionMeta(BaseModel):
     redispatched: int = 0  # re-dispatches of a stall the reconciler made
     seq: int = 0  # the last event's seq
     lapsed: dict[str, int] = Field(default_factory=dict)  # node key -> attempt that lapsed
+    breakpoints: list[str] = Field(default_factory=list)  # conductor.model.breakpoints
+    step: list[str] | None = None  # while stepping: the nodes this step runs
+    passed: list[str] = Field(default_factory=list)  # nodes held once, that now run
 
     @property
     def began_ms(self) -> int | None:
@@ -41,7 +45,7 @@ class ExecutionMeta(BaseModel):
         return self.started_ms or self.created_ms
 
 
-_JSON = frozenset({"inputs", "variables", "sinks"})
+_JSON = frozenset({"inputs", "variables", "sinks", "breakpoints", "step"})
 _NUMBERS = frozenset(
     {"total", "created_ms", "started_ms", "finished_ms", "deadline_ms", "dispatched_ms"}
     | {"redispatched", "seq"}
@@ -52,10 +56,12 @@ def parse_meta(fields: dict[str, str]) -> ExecutionMeta | None:
     """The typed meta of stored `fields`; None when there is no execution (no status)."""
     if "status" not in fields:
         return None
-    values: dict[str, Any] = {"lapsed": {}}
+    values: dict[str, Any] = {"lapsed": {}, "passed": []}
     for name, text in fields.items():
         if name.startswith(LAPSED_PREFIX):
             values["lapsed"][name.removeprefix(LAPSED_PREFIX)] = int(text)
+        elif name.startswith(PASSED_PREFIX):
+            values["passed"].append(name.removeprefix(PASSED_PREFIX))
         elif name in _JSON:
             values[name] = json.loads(text)
         elif name in _NUMBERS:
@@ -79,6 +85,7 @@ def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
         "total": str(len(plan.nodes)),
         "created_ms": str(now_ms()),
         "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
+        **({"breakpoints": json.dumps(plan.breakpoints)} if plan.breakpoints else {}),
     }
 
 
@@ -95,4 +102,5 @@ def plan_from_fields(
         variables=json.loads(meta["variables"]),
         nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
         sinks=json.loads(meta["sinks"]),
+        breakpoints=json.loads(meta.get("breakpoints") or "[]"),
     )

@@ -4,7 +4,6 @@ Redis), for unit tests; tests/contract/test_state_store.py holds both to the sam
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -12,7 +11,7 @@ from conductor.model.plan import ExecutionPlan
 from storage.event_data import node_outcome, queued_event, terminal_event
 from storage.events import Event, EventType
 from storage.execution_meta import meta_fields, plan_from_fields
-from storage.memory_live import MemoryLiveIndex
+from storage.memory_control import MemoryControl
 from storage.memory_waits import MemoryWaits
 from storage.state import (
     FINISHED_NODE,
@@ -40,7 +39,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class MemoryStateStore(MemoryLiveIndex, MemoryWaits):
+class MemoryStateStore(MemoryControl, MemoryWaits):
     """Execution state in dicts: the same hashes the Redis store keeps, by execution id."""
 
     def __init__(self, lease_ms: int = LEASE_MS) -> None:
@@ -54,22 +53,6 @@ class MemoryStateStore(MemoryLiveIndex, MemoryWaits):
         self.results: dict[str, str] = {}
         self.events_of: dict[str, list[Event]] = {}
         self.cache: dict[str, str] = {}
-
-    def _emit(
-        self, execution_id: str, kind: EventType, node_id: str | None, data: dict[str, Any]
-    ) -> None:
-        events = self.events_of[execution_id]
-        events.append(
-            Event(
-                id=str(uuid.uuid4()),
-                execution_id=execution_id,
-                seq=len(events) + 1,
-                type=kind,
-                node_id=node_id,
-                ts=now_ms() / 1000,
-                data=data,
-            )
-        )
 
     def _live(self, execution_id: str) -> bool:
         meta = self.meta.get(execution_id)
@@ -102,6 +85,12 @@ class MemoryStateStore(MemoryLiveIndex, MemoryWaits):
         lease_ms = int(nodes.get(f"{key}:lease_ms", "0"))
         wrong_phase = json.loads(spec).get("expanded", False) != (phase == "collect")
         busy = live and node_status is NodeStatus.RUNNING and lease_ms > now_ms()
+        stop = None
+        if live and node_status not in FINISHED_NODE and not busy and not wrong_phase:
+            stop = self._debug_stop(execution_id, key, json.loads(spec)["id"])
+            live = stop is None
+            busy = stop == "wait"
+            status = ExecutionStatus(meta["status"])
         if live and node_status not in FINISHED_NODE and not busy and not wrong_phase:
             attempt = self._start(execution_id, key, worker, json.loads(spec)["type"])
         sources = [wire["source"] for wire in json.loads(spec)["wires"]]
@@ -344,27 +333,6 @@ class MemoryStateStore(MemoryLiveIndex, MemoryWaits):
     def mark_dispatched(self, execution_id: str) -> None:
         """Note the dispatch."""
         self.meta[execution_id]["dispatched_ms"] = str(now_ms())
-
-    def transition(
-        self,
-        execution_id: str,
-        allowed: frozenset[ExecutionStatus],
-        target: ExecutionStatus,
-        event: EventType,
-    ) -> StateChange:
-        """Move if allowed."""
-        meta = self.meta.get(execution_id)
-        if meta is None:
-            return StateChange.NOT_FOUND
-        if ExecutionStatus(meta["status"]) not in allowed:
-            return StateChange.CONFLICT
-        meta["status"] = target.value
-        if target is ExecutionStatus.PAUSED:
-            self.forget_live(execution_id)
-        else:
-            self.touch_live(execution_id, self.clock_ms())
-        self._emit(execution_id, event, None, {"status": target.value})
-        return StateChange.DONE
 
     def result(self, execution_id: str) -> str | None:
         """The stored result."""

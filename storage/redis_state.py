@@ -10,8 +10,6 @@ read yet; the recorder deletes what it has recorded.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Collection
 from typing import Any
 
 import redis
@@ -21,6 +19,7 @@ from storage import keys
 from storage.event_data import queued_event, terminal_data
 from storage.events import EventType
 from storage.execution_meta import meta_fields
+from storage.redis_control import RedisControl, emitting, event_id
 from storage.redis_live import RedisLiveIndex, text
 from storage.redis_reads import RedisReads
 from storage.redis_waits import RedisWaits
@@ -34,7 +33,6 @@ from storage.state import (
     Heartbeat,
     NodeLoad,
     NodeStatus,
-    StateChange,
     now_ms,
 )
 
@@ -47,7 +45,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
+class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
     def __init__(
@@ -73,7 +71,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
                 keys.LIVE_EXECUTIONS,
             ],
             [
-                *_emitting(execution_id),
+                *emitting(execution_id),
                 self.ttl_s,
                 queued_event(plan).model_dump_json(),
                 json.dumps({**meta_fields(plan), "seq": "1"}),
@@ -99,12 +97,12 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
                 keys.LIVE_EXECUTIONS,
             ],
             [
-                *_emitting(execution_id),
+                *emitting(execution_id),
                 key,
                 now_ms(),
                 worker,
-                _id(),
-                _id(),
+                event_id(),
+                event_id(),
                 self.lease_ms,
                 phase or "",
             ],
@@ -154,12 +152,12 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
                 keys.LIVE_EXECUTIONS,
             ],
             [
-                *_emitting(execution_id),
+                *emitting(execution_id),
                 key,
                 output,
                 status.value,
                 now_ms(),
-                _id(),
+                event_id(),
                 event_type.value,
                 json.dumps(error) if error else "",
                 _token(attempt),
@@ -237,11 +235,11 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
                 keys.events_log(execution_id),
             ],
             [
-                *_emitting(execution_id),
+                *emitting(execution_id),
                 key,
                 status.value,
                 now_ms(),
-                _id(),
+                event_id(),
                 event.value,
                 json.dumps(error),
                 retry_in_s,
@@ -255,7 +253,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
         self.scripts(
             "progress",
             [keys.meta(execution_id), keys.EVENTS_STREAM, keys.events_log(execution_id)],
-            [*_emitting(execution_id), key, now_ms(), _id(), fraction, message],
+            [*emitting(execution_id), key, now_ms(), event_id(), fraction, message],
         )
 
     def finish(
@@ -268,7 +266,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
         """Set the result once and emit the terminal event (a failed or cancelled execution's
         unfinished nodes end cancelled in the same script); False if already over."""
         head = {
-            "id": _id(),
+            "id": event_id(),
             "execution_id": execution_id,
             "type": f"execution.{status.value}",
             "node_id": None,
@@ -289,7 +287,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
                 keys.nodes(execution_id),
             ],
             [
-                *_emitting(execution_id),
+                *emitting(execution_id),
                 result,
                 status.value,
                 now_ms(),
@@ -312,82 +310,6 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisWaits):
         found = text(status)
         return Heartbeat(ExecutionStatus(found) if found else None, bool(holds))
 
-    def cancel(self, execution_id: str) -> StateChange:
-        """Mark a live or paused execution and its unfinished nodes cancelled (finalize then
-        ends it), whatever its nodes' state."""
-        reply = self.scripts(
-            "cancel",
-            [
-                keys.meta(execution_id),
-                keys.plan(execution_id),
-                keys.nodes(execution_id),
-            ],
-            [now_ms()],
-        )
-        return StateChange.of_reply(reply)
-
-    def reopen(self, execution_id: str, node_keys: Collection[str]) -> StateChange:
-        """Make a failed or cancelled execution running again with `node_keys` back to
-        pending (emits execution.resumed with `retry: true`)."""
-        reply = self.scripts(
-            "reopen",
-            [
-                keys.meta(execution_id),
-                keys.nodes(execution_id),
-                keys.outputs(execution_id),
-                keys.done(execution_id),
-                keys.result(execution_id),
-                keys.EVENTS_STREAM,
-                keys.events_log(execution_id),
-                keys.LIVE_EXECUTIONS,
-                keys.plan(execution_id),
-            ],
-            [
-                *_emitting(execution_id),
-                now_ms(),
-                _id(),
-                self.ttl_s,
-                json.dumps(sorted(node_keys)),
-            ],
-        )
-        return StateChange.of_reply(reply)
-
-    def transition(
-        self,
-        execution_id: str,
-        allowed: frozenset[ExecutionStatus],
-        target: ExecutionStatus,
-        event: EventType,
-    ) -> StateChange:
-        """Move to `target` (emitting `event`) if the status is one of `allowed`."""
-        reply = self.scripts(
-            "transition",
-            [
-                keys.meta(execution_id),
-                keys.EVENTS_STREAM,
-                keys.events_log(execution_id),
-                keys.LIVE_EXECUTIONS,
-            ],
-            [
-                *_emitting(execution_id),
-                target.value,
-                now_ms(),
-                _id(),
-                event.value,
-                ",".join(sorted(s.value for s in allowed)),
-            ],
-        )
-        return StateChange.of_reply(reply)
-
-
-def _emitting(execution_id: str) -> list[str]:
-    """The first ARGV of every emitting script: the events channel, the execution id."""
-    return [keys.events_channel(execution_id), execution_id]
-
 
 def _token(attempt: int | None) -> str:
     return "" if attempt is None else str(attempt)
-
-
-def _id() -> str:
-    return str(uuid.uuid4())

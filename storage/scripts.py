@@ -22,6 +22,7 @@ NAMES = (
     "set_node",
     "progress",
     "transition",
+    "step",
     "finish",
     "expand",
     "heartbeat",

@@ -290,7 +290,12 @@ class StateStore(LiveIndex, Waits, Protocol):
         target: ExecutionStatus,
         event: EventType,
     ) -> StateChange:
-        """Move to `target` and emit `event` if the status is in `allowed`."""
+        """Move to `target` and emit `event` if the status is in `allowed` (a move to
+        running also ends stepping)."""
+
+    def step(self, execution_id: str, chosen: Collection[str]) -> StateChange:
+        """Run a paused execution for one step: only the `chosen` nodes may start, any other
+        pauses it again (emits execution.resumed with `data.step`)."""
 
     def result(self, execution_id: str) -> str | None:
         """The final result (JSON), if the execution is over."""

@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conductor.api import blueprints, executions, hooks, schedules, signals, system, ws
+from conductor.api import (
+    blueprints,
+    execution_nodes,
+    executions,
+    hooks,
+    schedules,
+    signals,
+    system,
+    ws,
+)
 from conductor.api.context import ApiContext
 from conductor.api.guard import RequestGuard
 from conductor.api.limits import BodyLimit
@@ -42,7 +51,7 @@ The web console is at [/ui/](/ui/).
   ending with the terminal one; resume after a drop with the last seq seen.
 - `{"op": "unsubscribe", "execution_id": ID}`: replies `{"type": "unsubscribed"}`.
 - `{"op": "subscribe_all"}`: every execution's `execution.*` events from now on.
-- `{"op": "cancel" | "pause" | "resume" | "retry", "execution_id": ID}`: replies
+- `{"op": "cancel" | "pause" | "resume" | "retry" | "step", "execution_id": ID}`: replies
   `{"type": "control", "op": ..., "status": ...}`.
 - `{"op": "submit", "blueprint_id": ID}` (or `"blueprint": {...}`; `"inputs": {...}`):
   replies `{"type": "submitted", "execution_id": ...}`.
@@ -72,6 +81,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     app.include_router(executions.router, responses=PROBLEM_RESPONSES)
+    app.include_router(execution_nodes.router, responses=PROBLEM_RESPONSES)
     app.include_router(blueprints.router, responses=PROBLEM_RESPONSES)
     app.include_router(system.router, responses=PROBLEM_RESPONSES)
     app.include_router(schedules.router, responses=PROBLEM_RESPONSES)

@@ -19,13 +19,13 @@ from conductor.api.models import (
     ExecutionRequest,
     ExecutionView,
     GraphNode,
-    NodeInputs,
     NodeState,
 )
 from conductor.api.problems import ApiProblem
 from conductor.api.streams import SlotStream
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
+from conductor.model.breakpoints import InvalidBreakpoints
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint, Problem
 from conductor.submission import IdempotencyConflict
@@ -35,7 +35,6 @@ from storage.cursors import InvalidCursor
 from storage.events import Event
 from storage.history import ExecutionRecord, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
-from workers.invocation import resolve_inputs
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
@@ -48,6 +47,7 @@ class ControlCommand(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     RETRY = "retry"
+    STEP = "step"
 
 
 def context(request: Request) -> ApiContext:
@@ -69,7 +69,10 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
             blueprint_id=body.blueprint_id,
             inputs=body.inputs,
             idempotency_key=body.idempotency_key,
+            breakpoints=body.breakpoints,
         )
+    except InvalidBreakpoints as exc:
+        raise invalid_blueprint(exc) from None
     except InvalidBlueprint as exc:
         raise invalid_blueprint(exc, prefix="blueprint") from None
     except BlueprintNotFound:
@@ -255,36 +258,6 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
     )
 
 
-@router.get("/{execution_id}/nodes/{node_key}/output")
-def node_output(execution_id: str, node_key: str, request: Request) -> Any:
-    """A node's output while the execution is in Redis (404 when it has none)."""
-    ctx = context(request)
-    text = ctx.outputs.outputs(execution_id, [node_key]).get(node_key)
-    if text is None:
-        raise ApiProblem(404, "NOT_FOUND", f"no output of node {node_key!r} in {execution_id!r}")
-    return unpack(text, ctx.stores.blobs)
-
-
-@router.get("/{execution_id}/nodes/{node_key:path}/inputs", response_model=NodeInputs)
-def node_inputs(execution_id: str, node_key: str, request: Request) -> NodeInputs:
-    """A node's resolved inputs (ports and `$input`) while the execution is in Redis, built
-    by the worker's own wire rule from the stored plan and upstream outputs."""
-    ctx = context(request)
-    stored = ctx.stores.state.stored_plan(execution_id)
-    spec = stored.plan.nodes.get(node_key) if stored is not None else None
-    if stored is None or spec is None:
-        raise ApiProblem(404, "NOT_FOUND", f"no node {node_key!r} in execution {execution_id!r}")
-    sources = list(dict.fromkeys(wire.source for wire in spec.wires))
-    upstream = ctx.outputs.outputs(execution_id, sources)
-    waiting = [source for source in sources if source not in upstream]
-    if waiting:
-        names = ", ".join(repr(source) for source in waiting)
-        detail = f"node {node_key!r} waits for upstream node {names}: not finished yet"
-        raise ApiProblem(409, "CONFLICT", detail)
-    ports, data = resolve_inputs(spec, stored.plan.inputs, upstream, ctx.stores.blobs)
-    return NodeInputs(ports=ports, input=data)
-
-
 def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:
     return ExecutionView(
         id=record.id,
@@ -319,8 +292,10 @@ def _s(ms: int | None) -> float | None:
 @router.post("/{execution_id}/{command}", response_model=ExecutionAccepted)
 def control(execution_id: str, command: ControlCommand, request: Request) -> ExecutionAccepted:
     """cancel: no node starts after it and running ones stop within seconds; pause: running
-    nodes finish, no new one starts; resume: runs what has not finished; retry: re-runs a
-    failed or cancelled execution's failed and not-yet-run nodes, keeping successful outputs."""
+    nodes finish, no new one starts; resume: runs what has not finished (to the next
+    breakpoint); retry: re-runs a failed or cancelled execution's failed and not-yet-run nodes,
+    keeping successful outputs; step: a paused execution runs the nodes whose inputs are all
+    there, then pauses before the next."""
     ctx = context(request)
     outcome = getattr(Control(ctx.dispatcher), command.value)(execution_id)
     if outcome is ControlOutcome.NOT_FOUND:

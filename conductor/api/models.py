@@ -17,6 +17,11 @@ class ExecutionRequest(BaseModel):
     blueprint_id: str | None = Field(default=None, min_length=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    breakpoints: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Nodes (key, id, or loop-body key without item numbers) to pause before.",
+    )
 
 
 class BlueprintWarning(BaseModel):
@@ -55,6 +60,26 @@ class NodeInputs(BaseModel):
 
     ports: dict[str, Any]
     input: Any = None
+
+
+class NodeDetail(BaseModel):
+    """One node of a live execution, for debugging: its plan entry, state, resolved inputs
+    (null while upstream nodes have not finished: `waiting_for` names them) and output."""
+
+    key: str
+    id: str
+    type: str
+    name: str | None = None
+    status: str
+    attempts: int = 0
+    worker: str | None = None
+    error: dict[str, Any] | None = None
+    parameters: dict[str, Any]
+    depends_on: list[str]
+    waiting_for: list[str]
+    inputs: NodeInputs | None = None
+    output: Any = None
+    breakpoint: bool = False  # a breakpoint of the execution matches it
 
 
 class GraphNode(BaseModel):

@@ -271,7 +271,7 @@ class Session:
         return True
 
     async def control(self, op: str, execution_id: str, ref: Any) -> None:
-        """cancel, pause, resume or retry, as POST /v1/executions/{id}/{op} does."""
+        """cancel, pause, resume, retry or step, as POST /v1/executions/{id}/{op} does."""
         control = Control(self.ctx.dispatcher)
         action: Callable[[str], ControlOutcome] = getattr(control, op)
         outcome = await self._thread(action, execution_id)

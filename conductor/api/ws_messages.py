@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 Message = dict[str, Any]
-CONTROL_OPS = ("cancel", "pause", "resume", "retry")
+CONTROL_OPS = ("cancel", "pause", "resume", "retry", "step")
 
 
 class BadMessage(ValueError):

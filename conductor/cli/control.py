@@ -1,4 +1,4 @@
-"""`conductor cancel|pause|resume|retry ID`: execution control from the command line."""
+"""`conductor cancel|pause|resume|retry|step ID`: execution control from the command line."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from conductor.services import Services
 _HELP = {
     "cancel": "Cancel an execution: no node starts after it, running nodes stop within 5 s.",
     "pause": "Pause an execution: running nodes finish, no new node starts.",
-    "resume": "Resume a paused execution from its stored outputs.",
+    "resume": "Resume a paused execution from its stored outputs (to its next breakpoint).",
     "retry": "Retry a failed or cancelled execution: re-run its failed and never-run nodes, "
     "keeping successful outputs.",
+    "step": "Step a paused execution: run the nodes whose inputs are all there, then pause "
+    "before the next (see `conductor inspect`).",
 }
 
 
@@ -50,4 +52,4 @@ def _control_command(name: str) -> click.Command:
 
 
 CONTROL_COMMANDS = [_control_command(name) for name in _HELP]
-cancel, pause, resume, retry = CONTROL_COMMANDS
+cancel, pause, resume, retry, step = CONTROL_COMMANDS

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": ("conductor.cli.control", "pause", "Pause an execution."),
     "resume": ("conductor.cli.control", "resume", "Resume a paused execution."),
     "retry": ("conductor.cli.control", "retry", "Retry a failed or cancelled execution."),
+    "step": ("conductor.cli.control", "step", "Run a paused execution's next node(s)."),
+    "inspect": ("conductor.cli.inspect_node", "inspect", "Show a node's inputs and state."),
     "flower": ("conductor.cli.flower", "flower", "Serve Flower for the workers."),
     "dev": ("conductor.cli.dev", "dev", "Run the whole stack as local processes."),
     "beat": ("conductor.cli.beat", "beat", "Run Celery beat: fire the schedules."),

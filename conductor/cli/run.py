@@ -36,6 +36,14 @@ from conductor.model.settings import Settings
     default=None,
     help="Stop waiting after this many seconds; the execution then fails with TIMEOUT.",
 )
+@click.option(
+    "--break",
+    "breakpoints",
+    multiple=True,
+    metavar="NODE",
+    help="Pause before NODE (key, id, or loop-body key; repeatable) and ask what to do: "
+    "step, continue, inspect, quit (docs/debugging.md).",
+)
 def run(
     *,
     blueprint: Path,
@@ -44,6 +52,7 @@ def run(
     as_json: bool,
     detach: bool,
     timeout_s: float | None,
+    breakpoints: tuple[str, ...],
 ) -> None:
     """Run a Blueprint file and print its result.
 
@@ -57,7 +66,7 @@ def run(
         raise click.UsageError("--detach needs CONDUCTOR_REDIS_URL (the embedded Redis stops)")
     submit = partial(
         _submit, blueprint, settings=settings, inputs=inputs, detach=detach,
-        timeout_s=timeout_s, as_json=as_json,
+        timeout_s=timeout_s, as_json=as_json, breakpoints=breakpoints,
     )  # fmt: skip
     if settings.redis_url is None:
         # Started first: the private worker boots (about a second) while this process imports
@@ -84,21 +93,43 @@ def _submit(
     detach: bool,
     timeout_s: float | None,
     as_json: bool,
+    breakpoints: tuple[str, ...],
 ) -> dict[str, Any]:
     """Check the Blueprint in `path` (exit 2 when invalid), then run it on `target`'s Redis."""
     from conductor import runner  # noqa: PLC0415  (heavy: imported while the worker boots)
+    from conductor.debugger import Detached  # noqa: PLC0415
     from nodes.registry import default_registry  # noqa: PLC0415
 
     registry = default_registry()
     model = runner.load_valid(path, registry, strict=settings.strict_parameters)
     show_progress = not as_json and sys.stderr.isatty()
     submission = runner.Submission(
-        model, inputs, registry, detach, timeout_s, show_progress, as_json
+        model, inputs, registry, detach, timeout_s, show_progress, as_json, breakpoints
     )
-    result = submission.run(target)
+    try:
+        result = submission.run(target)
+    except Detached as detached:
+        result = _left_paused(str(detached), target, settings)
     if target is not settings:
         runner.record_history(target)  # the embedded stack: history outlives its Redis
     return result
+
+
+def _left_paused(execution_id: str, target: Settings, settings: Settings) -> dict[str, Any]:
+    """The debugger quit: the execution stays paused on the workers' Redis; the embedded
+    one stops with this run, so there it is cancelled and its result returned."""
+    from conductor.control import Control  # noqa: PLC0415
+    from conductor.services import Services  # noqa: PLC0415
+    from conductor.waiting import wait_for_result  # noqa: PLC0415
+
+    services = Services.from_settings(target)
+    if target is settings:
+        click.echo(
+            f"left {execution_id} paused: conductor step|resume|cancel {execution_id}", err=True
+        )
+        sys.exit(0)
+    Control(services.dispatcher).cancel(execution_id)
+    return wait_for_result(services.backend.event_source(), services.stores, execution_id, 10)
 
 
 def parse_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -62,9 +62,10 @@ class ConductorClient:
         blueprint_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        breakpoints: Sequence[str] = (),
     ) -> Submitted:
         """Submit an inline Blueprint or a stored one's id; the same idempotency_key always
-        gives the same execution."""
+        gives the same execution; `breakpoints` name nodes it pauses before (see step())."""
         if (blueprint is None) == (blueprint_id is None):
             raise ValueError("give exactly one of blueprint and blueprint_id")
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
@@ -74,6 +75,8 @@ class ConductorClient:
             body["blueprint_id"] = blueprint_id
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
+        if breakpoints:
+            body["breakpoints"] = list(breakpoints)
         return Submitted.model_validate(self._json("POST", "/v1/executions", json=body))
 
     def get(self, execution_id: str) -> Execution:
@@ -139,6 +142,18 @@ class ConductorClient:
         found: dict[str, Any] = self._json(
             "POST", path, content=body, headers={"content-type": "application/json"}
         )
+        return found
+
+    def step(self, execution_id: str) -> Submitted:
+        """Run a paused execution's ready nodes, then pause before the next; ConflictError
+        unless paused."""
+        return self._control(execution_id, "step")
+
+    def node(self, execution_id: str, node_key: str) -> dict[str, Any]:
+        """One node of a live execution: state, parameters, resolved `inputs` (None while it
+        waits for `waiting_for`), output, and whether a breakpoint holds before it."""
+        path = f"{_execution(execution_id)}/nodes/{quote(node_key, safe='/')}"
+        found: dict[str, Any] = self._json("GET", path)
         return found
 
     def list_executions(

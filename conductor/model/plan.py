@@ -98,6 +98,7 @@ class ExecutionPlan(BaseModel):
     timeout_ms: int | None = None
     nodes: dict[str, PlannedNode]
     sinks: list[str]
+    breakpoints: list[str] = Field(default_factory=list)  # see conductor.model.breakpoints
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each node key mapped to the keys it waits for."""

@@ -38,6 +38,7 @@ SAFE = [
     ("POST", "/v1/executions/{execution_id}/{command}"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/output"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/inputs"),
+    ("GET", "/v1/executions/{execution_id}/nodes/{node_key}"),
     ("POST", "/v1/blueprints"),
     ("GET", "/v1/blueprints"),
     ("POST", "/v1/blueprints/validate"),

@@ -46,7 +46,7 @@ from workers.app import create_app
 from workers.stores import Stores
 from workers.tasks import make_stores
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial, pytest.mark.timeout(600)]
 
 EXECUTIONS = 1000
 SUBMIT_THREADS = 4

@@ -24,7 +24,7 @@ from conductor.embedded import RedisServer
 from tests.ci import in_ci
 from tests.e2e.fault_stack import Stack, assert_sound, chain, delay, wait_until
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(180)]
 
 HOST_IP, NS_IP = "10.231.0.1", "10.231.0.2"
 # Celery's INFO line when the worker's node task returns or raises

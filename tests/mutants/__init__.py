@@ -60,8 +60,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="lease-never-lapses",
         guarantee="a node whose attempt stopped renewing its lease is taken over by another",
         path="storage/lua/load.lua",
-        original="elseif node_status == 'running' and tonumber(node[3] or '0') > clock then",
-        replacement="elseif node_status == 'running' and tonumber(node[3] or '0') > 0 then",
+        original="local leased = node_status == 'running' and tonumber(node[3] or '0') > clock",
+        replacement="local leased = node_status == 'running' and tonumber(node[3] or '0') > 0",
         tests=(f"{GUARANTEES}::test_a_stale_attempts_outcome_is_refused_after_another_took_over",),
     ),
     Mutant(
@@ -279,5 +279,17 @@ MUTANTS: tuple[Mutant, ...] = (
         original="        if self._parked(execution_id, snapshot):\n",
         replacement="        if False:\n",
         tests=("tests/unit/test_parking.py::test_the_reconciler_leaves_a_parked_execution_alone",),
+    ),
+    Mutant(
+        name="step-runs-everything",
+        guarantee="while stepping, a node the step did not choose pauses the execution before it "
+        "(issue 17)",
+        path="storage/lua/load.lua",
+        original="    return 'hold'\n  end\n  if redis.call('HEXISTS'",
+        replacement="    return nil\n  end\n  if redis.call('HEXISTS'",
+        tests=(
+            "tests/contract/test_breakpoints.py::"
+            "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
+        ),
     ),
 )

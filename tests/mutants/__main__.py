@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ SKIPPED = shutil.ignore_patterns(
 )  # fmt: skip
 TOP_PACKAGES = ("conductor", "storage", "workers", "nodes", "tests")
 TIMEOUT_S = 300
+PARALLEL = 2
 
 
 class MutantError(RuntimeError):
@@ -177,12 +179,14 @@ def run(argv: list[str] | None) -> int:
         if not args.no_baseline:
             baseline(scratch, chosen)
         outcomes = []
-        for mutant in chosen:
-            outcome = try_mutant(mutant, scratch)
-            verdict = "killed" if outcome.killed else "SURVIVED"
-            print(f"{verdict:9} {mutant.name} ({outcome.seconds:.1f} s): {mutant.guarantee}")
-            print("    " + outcome.detail.replace("\n", "\n    "), flush=True)
-            outcomes.append(outcome)
+        # Two at a time, each in its own copy: their tests mostly wait on Redis and workers.
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            for outcome in pool.map(lambda mutant: try_mutant(mutant, scratch), chosen):
+                verdict = "killed" if outcome.killed else "SURVIVED"
+                mutant = outcome.mutant
+                print(f"{verdict:9} {mutant.name} ({outcome.seconds:.1f} s): {mutant.guarantee}")
+                print("    " + outcome.detail.replace("\n", "\n    "), flush=True)
+                outcomes.append(outcome)
     survivors = [o.mutant.name for o in outcomes if not o.killed]
     total = time.monotonic() - started
     print(f"{len(outcomes) - len(survivors)}/{len(outcomes)} mutants killed in {total:.0f} s")
