@@ -11,6 +11,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from conductor.canvas import build_canvas
+from conductor.child_references import ChildReferences, ancestors
 from conductor.compiler import compile_plan
 from conductor.model.blueprint import Blueprint
 from conductor.model.breakpoints import with_breakpoints
@@ -34,12 +35,19 @@ class Dispatcher:
     """Turns Blueprints into executions on the workers."""
 
     def __init__(
-        self, app: Celery, stores: Stores, registry: NodeRegistry, *, strict: bool = False
+        self,
+        app: Celery,
+        stores: Stores,
+        registry: NodeRegistry,
+        *,
+        strict: bool = False,
+        references: ChildReferences | None = None,
     ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
+        self.references = references  # checks and pins `blueprint` nodes' stored Blueprints
 
     def submit(
         self,
@@ -47,16 +55,29 @@ class Dispatcher:
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
         breakpoints: Sequence[str] = (),
+        parent: tuple[str, str] | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
-        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints)."""
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); `parent`:
+        the execution and `blueprint` node this one is the child of (docs/children.md)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
+        blueprint = self.pinned(blueprint, parent)
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
         plan = with_breakpoints(plan, breakpoints)
+        if parent is not None:
+            plan = plan.model_copy(update={"parent_id": parent[0], "parent_node": parent[1]})
         self.stores.state.create(plan)
         self.dispatch(plan)
         return plan
+
+    def pinned(self, blueprint: Blueprint, parent: tuple[str, str] | None = None) -> Blueprint:
+        """`blueprint` with its `blueprint` nodes' revisions pinned, after checking what they
+        reference, recursively (InvalidBlueprint otherwise; docs/children.md)."""
+        if self.references is None:
+            return blueprint
+        above = ancestors(self.stores.state, parent[0]) if parent else ()
+        return self.references.pin(blueprint, above)
 
     def redispatch(self, execution_id: str) -> frozenset[str]:
         """Send again every node of a stored execution that has not finished (for resume and

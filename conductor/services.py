@@ -10,6 +10,7 @@ from functools import cached_property
 
 from celery import Celery
 
+from conductor.child_references import ChildReferences
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings, SettingsError
 from nodes.registry import NodeRegistry, default_registry
@@ -69,8 +70,13 @@ class Services:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
+        references = ChildReferences(lambda: self.blueprints, self.settings.max_child_depth)
         return Dispatcher(
-            self.celery, self.stores, self.registry, strict=self.settings.strict_parameters
+            self.celery,
+            self.stores,
+            self.registry,
+            strict=self.settings.strict_parameters,
+            references=references,
         )
 
     @cached_property

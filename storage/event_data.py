@@ -31,6 +31,8 @@ class QueuedData(TypedDict):
     blueprint_version: str | None
     inputs: dict[str, Any]
     nodes: int  # how many
+    parent_id: NotRequired[str]  # a child execution's (docs/children.md)
+    parent_node: NotRequired[str]
 
 
 @with_config(_STRICT)
@@ -154,6 +156,9 @@ def queued_event(plan: ExecutionPlan) -> Event:
         "inputs": plan.inputs,
         "nodes": len(plan.nodes),
     }
+    if plan.parent_id is not None:
+        data["parent_id"] = plan.parent_id
+        data["parent_node"] = plan.parent_node or ""
     return _event(plan.execution_id, EventType.EXECUTION_QUEUED, dict(data))
 
 

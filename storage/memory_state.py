@@ -306,6 +306,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         event = terminal_event(execution_id, status, result, summary, cancelled)
         seq = len(self.events_of[execution_id]) + 1
         self.events_of[execution_id].append(event.model_copy(update={"seq": seq}))
+        self.hand_to_parent(execution_id, status.value)
         return True
 
     def _drain(self, execution_id: str) -> list[str]:

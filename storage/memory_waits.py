@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from conductor.model.children import child_signal
 from conductor.model.waits import Wait
+from storage.children import child_ended
 from storage.events import Event, EventType
 from storage.statuses import FINISHED_NODE, LIVE, NodeStatus
 from storage.waits import (
@@ -106,6 +108,18 @@ class MemoryWaits:
         for key in woken:
             state.wakeups[WakeUp(execution_id, key)] = self.clock_ms() + SIGNAL_GRACE_MS
         return SignalReceipt(Sent.KEPT, woken=woken)
+
+    def hand_to_parent(self, execution_id: str, status: str) -> None:
+        """As finish.lua for a child execution: its end, a signal its parent's node takes."""
+        meta = self.meta[execution_id]
+        parent_id, node_key = meta.get("parent_id"), meta.get("parent_node")
+        parent = self.meta.get(parent_id or "")
+        if not parent_id or not node_key or parent is None or parent["status"] not in LIVE:
+            return
+        payload = child_ended(execution_id, status)
+        self.wait_state.signals.setdefault(parent_id, []).append((child_signal(node_key), payload))
+        if parent["status"] == "running" and node_key in self.wait_state.waiting.get(parent_id, {}):
+            self.wait_state.wakeups[WakeUp(parent_id, node_key)] = self.clock_ms()
 
     def claim_wakeups(self, limit: int, retry_ms: int) -> list[WakeUp]:
         """As wake.lua."""

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from conductor.embedded import embedded
-from conductor.exit_codes import EXIT_FAILED
+from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
 from conductor.model.loader import parse_json_value
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import Settings
@@ -108,6 +108,9 @@ def _submit(
     )
     try:
         result = submission.run(target)
+    except InvalidBlueprint as exc:  # what its `blueprint` nodes reference (docs/children.md)
+        runner.print_problems(path, exc)
+        sys.exit(EXIT_INVALID)
     except Detached as detached:
         result = _left_paused(str(detached), target, settings)
     if target is not settings:

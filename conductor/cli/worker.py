@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
+from conductor.children import ChildLauncher
 from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
@@ -39,9 +42,9 @@ def worker(
     services = Services.from_settings(settings)
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
-    register_tasks(
-        app, services.stores, registry, node_environment(settings), backend.rate_limiter()
-    )
+    children = ChildLauncher(services.dispatcher, lambda: services.blueprints)
+    environment = replace(node_environment(settings), children=children)
+    register_tasks(app, services.stores, registry, environment, backend.rate_limiter())
     submitter = Submitter(
         services.dispatcher,
         backend.idempotency(),
