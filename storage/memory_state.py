@@ -267,6 +267,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
             self.outputs[execution_id].pop(key, None)
             for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival"):
                 nodes.pop(f"{key}:{name}", None)
+            self.drop_handoffs(execution_id, key)
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")
         self.results.pop(execution_id, None)

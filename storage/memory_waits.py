@@ -121,6 +121,11 @@ class MemoryWaits:
         if parent["status"] == "running" and node_key in self.wait_state.waiting.get(parent_id, {}):
             self.wait_state.wakeups[WakeUp(parent_id, node_key)] = self.clock_ms()
 
+    def drop_handoffs(self, execution_id: str, node_key: str) -> None:
+        """As reopen.lua: a reset `blueprint` node waits for its child's next end."""
+        kept = self.wait_state.signals.get(execution_id, [])
+        kept[:] = [entry for entry in kept if entry[0] != child_signal(node_key)]
+
     def claim_wakeups(self, limit: int, retry_ms: int) -> list[WakeUp]:
         """As wake.lua."""
         clock, wakeups = self.clock_ms(), self.wait_state.wakeups

@@ -136,19 +136,31 @@ def test_a_failed_child_fails_the_node_naming_it(services: Services) -> None:
 
 
 def test_retry_of_the_parent_retries_the_failed_child(services: Services) -> None:
-    child = unique("fixable")
-    services.blueprints.create(failing(child))
+    child, flag = unique("fixable"), f"{uuid.uuid4().hex}.txt"
+    reads = {
+        "id": child,
+        "name": child,
+        "nodes": [
+            {
+                "id": "read",
+                "type": "file-system",
+                "parameters": {"operation": "read", "path": f"/{flag}", "retries": 0},
+            }
+        ],
+    }
+    services.blueprints.create(reads)
     execution_id = submit(services, parent_of(child), {})
-    assert result_of(services, execution_id)["status"] == "failed"
-    fixed = failing(child)
-    fixed["nodes"][0]["parameters"]["transformFunction"] = "x => ({fixed: x.a})"
-    # the child's plan is stored: fix it there, as a retry reruns what the child planned
     child_execution = child_id(execution_id, "run")
+    first = result_of(services, execution_id)
+    assert first["status"] == "failed"
+    assert child_execution in first["error"]["message"]
+    services.settings.files_root.mkdir(parents=True, exist_ok=True)
+    (services.settings.files_root / flag).write_text("there now")
     assert Control(services.dispatcher).retry(execution_id).value == "done"
     result = result_of(services, execution_id)
-    # the stored plan still throws: retried, failed again, and the error still names it
-    assert result["status"] == "failed"
-    assert child_execution in result["error"]["message"]
+    assert result["status"] == "succeeded", result["error"]
+    assert result["data"]["run"]["read"]["result"] == "there now"
+    assert result["data"]["run"]["executionId"] == child_execution  # the same child, retried
     events = services.stores.state.events(child_execution) or []
     assert any(event.data.get("retry") for event in events if event.type == "execution.resumed")
 
