@@ -69,7 +69,7 @@ class ChildReferences:
         if target in chain:
             out.append(_problem(where, f"reference cycle {named}", ErrorCode.CIRCULAR_DEPENDENCY))
             return None
-        if len(chain) >= self.max_depth:
+        if len(chain) > self.max_depth:  # the child would run at depth len(chain)
             limit = f"{self.max_depth} (CONDUCTOR_MAX_CHILD_DEPTH)"
             message = f"Blueprints nest deeper than {limit}: {named}"
             out.append(_problem(where, message))

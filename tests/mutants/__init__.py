@@ -292,4 +292,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
         ),
     ),
+    Mutant(
+        name="child-end-not-handed-to-parent",
+        guarantee="a child execution's end reaches its parent's blueprint node, also when it "
+        "ends before the node parks (issue 17 item 1)",
+        path="storage/lua/finish.lua",
+        original="    redis.call('RPUSH', parent_signals, signal .. '\\n' .. payload)\n",
+        replacement="    redis.call('LLEN', parent_signals)\n",
+        tests=(
+            "tests/contract/test_child_handoff.py::"
+            "test_a_child_that_ends_before_its_node_parks_is_kept",
+        ),
+    ),
 )
