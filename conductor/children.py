@@ -3,17 +3,21 @@ nodes, and finding an execution's children and ancestors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from conductor.dispatch import Dispatcher
 from conductor.model.children import BLUEPRINT_TYPE, ChildRequest, ChildState, child_id
 from conductor.model.problems import ErrorCode, InvalidBlueprint
 from nodes.errors import NodeError
 from storage.blobs import unpack
 from storage.blueprint_records import BlueprintNotFound, BlueprintStore
+from storage.history import HistoryStore, NodeRunRecord
 from storage.state import ExecutionExists, StateStore
 from workers.stores import Stores
+
+if TYPE_CHECKING:  # not at import: the CLI's history commands use this module too
+    from conductor.dispatch import Dispatcher
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,23 @@ class ChildLink:
     execution_id: str
     node: str
     status: str
+
+
+@dataclass(frozen=True)
+class Link:
+    """A parent or child execution as views show it."""
+
+    id: str
+    node: str
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """An execution's parent (when it is a child) and its children."""
+
+    parent: Link | None = None
+    children: tuple[Link, ...] = ()
 
 
 class ChildLauncher:
@@ -84,3 +105,39 @@ def children_of(state: StateStore, execution_id: str) -> list[ChildLink]:
         if meta is not None:
             found.append(ChildLink(child, key, meta.status.value))
     return found
+
+
+def family_in_redis(state: StateStore, execution_id: str) -> Family:
+    """Parent and children of an execution Redis holds."""
+    meta = state.snapshot(execution_id, []).execution
+    parent = None
+    if meta is not None and meta.parent_id:
+        above = state.snapshot(meta.parent_id, []).execution
+        status = None if above is None else above.status.value
+        parent = Link(meta.parent_id, meta.parent_node or "", status)
+    children = tuple(
+        Link(child.execution_id, child.node, child.status)
+        for child in children_of(state, execution_id)
+    )
+    return Family(parent, children)
+
+
+def family_in_history(
+    history: HistoryStore, execution_id: str, runs: Sequence[NodeRunRecord]
+) -> Family:
+    """Parent and children from history: the parent from execution.queued's data, the
+    children by the ids their `blueprint` node runs derive."""
+    parent = None
+    queued = history.events(execution_id, 0, 1)
+    data = queued[0].data if queued else {}
+    if isinstance(data.get("parent_id"), str):
+        above = history.execution(data["parent_id"])
+        status = None if above is None else above.status.value
+        parent = Link(data["parent_id"], str(data.get("parent_node") or ""), status)
+    children = []
+    for run in runs:
+        if run.type == BLUEPRINT_TYPE:
+            child = history.execution(child_id(execution_id, run.node_id))
+            if child is not None:
+                children.append(Link(child.id, run.node_id, child.status.value))
+    return Family(parent, tuple(children))

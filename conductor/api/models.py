@@ -93,6 +93,15 @@ class GraphNode(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
 
 
+class ExecutionLink(BaseModel):
+    """A parent or child execution (docs/children.md): its id, the `blueprint` node that runs
+    the child, and the linked execution's status (None when not known)."""
+
+    id: str
+    node: str
+    status: str | None = None
+
+
 class ExecutionView(BaseModel):
     """GET /v1/executions/{id}: status, per-node states and timings, result or error."""
 
@@ -107,6 +116,8 @@ class ExecutionView(BaseModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     graph: list[GraphNode] | None = None  # the plan's nodes, while the execution is in Redis
+    parent: ExecutionLink | None = None  # a child execution's parent
+    children: list[ExecutionLink] = Field(default_factory=list)  # its `blueprint` nodes' children
 
 
 class ExecutionPage(BaseModel):

@@ -54,7 +54,9 @@ def family(state: StateStore) -> tuple[str, str]:
 def park(state: StateStore, parent: str) -> Parking:
     load = state.load(parent, "run", "w1")
     assert load is not None
-    return state.park(parent, "run", Wait(HOUR_MS, child_signal("run")), attempt=load.attempt).parking
+    return state.park(
+        parent, "run", Wait(HOUR_MS, child_signal("run")), attempt=load.attempt
+    ).parking
 
 
 def test_the_child_is_linked_to_its_parent(state: StateStore) -> None:

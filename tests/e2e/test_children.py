@@ -23,6 +23,7 @@ from conductor.model.children import child_id
 from conductor.model.loader import blueprint_from_data
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import Settings
+from conductor.recorder import Recorder
 from conductor.services import Services
 from conductor.waiting import wait_for_result
 from tests.conftest import REPO
@@ -260,3 +261,34 @@ def test_validation_errors_through_the_api_and_the_cli(
     assert run.returncode == 2, run.stderr
     assert "nodes[0].parameters.blueprintId" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_api_and_history_link_parent_and_child_both_ways(
+    services: Services, api: ApiProcess, api_env: dict[str, str]
+) -> None:
+    child = unique("leaf")
+    services.blueprints.create(level(child, None))
+    execution_id = submit(services, parent_of(child), {})
+    assert result_of(services, execution_id)["status"] == "succeeded"
+    child_execution = child_id(execution_id, "run")
+    parent_view = httpx.get(f"{api.url}/v1/executions/{execution_id}").json()
+    assert parent_view["parent"] is None
+    assert parent_view["children"] == [
+        {"id": child_execution, "node": "run", "status": "succeeded"}
+    ]
+    child_view = httpx.get(f"{api.url}/v1/executions/{child_execution}").json()
+    assert child_view["parent"] == {"id": execution_id, "node": "run", "status": "succeeded"}
+    assert child_view["children"] == []
+    Recorder(services.backend.recorder_stream(), services.history).drain()
+
+    def show(*args: str) -> str:
+        command = [sys.executable, "-m", "conductor", "history", "show", *args]
+        done = subprocess.run(
+            command, env=api_env, capture_output=True, text=True, timeout=60, cwd=REPO, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = json.loads(show(child_execution, "--json"))
+    assert shown["parent"] == {"id": execution_id, "node": "run", "status": "succeeded"}
+    assert f"child   {child_execution}  (node run, succeeded)" in show(execution_id)
