@@ -17,6 +17,7 @@ from conductor.model.plan import (
     ExecutionPlan,
     PlannedNode,
     RateLimit,
+    RunIf,
     Wire,
 )
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
@@ -32,7 +33,9 @@ def compile_plan(
     merged = {**variables, **inputs}
     nodes: dict[str, PlannedNode] = {}
     children, edges = with_loop_bodies(blueprint.nodes, blueprint.edges)
-    sinks = _flatten(children, edges, "", [], nodes, settle=False)
+    # A Blueprint's own runIf (it is a group too) gates the nodes its inputs enter.
+    gate = (RunIf(expression=blueprint.runIf, owner=blueprint.id),) if blueprint.runIf else ()
+    sinks = _flatten(children, edges, "", [], nodes, settle=False, entry_run_if=gate)
     return ExecutionPlan(
         execution_id=execution_id,
         blueprint_id=blueprint.id,
@@ -55,9 +58,11 @@ def _flatten(
     *,
     settle: bool,
     timeout_cap_ms: int | None = None,
+    entry_run_if: tuple[RunIf, ...] = (),
 ) -> list[str]:
     """Add a group's children to `out`; return the keys of its sinks. `timeout_cap_ms` (a
-    parallel's `operationTimeout`) caps each leaf child's `timeout`."""
+    parallel's `operationTimeout`) caps each leaf child's `timeout`; the children the group's
+    input enters check `entry_run_if` (the group's `runIf`) on it first."""
     incoming: dict[str, list[Wire]] = {child.id: [] for child in children}
     for edge in edges:
         incoming[edge.target].append(
@@ -69,7 +74,10 @@ def _flatten(
         )
     for child in children:
         node = _capped(child, timeout_cap_ms) if timeout_cap_ms and not child.nodes else child
-        _add_node(node, prefix + child.id, incoming[child.id] or entry_wires, out, settle=settle)
+        entry = not incoming[child.id]
+        wires = incoming[child.id] or entry_wires
+        inherited = entry_run_if if entry else ()
+        _add_node(node, prefix + child.id, wires, out, settle=settle, run_if=inherited)
     has_outgoing = {edge.source for edge in edges}
     return [prefix + child.id for child in children if child.id not in has_outgoing]
 
@@ -81,8 +89,11 @@ def _add_node(
     out: dict[str, PlannedNode],
     *,
     settle: bool,
+    run_if: tuple[RunIf, ...] = (),
 ) -> None:
     parameters = dict(node.parameters)
+    if node.runIf is not None:
+        run_if = (*run_if, RunIf(expression=node.runIf, owner=key))
     # A group or parallel without children runs its own node (its input, or its operations).
     nests = node.type in (GROUP_TYPE, PARALLEL_TYPE) and bool(node.nodes)
     enabled = parameters.get("enabled", True) is not False
@@ -94,8 +105,16 @@ def _add_node(
         prefix = key + KEY_SEPARATOR
         cap = _operation_timeout(parameters) if node.type == PARALLEL_TYPE else None
         collects = _flatten(
-            node.nodes, node.edges, prefix, wires, out, settle=children_settle, timeout_cap_ms=cap
+            node.nodes,
+            node.edges,
+            prefix,
+            wires,
+            out,
+            settle=children_settle,
+            timeout_cap_ms=cap,
+            entry_run_if=run_if,
         )
+        run_if = ()  # checked by the children its input enters: the group itself collects
         wires = [
             *(Wire(source=sink, port=sink.rsplit(KEY_SEPARATOR, 1)[-1]) for sink in collects),
             *_entry_wires(wires),
@@ -115,6 +134,7 @@ def _add_node(
         queue=node.queue,
         cache_ttl_s=node.cache.ttl_s if node.cache else None,
         rate_limit=_rate_limit(node),
+        run_if=list(run_if),
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,

@@ -66,6 +66,8 @@ class ProgressView:
         error = event.data.get("error")
         if error:
             detail += f" [{error.get('code')}] {error.get('message')}"
+        if event.data.get("reason"):  # why a node was skipped
+            detail += f" ({event.data['reason']})"
         self.progress.console.print(f"{_DONE[event.type]} {escape(node)}{escape(detail)}")
 
     def _total(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conductor.model.settings import Settings
 from conductor.submit_task import CELERY_DEFAULT_QUEUE
-from workers.config import DEFAULT_QUEUE
+from workers.routes import DEFAULT_QUEUE
 
 
 def standard_queues(settings: Settings) -> list[str]:

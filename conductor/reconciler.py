@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,7 @@ from conductor.wakeups import WAKE_EVERY_S, WakeUps
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
 from workers.finalize import fail_bare, finalize
+from workers.routes import queue_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ LOCK = "reconciler"  # the store's lock held by the one reconciler running a pas
 MAX_CHECK_FAILURES = 3  # passes in a row that could not check an execution, then it is failed
 PAGE = 500  # idle executions read per request
 MAX_PER_PASS = 5000  # a pass looks at no more (the rest waits for the next pass)
-DEFAULT_QUEUE = "conductor"
 
 
 class Repair(StrEnum):
@@ -64,6 +65,7 @@ class Reconciler:
     state: StateStore
     stall_s: int
     every_s: float = 5.0
+    routes: Mapping[str, str] = field(default_factory=dict)  # CONDUCTOR_QUEUE_ROUTES
     # execution id -> passes in a row whose check of it raised (this process's count)
     check_failures: dict[str, int] = field(default_factory=dict, compare=False)
 
@@ -210,7 +212,7 @@ class Reconciler:
         """Whether a queue its unfinished nodes use still holds messages (busy workers, not a
         lost message)."""
         queues = {
-            node.queue or DEFAULT_QUEUE
+            queue_of(node, self.routes)
             for key, node in stored.plan.nodes.items()
             if key not in stored.done
         }
@@ -237,7 +239,11 @@ def reconcile_in_worker(settings: Settings, registry: NodeRegistry) -> None:
     def start(**_: Any) -> None:
         services = Services.from_settings(settings, registry=registry, name="reconciler")
         reconciler = Reconciler(
-            services.dispatcher, services.stores.state, settings.stall_s, settings.reconcile_every_s
+            services.dispatcher,
+            services.stores.state,
+            settings.stall_s,
+            settings.reconcile_every_s,
+            settings.queue_routes,
         )
         thread = threading.Thread(
             target=reconciler.run_forever, args=(stop,), name="reconciler", daemon=True

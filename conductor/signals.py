@@ -12,10 +12,11 @@ from typing import Any
 from conductor.dispatch import Dispatcher
 from conductor.model.plan import ExecutionPlan, PlannedNode
 from conductor.model.waits import MAX_PENDING_SIGNALS
+from nodes.wait_for_signal import SIGNAL_NAME, WaitForSignalNode
 from storage.waits import Sent, SignalReceipt
 
-WAIT_TYPE = "wait-for-signal"
-SIGNAL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")  # as wait-for-signal's `name`
+WAIT_TYPE = WaitForSignalNode.type_name
+NAME = re.compile(SIGNAL_NAME)  # what wait-for-signal's `name` accepts
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
@@ -61,7 +62,7 @@ class Signals:
 
 
 def _payload_text(name: str, payload: Any) -> str:
-    if not SIGNAL_NAME.fullmatch(name):
+    if not NAME.fullmatch(name):
         message = f"signal name {name!r}: use 1 to 100 letters, digits, '_', '.', ':' or '-'"
         raise SignalRefused(message, invalid=True)
     try:

@@ -21,7 +21,7 @@ from storage.idempotency import IdempotencyClaims, as_idempotency_claims
 from storage.presence import PresenceStore
 from storage.redis_client import Redis, StoreError
 from storage.state import ExecutionExists
-from workers.config import DEFAULT_QUEUE
+from workers.routes import queue_of
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 # A key whose first request has not stored its execution after this long is taken over.
@@ -75,7 +75,7 @@ class QueueWatch:
             return ()
         waiting: dict[str, list[str]] = {}
         for node in _every_node(plan.nodes.values()):
-            queue = node.queue or self.routes.get(node.type) or DEFAULT_QUEUE
+            queue = queue_of(node, self.routes)
             if queue not in consumed:
                 waiting.setdefault(queue, []).append(node.key)
         return tuple(IdleQueue(queue, tuple(keys)) for queue, keys in waiting.items())

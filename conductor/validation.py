@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import AliasChoices, BaseModel, ValidationError
 
+from conductor.condition_checks import condition_problems
 from conductor.model.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.model.graph import find_cycle
 from conductor.model.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
@@ -26,7 +27,9 @@ EDITOR_NODE_FIELDS = frozenset(
     }
 )  # fmt: skip
 NODE_FIELDS = frozenset(BlueprintNode.model_fields)
-NODE_OPTIONS = frozenset({"queue", "cache", "rate_limit"})  # Conductor's, beside `parameters`
+NODE_OPTIONS = frozenset(
+    {"queue", "cache", "rate_limit", "runIf"}
+)  # Conductor's, beside `parameters`
 
 
 def validate(
@@ -35,6 +38,7 @@ def validate(
     """All problems with the Blueprint, nested groups included; empty means valid. Strict:
     unknown node fields and parameters are problems too, not warnings."""
     problems = _validate_group(blueprint.nodes, blueprint.edges, registry, ())
+    problems += condition_problems([blueprint], [], registry, root=True)
     return problems + find_warnings(blueprint, registry) if strict else problems
 
 

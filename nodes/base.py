@@ -150,6 +150,14 @@ class Node(ABC, Generic[P]):
         return _parameter_names(cls.parameters_model)
 
 
+def without_shadowed_aliases(data: Any, aliases: Mapping[str, str]) -> Any:
+    """Parameters without an alias whose name is also given (`aliases`: alias -> name): an
+    input port overrides a parameter by its own name, and then wins over an alias of it."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if aliases.get(k) not in data}
+    return data
+
+
 @cache  # a model's fields never change; validation asks once per node
 def parameter_aliases(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
     """Each field's other accepted names (its validation aliases other than itself)."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from nodes.base import NodeParameters
+from nodes.base import NodeParameters, without_shadowed_aliases
 
 Operation = Literal["read", "write", "create", "list", "delete", "copy", "move", "exists"]
 Encoding = Literal["utf8", "base64", "binary", "ascii", "hex"]
@@ -57,9 +57,7 @@ class FileSystemParameters(NodeParameters):
     @classmethod
     def _drop_shadowed_aliases(cls, data: Any) -> Any:
         """An input port overrides a parameter by its own name; it then wins over an alias."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if _ALIASES.get(k) not in data}
-        return data
+        return without_shadowed_aliases(data, _ALIASES)
 
     @field_validator("encoding", mode="before")
     @classmethod

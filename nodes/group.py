@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from nodes.base import Node, NodeContext, NodeParameters
+from nodes.branching import BRANCHES
 from nodes.containers import ContainerRun, child_ports, iso_timestamp, now_ms
 
 
@@ -46,7 +47,10 @@ def _collected(children: dict[str, Any]) -> dict[str, Any]:
     """The one sink child's output, or every sink's output with a `result` map."""
     if len(children) == 1:
         (only,) = children.values()
-        return dict(only) if isinstance(only, dict) and "result" in only else {"result": only}
+        if not isinstance(only, dict) or "result" not in only:
+            return {"result": only}
+        # a sink `if` chose its branches inside the group: the group's edges are not its own
+        return {key: value for key, value in only.items() if key != BRANCHES}
     results = {
         child: out.get("result") if isinstance(out, dict) else out
         for child, out in children.items()

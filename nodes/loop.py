@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field
 
 from nodes.base import ExpandingNode, NodeContext, NodeParameters, settled_error
+from nodes.branching import skip_reason
 from nodes.containers import ITEM_PORT, iso_timestamp, now_ms
 from nodes.errors import NodeError
 from nodes.js_condition import WhileRun, run_while
@@ -149,6 +150,8 @@ class LoopNode(ExpandingNode[LoopParameters]):
             value = None if error else _result_of(outcome)
             record = self._record(params, index, _item(context, index), finished.get(index))
             record["result"] = value
+            if skip_reason(outcome) is not None:  # its body took no branch to a sink
+                record["skipped"] = skip_reason(outcome)
             if error is not None:
                 errors.append({"index": index, "iteration": index, "error": error})
                 record["error"] = error.get("message")

@@ -14,12 +14,14 @@ from nodes.errors import DuplicateNodeType, UnknownNodeType
 from nodes.file_system import FileSystemNode
 from nodes.group import GroupNode
 from nodes.http_request import HttpRequestNode
+from nodes.if_node import IfNode
 from nodes.image import ImageNode
 from nodes.loop import LoopNode
 from nodes.parallel import ParallelNode
 from nodes.shell_command import ShellCommandNode
 from nodes.spreadsheet import SpreadsheetNode
 from nodes.sql import SqlNode
+from nodes.switch import SwitchNode
 from nodes.transform import TransformNode
 from nodes.wait_for_signal import WaitForSignalNode
 
@@ -79,12 +81,14 @@ def builtin_node_types() -> list[NodeType]:
         FileSystemNode,
         GroupNode,
         HttpRequestNode,
+        IfNode,
         ImageNode,
         LoopNode,
         ParallelNode,
         ShellCommandNode,
         SpreadsheetNode,
         SqlNode,
+        SwitchNode,
         TransformNode,
         WaitForSignalNode,
     ]

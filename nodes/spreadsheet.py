@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from nodes.base import Node, NodeContext, NodeParameters
+from nodes.base import Node, NodeContext, NodeParameters, without_shadowed_aliases
 from nodes.errors import InvalidParameters, NodeError
 from nodes.files import resolve_in_root
 from nodes.spreadsheet_readers import (
@@ -113,9 +113,7 @@ class SpreadsheetParameters(NodeParameters):
     @classmethod
     def _drop_shadowed_aliases(cls, data: Any) -> Any:
         """An input port overrides a parameter by its own name; it then wins over an alias."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if _ALIASES.get(k) not in data}
-        return data
+        return without_shadowed_aliases(data, _ALIASES)
 
     @field_validator("data", mode="before")
     @classmethod

@@ -83,6 +83,7 @@ class NodeOutcomeData(TypedDict):
     duration_ms: NotRequired[int]
     error: NotRequired[dict[str, Any]]
     settled: NotRequired[bool]
+    reason: NotRequired[str]  # node.skipped: why (disabled, a branch not taken, runIf false)
 
 
 @with_config(_STRICT)
@@ -140,11 +141,17 @@ def check_data(event: Event) -> None:
     _adapter(event.type).validate_python(event.data, strict=False)
 
 
-def node_outcome(duration_ms: int, error: dict[str, Any] | None) -> NodeOutcomeData:
-    """A node's stored outcome (with the error of a settled failure)."""
-    if error is None:
-        return {"duration_ms": duration_ms}
-    return {"duration_ms": duration_ms, "error": error, "settled": True}
+def node_outcome(
+    duration_ms: int, error: dict[str, Any] | None, reason: str | None = None
+) -> NodeOutcomeData:
+    """A node's stored outcome (with the error of a settled failure, or why it was skipped)."""
+    data: NodeOutcomeData = {"duration_ms": duration_ms}
+    if error is not None:
+        data["error"] = error
+        data["settled"] = True
+    if reason:
+        data["reason"] = reason
+    return data
 
 
 def queued_event(plan: ExecutionPlan) -> Event:

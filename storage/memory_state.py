@@ -145,6 +145,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -157,7 +158,8 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
             nodes[f"{key}:error"] = json.dumps(error)
         duration_ms = now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
         kind = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
-        self._emit(execution_id, kind, key, dict(node_outcome(duration_ms, error or None)))
+        data = node_outcome(duration_ms, error or None, reason)
+        self._emit(execution_id, kind, key, dict(data))
         self.done[execution_id].add(key)
         total = int(self.meta[execution_id]["total"])
         return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED

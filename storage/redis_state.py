@@ -137,6 +137,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
         output reused from the cache). With `attempt`, only while that attempt holds the node."""
@@ -162,6 +163,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 event_type.value,
                 json.dumps(error) if error else "",
                 _token(attempt),
+                reason or "",
             ],
         )
         return Completion(reply)

@@ -223,10 +223,12 @@ class StateStore(LiveIndex, Waits, Protocol):
         *,
         cached: bool = False,
         attempt: int | None = None,
+        reason: str | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
         say whether it was the execution's last node. `cached`: it came from the cache. With
-        `attempt` (the fencing token), only while that attempt still holds the node."""
+        `attempt` (the fencing token), only while that attempt still holds the node. `reason`:
+        why a skipped node was skipped, in its event's data."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""

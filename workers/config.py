@@ -7,10 +7,8 @@ from typing import Any
 from conductor.model.settings import Settings
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 from workers.result_backend import BACKEND_PATH
-from workers.routes import NodeTypeRouter
+from workers.routes import DEFAULT_QUEUE, NodeTypeRouter
 from workers.signatures import time_limits
-
-DEFAULT_QUEUE = "conductor"
 
 
 class UnsafeSettings(ValueError):

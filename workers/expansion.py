@@ -17,6 +17,7 @@ from conductor.model.plan import (
     item_key,
 )
 from nodes.base import settled_error, settled_failure
+from nodes.branching import skipped_output
 from nodes.containers import ENTRY_PORT, ITEM_PORT, ContainerRun
 from nodes.group import group_failure
 from storage.state import Expansion, NodeLoad, StateStore, now_ms
@@ -64,20 +65,27 @@ def items_to_run(expansion: Expansion, count: int, lanes: int) -> ItemsToRun:
 
 
 def item_outcomes(loop: PlannedNode, ports: Mapping[str, Any]) -> list[Any]:
-    """Each item's outcome: its one sink's output (or the sinks' outputs by sink), or the
-    settled failure of a sink."""
+    """Each item's outcome: the output of its one sink that ran (or the outputs by sink when
+    several ran), or the settled failure of a sink; a skip when every sink was skipped (a
+    skipped sink delivers nothing, see workers.invocation.arrange_inputs)."""
     count = sum(wire.port.startswith(ITEM_PORT) for wire in loop.wires)
     outcomes: list[Any] = []
     for index in range(count):
-        outputs = {sink: ports.get(f"{index}{KEY_SEPARATOR}{sink}") for sink in loop.body_sinks}
-        failed = next((out for out in outputs.values() if settled_error(out)), None)
+        ran = {
+            sink: ports[port]
+            for sink in loop.body_sinks
+            if (port := f"{index}{KEY_SEPARATOR}{sink}") in ports
+        }
+        failed = next((out for out in ran.values() if settled_error(out)), None)
         if failed is not None:
             outcomes.append(failed)
-        elif len(outputs) == 1:
-            outcomes.append(next(iter(outputs.values())))
+        elif not ran:
+            outcomes.append(skipped_output(f"every sink of item {index} was skipped"))
+        elif len(ran) == 1:
+            outcomes.append(next(iter(ran.values())))
         else:
-            results = {sink: (out or {}).get("result") for sink, out in outputs.items()}
-            outcomes.append({"result": results, **outputs})
+            results = {sink: (out or {}).get("result") for sink, out in ran.items()}
+            outcomes.append({"result": results, **ran})
     return outcomes
 
 

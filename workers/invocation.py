@@ -12,6 +12,7 @@ from pydantic import AliasChoices, ValidationError
 
 from conductor.model.plan import PlannedNode
 from nodes.base import BASE_PARAMETERS, Node, NodeContext, NodeEnvironment, NodeParameters
+from nodes.branching import delivers
 from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.output_budget import OutputBudget
 from nodes.registry import NodeRegistry
@@ -118,11 +119,9 @@ def _deadline(spec: PlannedNode, load: NodeLoad) -> float:
     return deadline
 
 
-def gather_inputs(
-    spec: PlannedNode, load: NodeLoad, blobs: BlobStore
-) -> tuple[dict[str, Any], Any]:
-    """Input ports from the wires, and the node's main input (`$input`), from a node's load."""
-    return resolve_inputs(spec, load.inputs, load.upstream, blobs)
+def unpack_upstream(upstream: Mapping[str, str], blobs: BlobStore) -> dict[str, Any]:
+    """The stored (packed) outputs of a node's upstream sources, as values."""
+    return {source: unpack(text, blobs) for source, text in upstream.items()}
 
 
 def resolve_inputs(
@@ -132,20 +131,30 @@ def resolve_inputs(
     blobs: BlobStore,
 ) -> tuple[dict[str, Any], Any]:
     """Input ports from the wires, and the node's main input (`$input`), given the execution's
-    `inputs` and the stored (packed) outputs of the node's `upstream` sources.
+    `inputs` and the stored (packed) outputs of the node's `upstream` sources."""
+    return arrange_inputs(spec, inputs, unpack_upstream(upstream, blobs))
 
-    An edge delivers the source's output, or its `sourceHandle` key when it has one. Several
-    edges into one port deliver a list, in edge order. In `$input`, a whole node output stands
-    for its `result`. A node with no wires receives the execution's inputs.
+
+def arrange_inputs(
+    spec: PlannedNode, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> tuple[dict[str, Any], Any]:
+    """Input ports from the wires, and the node's main input (`$input`), given the execution's
+    `inputs` and the outputs of the node's upstream sources.
+
+    An edge delivers the source's output, or its `sourceHandle` key when it has one; an edge
+    from a skipped node, or from a branch its node did not take, delivers nothing. Several
+    edges that deliver into one port deliver a list, in edge order. In `$input`, a whole node
+    output stands for its `result`. A node with no wires receives the execution's inputs.
     """
     if not spec.wires:
         return dict(inputs), dict(inputs)
-    outputs = {source: unpack(text, blobs) for source, text in upstream.items()}
     ports: dict[str, list[Any]] = {}
     mains: dict[str, list[Any]] = {}
     for wire in spec.wires:
         output = outputs.get(wire.source)
         handle = wire.source_handle
+        if not delivers(output, handle):
+            continue
         if isinstance(output, dict) and handle is not None and handle in output:
             value = main = output[handle]
         else:
@@ -155,7 +164,9 @@ def resolve_inputs(
         mains.setdefault(wire.port, []).append(main)
     flat_ports = {port: vals[0] if len(vals) == 1 else vals for port, vals in ports.items()}
     flat_mains = {port: vals[0] if len(vals) == 1 else vals for port, vals in mains.items()}
-    data = next(iter(flat_mains.values())) if len(flat_mains) == 1 else flat_mains
+    # One port or several by the Blueprint, whatever arrived: a join keeps its shape.
+    wired = list(dict.fromkeys(wire.port for wire in spec.wires))
+    data = flat_mains.get(wired[0]) if len(wired) == 1 else flat_mains
     return flat_ports, data
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conductor.model.plan import PlannedNode
 from workers.signatures import NODE_TASK
+
+DEFAULT_QUEUE = "conductor"  # node tasks with no queue of their own or by type
+
+
+def queue_of(node: PlannedNode, routes: Mapping[str, str]) -> str:
+    """The queue a node's task goes to: its own `queue:`, else its type's route, else the
+    default queue (what NodeTypeRouter and the sender decide together)."""
+    return node.queue or routes.get(node.type) or DEFAULT_QUEUE
 
 
 class NodeTypeRouter:

@@ -16,6 +16,7 @@ from typing import Any
 from conductor.model.plan import PARALLEL_TYPE, PlannedNode
 from conductor.model.waits import Wait
 from nodes.base import ExpandingNode, NodeEnvironment, settled_error, settled_failure
+from nodes.branching import skipped_output
 from nodes.errors import NodeError
 from nodes.parking import ParkingNode
 from nodes.registry import NodeRegistry
@@ -39,8 +40,9 @@ from workers.expansion import (
     with_container,
 )
 from workers.finalize import finalize
-from workers.invocation import Invocation, gather_inputs, prepare
+from workers.invocation import Invocation, arrange_inputs, prepare, unpack_upstream
 from workers.output_limits import check_output
+from workers.skipping import disabled_output, nothing_arrived, run_if_reason
 from workers.stores import Stores
 
 # A message redelivered after its worker died counts as an attempt; past this many extra
@@ -121,7 +123,11 @@ class _Attempt:
         refused = self._refuse()
         if refused is not None:
             return refused
-        ports, data = gather_inputs(self.spec, self.load, self.stores.blobs)
+        outputs = unpack_upstream(self.load.upstream, self.stores.blobs)
+        nothing = nothing_arrived(self.spec, outputs)
+        if nothing is not None:  # a branch not taken: skipping goes on downstream
+            return self.complete(skipped_output(nothing), NodeStatus.SKIPPED, reason=nothing)
+        ports, data = arrange_inputs(self.spec, self.load.inputs, outputs)
         upstream_error = self._upstream_failure(ports)
         if upstream_error is not None:
             output = settled_output(
@@ -129,7 +135,8 @@ class _Attempt:
             )
             return self.complete(output, NodeStatus.FAILED, upstream_error)
         if not self.spec.enabled:
-            return self.complete({"result": data}, NodeStatus.SKIPPED)
+            output = disabled_output(self.spec, data, registry)
+            return self.complete(output, NodeStatus.SKIPPED, reason="disabled")
         with self._watched():
             return self._invoke(registry, ports, data)
 
@@ -147,6 +154,9 @@ class _Attempt:
     def _invoke(self, registry: NodeRegistry, ports: dict[str, Any], data: Any) -> NodeRun:
         """Call the node; a failed attempt is retried while `retries` allow."""
         try:
+            skip = self._run_if(ports, data)
+            if skip is not None:
+                return self.complete(skipped_output(skip), NodeStatus.SKIPPED, reason=skip)
             call = prepare(
                 self.execution_id,
                 self.spec,
@@ -158,20 +168,30 @@ class _Attempt:
                 stop=self.stop,
             )
             call = with_container(call, self.spec, self.load, self.stores.state, self.execution_id)
-            if isinstance(call.node, ExpandingNode) and self.spec.body:
-                return self.expand_or_collect(call)
-            if isinstance(call.node, ParkingNode):
-                wait = call.call(partial(call.node.wait, call.params, call.context))
-                if wait is not None:
-                    return self.park(call, wait)
-            if self.spec.cache_ttl_s is not None:
-                return self._cached_or_run(call, self.spec.cache_ttl_s)
-            output = call.run()
+            return self._call(call)
         except NodeError as exc:
             if exc.retryable and self.load.tries <= _retries(self.spec) and not self.stop.is_set():
                 return self.retry_later(exc)
             return self.fail(exc.code, str(exc), exc.node_id)
-        return self.complete(output, NodeStatus.SUCCEEDED)
+
+    def _call(self, call: Invocation) -> NodeRun:
+        """Expand or collect a loop, park a wait, reuse a cached output, or run the node."""
+        if isinstance(call.node, ExpandingNode) and self.spec.body:
+            return self.expand_or_collect(call)
+        if isinstance(call.node, ParkingNode):
+            wait = call.call(partial(call.node.wait, call.params, call.context))
+            if wait is not None:
+                return self.park(call, wait)
+        if self.spec.cache_ttl_s is not None:
+            return self._cached_or_run(call, self.spec.cache_ttl_s)
+        return self.complete(call.run(), NodeStatus.SUCCEEDED)
+
+    def _run_if(self, ports: dict[str, Any], data: Any) -> str | None:
+        """Why a false `runIf` skips the node (not checked again when a loop collects)."""
+        if not self.spec.run_if or self.spec.expanded:
+            return None
+        limit_s = self.spec.timeout_ms() / 1000
+        return run_if_reason(self.spec, data, ports, self.load.variables, limit_s)
 
     def _refuse(self) -> NodeRun | None:
         """Fail a node whose execution is past its deadline or that keeps losing workers."""
@@ -247,8 +267,10 @@ class _Attempt:
         error: dict[str, Any] | None = None,
         *,
         cached: bool = False,
+        reason: str | None = None,
     ) -> NodeRun:
-        """Store the output; the node that finishes the last one ends the execution."""
+        """Store the output (with why a skipped node was skipped); the node that finishes the
+        last one ends the execution."""
         self.settling.set()
         try:
             check_output(output, self.environment)  # its size, before any blob is written
@@ -265,6 +287,7 @@ class _Attempt:
             error,
             cached=cached,
             attempt=self.load.attempt,
+            reason=reason,
         )
         if stored is Completion.DUPLICATE:
             return NodeRun(Outcome.IGNORED, self.load.attempt)

@@ -36,7 +36,7 @@ def send_signal(
     payload: Annotated[Any, Body(description="Any JSON: the waiting node's result")] = None,
 ) -> SignalAccepted:
     """Send signal `name` with the body as its payload. 404: no such execution; 409: it is
-    over, no wait-for-signal node of it waits for `name`, or it keeps 1000 signals already;
+    over, no wait-for-signal node of it waits for `name`, or it keeps 100 signals already;
     422: a name or payload that is not acceptable."""
     ctx: ApiContext = request.app.state.context
     try:

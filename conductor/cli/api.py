@@ -7,7 +7,7 @@ import uvicorn
 
 from conductor.api.app import create_api
 from conductor.api.context import ApiContext
-from conductor.model.settings import Settings
+from conductor.cli.shared_redis import shared_settings
 from conductor.ports import ensure_port_free
 
 
@@ -17,9 +17,7 @@ from conductor.ports import ensure_port_free
 @click.option("--workers", type=int, default=1, show_default=True, help="uvicorn processes")
 def api(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (CONDUCTOR_API_TOKEN set: bearer token required)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     ensure_port_free(host, port, what="api")
 
     if workers > 1:

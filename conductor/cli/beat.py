@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from conductor.beat_scheduler import scheduler_class
-from conductor.model.settings import Settings
+from conductor.cli.shared_redis import redis_url, shared_settings
 from conductor.services import Services
 from storage.schedules import RedisSchedules
 
@@ -17,11 +17,9 @@ def beat(loglevel: str) -> None:
 
     Several beat processes may run at once (say one per host): each tick fires once.
     """
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     app = Services.from_settings(settings, name="beat").celery
-    store = RedisSchedules.connect(settings.redis_url)
+    store = RedisSchedules.connect(redis_url(settings))
     store.client.ping()  # an unreachable Redis is exit 3 now, not a retry loop
     scheduler = scheduler_class(app, store)
     app.Beat(scheduler=scheduler, loglevel=loglevel, max_interval=1).run()  # type: ignore[arg-type]

@@ -7,9 +7,9 @@ import sys
 
 import click
 
+from conductor.cli.shared_redis import shared_settings
 from conductor.control import Control, ControlOutcome
 from conductor.exit_codes import EXIT_FAILED
-from conductor.model.settings import Settings
 from conductor.services import Services
 
 _HELP = {
@@ -28,9 +28,7 @@ def _control_command(name: str) -> click.Command:
     @click.argument("execution_id")
     @click.option("--json", "as_json", is_flag=True, help='Print {"id": ..., "status": ...}.')
     def command(execution_id: str, as_json: bool) -> None:
-        settings = Settings.from_env()
-        if settings.redis_url is None:
-            raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+        settings = shared_settings()
         services = Services.from_settings(settings)
         stores = services.stores
         control = Control(services.dispatcher)

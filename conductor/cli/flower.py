@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from conductor.cli.shared_redis import shared_settings
 from conductor.model.settings import Settings
 from conductor.ports import ensure_port_free
 from conductor.services import Services
@@ -38,9 +39,7 @@ def flower(address: str, port: int, url_prefix: str | None) -> None:
     and Flower's HTTP API require it; without it, Flower's own default applies (the UI is open,
     the HTTP API refuses requests unless FLOWER_UNAUTHENTICATED_API is set).
     """
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     credentials = settings.flower_basic_auth
     if credentials is not None and not all(":" in pair for pair in credentials.split(",")):
         raise click.UsageError("CONDUCTOR_FLOWER_BASIC_AUTH must be user:password[,user:password]")

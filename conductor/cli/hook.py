@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import click
 
+from conductor.cli.shared_redis import redis_url, shared_settings
 from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
 from conductor.hooks import InvalidHook, new_hook, parse_map
 from conductor.model.settings import Settings
@@ -28,10 +29,8 @@ def hook() -> None:
 
 @contextmanager
 def _store() -> Iterator[RedisHooks]:
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the API uses")
-    store = RedisHooks.connect(settings.redis_url)
+    settings = shared_settings()
+    store = RedisHooks.connect(redis_url(settings))
     try:
         yield store
     finally:

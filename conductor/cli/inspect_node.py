@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from conductor.cli.shared_redis import shared_settings
 from conductor.exit_codes import EXIT_FAILED
-from conductor.model.settings import Settings
 
 
 @click.command()
@@ -26,9 +26,7 @@ def inspect(execution_id: str, node: str, as_json: bool) -> None:
     from conductor.inspection import Inspector, NodeNotFound  # noqa: PLC0415  (heavy)
     from conductor.services import Services  # noqa: PLC0415
 
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     services = Services.from_settings(settings)
     try:
         found = Inspector(services.stores, services.backend.node_outputs()).node(execution_id, node)

@@ -7,7 +7,8 @@ import threading
 
 import click
 
-from conductor.model.settings import Settings, display_url
+from conductor.cli.shared_redis import shared_settings
+from conductor.model.settings import display_url
 from conductor.recorder import Recorder
 from conductor.services import Services
 
@@ -21,9 +22,7 @@ from conductor.services import Services
 )
 def recorder(name: str | None) -> None:
     """Move events from Redis into the execution-history store (CONDUCTOR_HISTORY_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
+    settings = shared_settings()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

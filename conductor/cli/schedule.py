@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from conductor.cli.shared_redis import redis_url, shared_settings
 from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
 from conductor.model.settings import Settings
 from conductor.schedules import InvalidSchedule, new_schedule, parse_inputs, schedule_view
@@ -32,10 +33,8 @@ def schedule() -> None:
 
 @contextmanager
 def _store() -> Iterator[RedisSchedules]:
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-    store = RedisSchedules.connect(settings.redis_url)
+    settings = shared_settings()
+    store = RedisSchedules.connect(redis_url(settings))
     try:
         yield store
     finally:

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
+from conductor.cli.shared_redis import shared_settings
 from conductor.exit_codes import EXIT_FAILED
 from conductor.model.loader import parse_json_bytes
 from conductor.model.problems import InvalidBlueprint
-from conductor.model.settings import Settings
 from conductor.services import Services
 from conductor.signals import SignalRefused, Signals
 
@@ -26,10 +26,7 @@ def signal(execution_id: str, name: str, data: str | None, as_json: bool) -> Non
     """Send signal NAME to execution EXECUTION_ID: the node waiting for it continues with the
     payload as its result (a signal sent before any node waits is kept for the first)."""
     payload = _payload(data)
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
-    services = Services.from_settings(settings)
+    services = Services.from_settings(shared_settings())
     try:
         receipt = Signals(services.dispatcher).send(execution_id, name, payload)
     except SignalRefused as exc:

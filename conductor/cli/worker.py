@@ -7,7 +7,7 @@ from dataclasses import replace
 import click
 
 from conductor.children import ChildLauncher
-from conductor.model.settings import Settings
+from conductor.cli.shared_redis import shared_settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
 from conductor.services import Services
@@ -34,9 +34,7 @@ def worker(
     queues: str | None, concurrency: int | None, hostname: str | None, loglevel: str
 ) -> None:
     """Run a Celery worker for node tasks (needs CONDUCTOR_REDIS_URL)."""
-    settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise click.UsageError("set CONDUCTOR_REDIS_URL to the Redis the workers share")
+    settings = shared_settings()
     consumed = [name.strip() for name in (queues or "").split(",") if name.strip()]
     consumed = consumed or standard_queues(settings)
     services = Services.from_settings(settings)

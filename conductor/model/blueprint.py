@@ -21,6 +21,12 @@ class Edge(BaseModel):
     sourceHandle: str | None = None
     targetHandle: str | None = None
 
+    @field_validator("sourceHandle", "targetHandle", mode="before")
+    @classmethod
+    def _boolean_handle(cls, value: Any) -> Any:
+        """YAML reads `sourceHandle: true` (an `if` node's branch) as a boolean: its name."""
+        return str(value).lower() if isinstance(value, bool) else value
+
 
 class Variable(BaseModel):
     """A declared execution input with its default."""
@@ -64,6 +70,9 @@ class BlueprintNode(BaseModel):
     queue: str | None = None
     cache: NodeCache | None = None
     rate_limit: NodeRateLimit | None = None
+    # A JavaScript expression over `$input` and `$vars`: when false, the node is skipped
+    # (a Conductor extension; see docs/conditions.md).
+    runIf: str | None = Field(default=None, min_length=1, max_length=10_000)
     nodes: list[BlueprintNode] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
 

@@ -34,6 +34,16 @@ class Wire(BaseModel):
     port: str = DEFAULT_PORT
 
 
+class RunIf(BaseModel):
+    """A `runIf` expression the node checks before it runs: its own, or that of a group it
+    enters (`owner`), evaluated over the node's input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expression: str
+    owner: str
+
+
 class RateLimit(BaseModel):
     """A token bucket shared by every node with the same key, across workers."""
 
@@ -59,6 +69,7 @@ class PlannedNode(BaseModel):
     queue: str | None = None
     cache_ttl_s: int | None = None  # reuse outputs for the same inputs (see NodeCache)
     rate_limit: RateLimit | None = None
+    run_if: list[RunIf] = Field(default_factory=list)  # outermost group's first
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)

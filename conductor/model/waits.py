@@ -9,7 +9,7 @@ from typing import Any
 # later unless the node settled meanwhile: a dispatcher that died mid-send is made good.
 WAKE_RETRY_MS = 60_000
 # Signals an execution keeps for nodes that do not wait for them yet, at most.
-MAX_PENDING_SIGNALS = 1000
+MAX_PENDING_SIGNALS = 100  # of at most 1 MiB each: 100 MiB of Redis at worst
 
 
 @dataclass(frozen=True)

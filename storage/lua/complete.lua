@@ -15,6 +15,7 @@ local event_id = ARGV[7]
 local event_type = ARGV[8]
 local error = ARGV[9]          -- JSON, or '' (a settled failure's error)
 local token = ARGV[10]         -- the attempt (fencing token), or '' for whichever
+local reason = ARGV[11] or '' -- why a skipped node was skipped, or ''
 
 -- nothing either once the execution is over: no event follows the terminal one
 local meta = redis.call('HMGET', meta_key, 'status', 'total')
@@ -36,6 +37,7 @@ end
 local started = tonumber(st[3] or now)
 local data = {duration_ms = tonumber(now) - started}
 if error ~= '' then data['error'] = decode(error); data['settled'] = true end
+if reason ~= '' then data['reason'] = reason end
 emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
      {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})
 -- the total now, not when the node loaded: a loop's expansion may have raised it since

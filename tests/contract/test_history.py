@@ -104,7 +104,7 @@ def eventful_execution() -> Script:
     script.add(EventType.NODE_SUCCEEDED, "a", duration_ms=40)
     script.add(EventType.EXECUTION_PAUSED)
     script.add(EventType.EXECUTION_RESUMED)
-    script.add(EventType.NODE_SKIPPED, "b", duration_ms=0)
+    script.add(EventType.NODE_SKIPPED, "b", duration_ms=0, reason="runIf is false: $vars.go")
     script.add(EventType.NODE_CACHED, "c", key="sha256:abc")
     script.add(EventType.NODE_STARTED, "d", attempt=1, worker="w1", type="code")
     script.add(EventType.NODE_RETRYING, "d", attempt=1, error={"message": "flaky"})

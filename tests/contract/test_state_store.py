@@ -150,6 +150,16 @@ def test_the_last_outcome_says_so(state_store: StateStore) -> None:
     assert state_store.complete(execution_id, "b", "{}", NodeStatus.SKIPPED) is Completion.LAST
 
 
+def test_a_skipped_node_says_why_in_its_event(state_store: StateStore) -> None:
+    execution_id = create(state_store, PAIR)
+    reason = "branch 'true' of 'check' not taken (took 'false')"
+    state_store.complete(execution_id, "a", "{}", NodeStatus.SKIPPED, reason=reason)
+    (skipped,) = [e for e in events(state_store, execution_id) if e.type is EventType.NODE_SKIPPED]
+    check_data(skipped)
+    assert skipped.data["reason"] == reason
+    assert status_of(state_store, execution_id, "a") is NodeStatus.SKIPPED
+
+
 def test_a_stale_attempt_is_fenced_off_once_another_took_over(state_store: StateStore) -> None:
     execution_id = create(state_store)
     assert started(state_store, execution_id, "a") == 1

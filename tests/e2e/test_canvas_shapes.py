@@ -24,7 +24,7 @@ from conductor.waiting import wait_for_result
 from nodes.registry import default_registry
 from storage.state import NodeRecord
 from workers.app import create_app
-from workers.config import DEFAULT_QUEUE
+from workers.routes import DEFAULT_QUEUE
 from workers.tasks import make_stores
 
 SLOW_MS = 3000  # the unrelated node: far longer than the chain of short nodes beside it

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -274,6 +275,25 @@ def test_the_reconciler_waits_while_its_queue_has_a_backlog(stack: Stack) -> Non
     assert stack.client.llen("busy") == 1
     assert stack.control().cancel(execution_id) is ControlOutcome.DONE
     stack.client.delete("busy")
+
+
+def test_the_reconciler_counts_the_backlog_of_a_queue_its_node_type_is_routed_to(
+    stack: Stack,
+) -> None:
+    execution_id = stack.submit(chain(("a", "type: delay, queue: routed, parameters: {ms: 0}")))
+    backdate(stack, execution_id)
+    # The node names no queue of its own in this check: its type's route (CONDUCTOR_QUEUE_ROUTES)
+    # says where it waits.
+    dispatcher = stack.dispatcher()
+    stored = dispatcher.stores.state.stored_plan(execution_id)
+    assert stored is not None and stack.client.llen("routed") == 1
+    unrouted = stored.plan.nodes["a"].model_copy(update={"queue": None})
+    plan = stored.plan.model_copy(update={"nodes": {"a": unrouted}})
+    routed = Reconciler(dispatcher, dispatcher.stores.state, stall_s=1, routes={"delay": "routed"})
+    assert routed._backlog(replace(stored, plan=plan))
+    assert not reconciler(stack)._backlog(replace(stored, plan=plan))  # the default queue: empty
+    assert stack.control().cancel(execution_id) is ControlOutcome.DONE
+    stack.client.delete("routed")
 
 
 def test_the_reconciler_never_overwrites_a_final_state(stack: Stack) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from conductor.model.loader import blueprint_from_data, load_blueprint_text, par
 from conductor.validation import ensure_valid
 from nodes.registry import default_registry
 from tests.conftest import REPO
+from tests.e2e.conftest import RunBlueprint
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -36,6 +38,7 @@ BLOCKS = {
     "cp .env.example .env": "test_compose_block",
     "conductor dev --workers 2 --flower": "test_dev_block",
     "- id: fetch": "test_the_node_fields_example",
+    "# conditions: approve big orders": "test_the_conditions_example",
     "nodes/            node base class, registry, built-in node types": "test_layout",
 }
 
@@ -216,6 +219,29 @@ def test_the_node_fields_example() -> None:
     assert quoted.replace("\n", " ") in " ".join(README.split())
     with pytest.raises(Exception, match="write it as nodes"):
         ensure_valid(moved, default_registry())
+
+
+@pytest.mark.parametrize(
+    ("inputs", "done", "skipped"),
+    [
+        ({"id": 7, "amount": 250, "vip": False}, None, {"file", "notify"}),
+        ({"id": 8, "amount": 20, "vip": True}, "file 8, done", {"approve"}),
+    ],
+)
+def test_the_conditions_example(
+    run_blueprint: RunBlueprint, inputs: dict[str, Any], done: str | None, skipped: set[str]
+) -> None:
+    text = block("# conditions: approve big orders")
+    assert ensure_valid(load_blueprint_text(text), default_registry(), strict=True) == []
+    result = run_blueprint(text, inputs)
+    assert result["status"] == "succeeded", result["error"]
+    trace = {step["nodeId"]: step["status"] for step in result["trace"]}
+    assert {node for node, status in trace.items() if status == "skipped"} == skipped
+    found = result["data"]["notify"]
+    if "notify" in skipped:
+        assert found == {"result": None, "$skipped": "runIf is false: $vars.vip === true"}
+    else:
+        assert found["result"] == done
 
 
 def test_layout() -> None:

@@ -138,6 +138,41 @@ def test_on_timeout_continue_takes_the_default(client: ConductorClient) -> None:
     assert result.trace is not None
 
 
+@pytest.mark.parametrize(("signal", "taken"), [(True, "proceed"), (False, "escalate")])
+def test_an_if_after_the_wait_takes_the_timeout_branch(
+    client: ConductorClient, services: Services, signal: bool, taken: str
+) -> None:
+    blueprint = {
+        "id": "escalation",
+        "name": "Escalation",
+        "nodes": [
+            {
+                "id": "approve",
+                "type": "wait-for-signal",
+                "parameters": {"name": "approve", "timeout": 1500, "onTimeout": "continue"},
+            },
+            {"id": "late", "type": "if", "parameters": {"condition": "$inputs.default.timedOut"}},
+            {"id": "escalate", "type": "edit-fields", "parameters": {"values": {"to": "boss"}}},
+            {"id": "proceed", "type": "edit-fields", "parameters": {"values": {"to": "shop"}}},
+        ],
+        "edges": [
+            {"source": "approve", "target": "late"},
+            {"source": "late", "target": "escalate", "sourceHandle": "true"},
+            {"source": "late", "target": "proceed", "sourceHandle": "false"},
+        ],
+    }
+    execution_id = client.submit(blueprint).id
+    if signal:
+        parked(services, execution_id)
+        client.signal(execution_id, "approve", "ok")
+    result = client.wait(execution_id, timeout_s=30)
+    assert result.status == "succeeded", result
+    assert result.trace is not None
+    statuses = {step.node_id: step.status for step in result.trace}
+    skipped = {"escalate", "proceed"} - {taken}
+    assert statuses[taken] == "succeeded" and statuses[skipped.pop()] == "skipped"
+
+
 def test_the_cli_sends_a_signal(
     client: ConductorClient, services: Services, api_env: dict[str, str], api: ApiProcess
 ) -> None:
@@ -182,7 +217,36 @@ def test_signals_that_cannot_be_delivered_are_refused(
     late = httpx.post(f"{url}/approve", json=1)
     assert late.status_code == 409
     assert "cancelled" in late.json()["detail"]
-    assert services.stores.state.parked(execution_id) == {"approve": "approve"}  # stays inert
+
+
+def test_each_item_of_a_loop_takes_one_signal(client: ConductorClient, services: Services) -> None:
+    """Two items wait for `vote` in parallel; two signals, one each, oldest first."""
+    blueprint = {
+        "id": "votes",
+        "name": "Votes",
+        "nodes": [
+            {
+                "id": "each",
+                "type": "loop",
+                "parameters": {"items": ["x", "y"], "concurrency": 2},
+                "nodes": [
+                    {"id": "vote", "type": "wait-for-signal", "parameters": {"name": "vote"}}
+                ],
+                "edges": [],
+            }
+        ],
+        "edges": [],
+    }
+    execution_id = client.submit(blueprint).id
+    deadline = time.monotonic() + 30
+    while len(services.stores.state.parked(execution_id)) < 2:
+        assert time.monotonic() < deadline, "the items never parked"
+        time.sleep(0.05)
+    client.signal(execution_id, "vote", "first")
+    client.signal(execution_id, "vote", "second")
+    result = client.wait(execution_id, timeout_s=30)
+    assert result.status == "succeeded", result
+    assert sorted(result.data["each"]["result"]) == ["first", "second"]
 
 
 # A private stack: its own Redis and one worker of concurrency 1, which tests restart.
@@ -238,6 +302,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_a_signal_reaches_an_execution_whose_worker_was_restarted(stack: Stack) -> None:
+    """The worker that parked the node is replaced by a new process; the signal reaches the
+    execution through it."""
     execution_id = stack.submit(approval())
     parked(stack.services, execution_id)
     stack.stop_worker()
@@ -247,16 +313,6 @@ def test_a_signal_reaches_an_execution_whose_worker_was_restarted(stack: Stack) 
     result = stack.result(execution_id)
     assert result["status"] == "succeeded", result
     assert decided(result["data"]) == {"ok": 1}
-
-
-def test_a_signal_sent_while_no_worker_runs_is_delivered_by_the_next(stack: Stack) -> None:
-    execution_id = stack.submit(approval())
-    parked(stack.services, execution_id)
-    stack.stop_worker()
-    Signals(stack.services.dispatcher).send(execution_id, "approve", "yes")
-    stack.start_worker()
-    result = stack.result(execution_id)
-    assert decided(result["data"]) == "yes"
 
 
 def test_a_long_delay_frees_its_worker_and_outlives_it(stack: Stack) -> None:

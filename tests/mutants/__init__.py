@@ -260,6 +260,31 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
     Mutant(
+        name="step-runs-everything",
+        guarantee="while stepping, a node the step did not choose pauses the execution before it "
+        "(issue 17)",
+        path="storage/lua/load.lua",
+        original="    return 'hold'\n  end\n  if redis.call('HEXISTS'",
+        replacement="    return nil\n  end\n  if redis.call('HEXISTS'",
+        tests=(
+            "tests/contract/test_breakpoints.py::"
+            "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
+        ),
+    ),
+    Mutant(
+        name="branch-not-taken-runs",
+        guarantee="nodes on a branch an `if`/`switch` did not take end skipped, and skipping "
+        "propagates (issue 19)",
+        path="nodes/branching.py",
+        original="    return not isinstance(branches, list) or handle in branches\n",
+        replacement="    return True\n",
+        tests=(
+            "tests/unit/test_run_conditions.py::"
+            "test_the_branch_not_taken_is_skipped_and_the_join_gets_what_arrived",
+            "tests/e2e/test_conditions.py::test_both_branches_of_an_if_and_the_join_after_them",
+        ),
+    ),
+    Mutant(
         name="arrival-not-kept-on-the-node",
         guarantee="a waiting node takes one signal, once: an attempt after a lost worker finds "
         "the same arrival, not the next signal (issue 19 item 4)",
@@ -279,29 +304,5 @@ MUTANTS: tuple[Mutant, ...] = (
         original="        if self._parked(execution_id, snapshot):\n",
         replacement="        if False:\n",
         tests=("tests/unit/test_parking.py::test_the_reconciler_leaves_a_parked_execution_alone",),
-    ),
-    Mutant(
-        name="step-runs-everything",
-        guarantee="while stepping, a node the step did not choose pauses the execution before it "
-        "(issue 17)",
-        path="storage/lua/load.lua",
-        original="    return 'hold'\n  end\n  if redis.call('HEXISTS'",
-        replacement="    return nil\n  end\n  if redis.call('HEXISTS'",
-        tests=(
-            "tests/contract/test_breakpoints.py::"
-            "test_a_step_runs_the_chosen_nodes_and_pauses_before_the_next",
-        ),
-    ),
-    Mutant(
-        name="child-end-not-handed-to-parent",
-        guarantee="a child execution's end reaches its parent's blueprint node, also when it "
-        "ends before the node parks (issue 17 item 1)",
-        path="storage/lua/finish.lua",
-        original="    redis.call('RPUSH', parent_signals, signal .. '\\n' .. payload)\n",
-        replacement="    redis.call('LLEN', parent_signals)\n",
-        tests=(
-            "tests/contract/test_child_handoff.py::"
-            "test_a_child_that_ends_before_its_node_parks_is_kept",
-        ),
     ),
 )

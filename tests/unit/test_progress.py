@@ -41,9 +41,10 @@ def test_progress_counts_nodes_and_prints_each_outcome() -> None:
         )
         assert view.progress.tasks[0].completed == 2
         assert view.progress.tasks[0].total == 2
-        view(event(7, EventType.NODE_SKIPPED, "c"))
+        view(event(7, EventType.NODE_SKIPPED, "c", reason="runIf is false: [b]x"))
         assert view.progress.tasks[0].total == 3  # a node the plan did not list (a loop item)
     text = out.getvalue()
     assert "✓ a 4 ms" in text
     assert "↻ loop#0/b: [red]boom (retry in 1.5 s)" in text  # user text is not markup
     assert "✗ loop#0/b [TIMEOUT] slow" in text
+    assert "- c (runIf is false: [b]x)" in text
