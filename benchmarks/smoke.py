@@ -35,6 +35,7 @@ SMOKES = (
     Smoke("ceiling", r"conductor / bare \(best\): \d+\.\d\dx"),
     Smoke("scaling", r"^\s+\d+ (bare|conductor)\*?\s.*\d+\.\d\dx"),
     Smoke("api", r"^ratio p50 \d+\.\d\d$"),
+    Smoke("priority", r"^without / with priorities: \d+\.\d\dx$"),
 )
 
 

@@ -47,7 +47,11 @@ class Control:
         return ControlOutcome.DONE
 
     def pause(self, execution_id: str) -> ControlOutcome:
-        """Start no new node; running ones finish."""
+        """Start no new node; running ones finish. One waiting in its concurrency key's line
+        cannot be paused (its resume would skip the line): cancel it, or let it start."""
+        meta = self.state.snapshot(execution_id, []).execution
+        if meta is not None and meta.queued_reason is not None:
+            return ControlOutcome.CONFLICT
         moved = self.state.transition(
             execution_id, LIVE, ExecutionStatus.PAUSED, EventType.EXECUTION_PAUSED
         )
@@ -90,6 +94,9 @@ class Control:
         reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
         if reopened is StateChange.DONE:
             self._children(execution_id, self.retry, RERUN_CHILD)
+        slots = self.dispatcher.stores.slots
+        # With a concurrency key it takes a slot again, or waits in line (a freed slot sends it).
+        if reopened is StateChange.DONE and (slots is None or slots.claim(execution_id)):
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
 

@@ -13,6 +13,12 @@ from kombu.exceptions import OperationalError
 from conductor.canvas import build_canvas
 from conductor.child_references import ChildReferences, ancestors
 from conductor.compiler import compile_plan
+from conductor.model.admission import (
+    DEFAULT_MAX_RUNNING,
+    Admission,
+    admitted_plan,
+    max_running_setting,
+)
 from conductor.model.blueprint import Blueprint
 from conductor.model.breakpoints import with_breakpoints
 from conductor.model.errors import error_data
@@ -42,12 +48,15 @@ class Dispatcher:
         *,
         strict: bool = False,
         references: ChildReferences | None = None,
+        max_running_per_key: int = DEFAULT_MAX_RUNNING,
     ) -> None:
         self.app = app
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
         self.references = references  # checks and pins `blueprint` nodes' stored Blueprints
+        # A concurrency key's limit for a Blueprint without settings.concurrency.maxRunning.
+        self.max_running_per_key = max_running_per_key
 
     def submit(
         self,
@@ -55,11 +64,15 @@ class Dispatcher:
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
         breakpoints: Sequence[str] = (),
+        *,
         parent: tuple[str, str] | None = None,
+        admission: Admission | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
-        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); `parent`:
-        the execution and `blueprint` node this one is the child of (docs/children.md)."""
+        `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); an
+        execution whose concurrency key has no free slot waits in its line (not dispatched);
+        `parent`: the execution and `blueprint` node this one is the child of
+        (docs/children.md)."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         blueprint = self.pinned(blueprint, parent)
@@ -67,8 +80,10 @@ class Dispatcher:
         plan = with_breakpoints(plan, breakpoints)
         if parent is not None:
             plan = plan.model_copy(update={"parent_id": parent[0], "parent_node": parent[1]})
-        self.stores.state.create(plan)
-        self.dispatch(plan)
+        limit = max_running_setting(blueprint.settings) or self.max_running_per_key
+        plan = admitted_plan(plan, admission or Admission(), limit)
+        if self.stores.state.create(plan):
+            self.dispatch(plan)
         return plan
 
     def pinned(self, blueprint: Blueprint, parent: tuple[str, str] | None = None) -> Blueprint:
@@ -88,8 +103,25 @@ class Dispatcher:
         self.dispatch(stored.plan, stored.done)
         return frozenset(stored.plan.nodes) - stored.done
 
-    def dispatch(self, plan: ExecutionPlan, done: frozenset[str] = frozenset()) -> None:
-        """Send the canvas of every node not yet `done`; with none left, end the execution."""
+    def send_admitted(self, execution_id: str) -> None:
+        """Send an execution a freed concurrency slot admitted. A broker that refuses leaves
+        it to the reconciler (it is in the live index) rather than failing it: failing it
+        would free its slot and admit, and fail, the next in line, down the whole line."""
+        stored = self.stores.state.stored_plan(execution_id)
+        if stored is None:
+            raise KeyError(f"no execution {execution_id!r} (unknown or expired)")
+        self.dispatch(stored.plan, stored.done, fail_on_refusal=False)
+
+    def dispatch(
+        self,
+        plan: ExecutionPlan,
+        done: frozenset[str] = frozenset(),
+        *,
+        fail_on_refusal: bool = True,
+    ) -> None:
+        """Send the canvas of every node not yet `done`; with none left, end the execution.
+        A broker that refuses raises DispatchFailed (ending the execution failed, unless not
+        `fail_on_refusal`)."""
         canvas = build_canvas(self.app, plan, done)
         if canvas is None:
             finalize(plan.execution_id, self.stores, ExecutionStatus.SUCCEEDED)
@@ -100,6 +132,7 @@ class Dispatcher:
         except (OperationalError, StoreError) as exc:
             error = error_data(ErrorCode.TRANSPORT_ERROR, f"the broker refused: {exc}")
             with suppress(StoreError):  # Redis may be the thing that is down
-                finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
+                if fail_on_refusal:
+                    finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)

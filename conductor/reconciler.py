@@ -9,7 +9,8 @@ a running node's heartbeat, a control command). A pass looks at those idle for a
 - a node parked (docs/waits.md): it waits, it is not stuck; it leaves the set until its
   wake-up or a signal sends it again (conductor/wakeups.py, a thread beside this one);
 - nothing running and nothing queued for `stall_s` (a lost message or chord callback): send
-  again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason.
+  again what has not finished, at most MAX_REDISPATCHES times, then fail it with the reason;
+- a concurrency slot held by an execution that is over or gone: give it to the next in line.
 It never overwrites a terminal state: finalizing is a set-once in Redis. Every worker runs it,
 one pass at a time across workers (a lock in the store). One execution never stops a pass: one
 whose check raises (its state is broken) is logged and skipped, and failed (INTERNAL_ERROR, out
@@ -36,6 +37,7 @@ from conductor.services import Services
 from conductor.wakeups import WAKE_EVERY_S, WakeUps
 from nodes.registry import NodeRegistry
 from storage.state import ExecutionStatus, NodeStatus, Snapshot, StateStore, StoredPlan
+from workers.admission import dispatch_admitted
 from workers.finalize import fail_bare, finalize
 from workers.routes import queue_of
 
@@ -95,12 +97,19 @@ class Reconciler:
                         repairs[execution_id] = repair
                 if len(page) < PAGE:
                     break
+            dispatch_admitted(self._sweep_slots(), self.dispatcher.stores)
         finally:
             self.state.release_lock(LOCK, token)
         for execution_id, repair in repairs.items():
             if repair is not Repair.FORGOTTEN:
                 log.warning("reconciler: execution %s %s", execution_id, repair.value)
         return repairs
+
+    def _sweep_slots(self) -> list[str]:
+        """Reclaim concurrency slots held by executions that are over or gone (a finalize cut
+        short); the executions next in line this admitted."""
+        slots = self.dispatcher.stores.slots
+        return [] if slots is None else slots.sweep()
 
     def check_isolated(self, execution_id: str, now: int) -> Repair | None:
         """`check`, where an execution that cannot be checked (its state is broken) is logged

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from conductor.control import Control
 from conductor.debugger import Debugger, terminal_line
 from conductor.exit_codes import EXIT_INVALID
 from conductor.inspection import Inspector
+from conductor.model.admission import Admission
 from conductor.model.blueprint import Blueprint
 from conductor.model.loader import load_blueprint_file
 from conductor.model.problems import InvalidBlueprint
@@ -54,6 +55,7 @@ class Submission:
     timeout_s: float | None
     show_progress: bool
     quiet: bool = False  # --json: nothing on stderr but problems
+    admission: Admission = field(default_factory=Admission)  # --priority, --concurrency-key
     breakpoints: tuple[str, ...] = ()  # --break: pause before these, ask what to do
 
     def run(self, settings: Settings) -> dict[str, Any]:
@@ -65,7 +67,11 @@ class Submission:
         events = services.backend.event_source()
         with ExecutionFollower(events, execution_id, live=live) as follower:  # before submitting
             plan = dispatcher.submit(
-                self.model, self.inputs, execution_id, breakpoints=self.breakpoints
+                self.model,
+                self.inputs,
+                execution_id,
+                breakpoints=self.breakpoints,
+                admission=self.admission,
             )
             if not (self.quiet or self.detach):
                 count = len(plan.nodes)
@@ -77,7 +83,8 @@ class Submission:
             if self.detach:
                 return {"id": plan.execution_id, "status": "queued"}
             timeout_s = self.timeout_s
-            if timeout_s is None and plan.timeout_ms:
+            # (time in a concurrency key's line is not the Blueprint's: no derived limit)
+            if timeout_s is None and plan.timeout_ms and plan.concurrency_key is None:
                 timeout_s = plan.timeout_ms / 1000 + 5
             if self.breakpoints:
                 inspector = Inspector(stores, services.backend.node_outputs())

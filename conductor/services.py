@@ -60,7 +60,14 @@ class Services:
             blobs=FilesystemBlobStore(settings.blob_dir),
             blob_threshold_bytes=settings.blob_threshold_bytes,
             finished_ttl_s=settings.finished_ttl_s,
+            slots=self.backend.concurrency_slots(),
+            admit=self._admit,
         )
+
+    def _admit(self, execution_id: str) -> None:
+        """Dispatch an execution a concurrency slot admitted (the dispatcher is built late:
+        it holds these stores)."""
+        self.dispatcher.send_admitted(execution_id)
 
     @cached_property
     def celery(self) -> Celery:
@@ -77,6 +84,7 @@ class Services:
             self.registry,
             strict=self.settings.strict_parameters,
             references=references,
+            max_running_per_key=self.settings.max_running_per_key,
         )
 
     @cached_property

@@ -8,10 +8,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conductor.dispatch import Dispatcher
+from conductor.model.admission import Admission
 from conductor.model.blueprint import Blueprint
 from conductor.model.plan import ExecutionPlan, PlannedNode
 from conductor.model.problems import Problem
@@ -114,15 +115,19 @@ class Submitter:
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         breakpoints: Sequence[str] = (),
+        admission: Admission | None = None,
     ) -> Submitted:
         """Submit an inline `blueprint` or a stored one by `blueprint_id`, pausing before
-        the nodes `breakpoints` name."""
+        the nodes `breakpoints` name; `admission`: its priority and concurrency key."""
         model = self._resolve(blueprint, blueprint_id)
+        admission = admission or Admission()
         if idempotency_key is None:
-            plan = self.dispatcher.submit(model, inputs, breakpoints=breakpoints)
+            plan = self.dispatcher.submit(
+                model, inputs, breakpoints=breakpoints, admission=admission
+            )
             submitted = Submitted(plan.execution_id, "queued", created=True)
         else:
-            request = _Request(model, dict(inputs or {}), tuple(breakpoints))
+            request = _Request(model, dict(inputs or {}), tuple(breakpoints), admission)
             submitted = self._idempotent(request, idempotency_key)
         submitted = replace(submitted, idle_queues=self._idle_queues(submitted.execution_id))
         if self.dispatcher.strict:
@@ -178,8 +183,9 @@ class Submitter:
                 except ExecutionExists:
                     deadline = time.monotonic() + CLAIM_WAIT_S
             time.sleep(0.05)
-        created_s = (meta.created_ms or 0) / 1000
-        if meta.dispatched_ms is None and time.time() - created_s > UNDISPATCHED_AFTER_S:
+        stale = time.time() - (meta.created_ms or 0) / 1000 > UNDISPATCHED_AFTER_S
+        # One waiting in its concurrency key's line is not sent: a freed slot sends it.
+        if meta.dispatched_ms is None and meta.queued_reason is None and stale:
             self.dispatcher.redispatch(execution_id)
         return Submitted(execution_id, meta.status.value, created=False)
 
@@ -195,15 +201,25 @@ class _Request:
     model: Blueprint
     inputs: dict[str, Any]
     breakpoints: tuple[str, ...] = ()
+    admission: Admission = field(default_factory=Admission)
 
     def submit(self, dispatcher: Dispatcher, execution_id: str) -> None:
         """Create and dispatch it as `execution_id`."""
-        dispatcher.submit(self.model, self.inputs, execution_id, breakpoints=self.breakpoints)
+        dispatcher.submit(
+            self.model,
+            self.inputs,
+            execution_id,
+            breakpoints=self.breakpoints,
+            admission=self.admission,
+        )
 
     def fingerprint(self) -> str:
-        """What makes two submissions the same request."""
+        """What makes two submissions the same request (requests from before breakpoints and
+        admissions keep their fingerprint)."""
         parts: list[Any] = [self.model.model_dump(mode="json"), self.inputs]
-        if self.breakpoints:  # requests from before breakpoints keep their fingerprint
+        if self.breakpoints:
             parts.append(list(self.breakpoints))
+        if self.admission != Admission():
+            parts.append([self.admission.priority, self.admission.concurrency_key])
         canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

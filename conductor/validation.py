@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pydantic import AliasChoices, BaseModel, ValidationError
 
 from conductor.condition_checks import condition_problems
+from conductor.model.admission import max_running_problem
 from conductor.model.blueprint import Blueprint, BlueprintNode, Edge
 from conductor.model.graph import find_cycle
 from conductor.model.plan import GROUP_TYPE, KEY_SEPARATOR, LOOP_TYPE, PARALLEL_TYPE
@@ -39,6 +40,9 @@ def validate(
     unknown node fields and parameters are problems too, not warnings."""
     problems = _validate_group(blueprint.nodes, blueprint.edges, registry, ())
     problems += condition_problems([blueprint], [], registry, root=True)
+    concurrency = max_running_problem(blueprint.settings)
+    if concurrency is not None:
+        problems.append(_problem(("settings", "concurrency", "maxRunning"), concurrency))
     return problems + find_warnings(blueprint, registry) if strict else problems
 
 

@@ -33,6 +33,9 @@ class QueuedData(TypedDict):
     nodes: int  # how many
     parent_id: NotRequired[str]  # a child execution's (docs/children.md)
     parent_node: NotRequired[str]
+    priority: NotRequired[int]  # when not the default
+    concurrency_key: NotRequired[str]
+    reason: NotRequired[str]  # why it waits: its concurrency key's slots are taken
 
 
 @with_config(_STRICT)
@@ -154,8 +157,8 @@ def node_outcome(
     return data
 
 
-def queued_event(plan: ExecutionPlan) -> Event:
-    """execution.queued, seq 1."""
+def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
+    """execution.queued, seq 1; `reason`: why it waits (its concurrency key's line)."""
     data: QueuedData = {
         "blueprint_id": plan.blueprint_id,
         "blueprint_name": plan.blueprint_name,
@@ -166,7 +169,26 @@ def queued_event(plan: ExecutionPlan) -> Event:
     if plan.parent_id is not None:
         data["parent_id"] = plan.parent_id
         data["parent_node"] = plan.parent_node or ""
+    if plan.priority is not None:
+        data["priority"] = plan.priority
+    if plan.concurrency_key is not None:
+        data["concurrency_key"] = plan.concurrency_key
+    if reason is not None:
+        data["reason"] = reason
     return _event(plan.execution_id, EventType.EXECUTION_QUEUED, dict(data))
+
+
+def waiting_reason(plan: ExecutionPlan) -> str:
+    """Why an execution waits in its concurrency key's line."""
+    return waiting_reason_for(plan.concurrency_key or "", plan.max_running or 1)
+
+
+def waiting_reason_for(concurrency_key: str, max_running: int) -> str:
+    """Why an execution with this key and limit waits in the key's line."""
+    return (
+        f"waiting for a slot of concurrency key {concurrency_key!r}: "
+        f"{max_running} execution(s) with it are running (max_running)"
+    )
 
 
 def terminal_data(

@@ -35,6 +35,12 @@ class ExecutionMeta(BaseModel):
     redispatched: int = 0  # re-dispatches of a stall the reconciler made
     seq: int = 0  # the last event's seq
     lapsed: dict[str, int] = Field(default_factory=dict)  # node key -> attempt that lapsed
+    priority: int | None = None  # 0-9 as submitted (None: the default)
+    concurrency_key: str | None = None
+    max_running: int | None = None
+    # Why it is still queued: waiting in its concurrency key's line (cleared when admitted).
+    queued_reason: str | None = None
+    admitted_ms: int | None = None  # when a concurrency slot let it start
     breakpoints: list[str] = Field(default_factory=list)  # conductor.model.breakpoints
     step: list[str] | None = None  # while stepping: the nodes this step runs
     passed: list[str] = Field(default_factory=list)  # nodes held once, that now run
@@ -50,7 +56,7 @@ class ExecutionMeta(BaseModel):
 _JSON = frozenset({"inputs", "variables", "sinks", "breakpoints", "step"})
 _NUMBERS = frozenset(
     {"total", "created_ms", "started_ms", "finished_ms", "deadline_ms", "dispatched_ms"}
-    | {"redispatched", "seq"}
+    | {"redispatched", "seq", "priority", "max_running", "admitted_ms"}
 )
 
 
@@ -87,6 +93,7 @@ def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
         "total": str(len(plan.nodes)),
         "created_ms": str(now_ms()),
         "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
+        **_admission_fields(plan),
         **({"breakpoints": json.dumps(plan.breakpoints)} if plan.breakpoints else {}),
         **_parent_fields(plan),
     }
@@ -96,6 +103,14 @@ def _parent_fields(plan: ExecutionPlan) -> dict[str, str]:
     if plan.parent_id is None:
         return {}
     return {"parent_id": plan.parent_id, "parent_node": plan.parent_node or ""}
+
+
+def _admission_fields(plan: ExecutionPlan) -> dict[str, str]:
+    fields = {"priority": plan.priority, "max_running": plan.max_running}
+    known = {name: str(value) for name, value in fields.items() if value is not None}
+    if plan.concurrency_key is not None:
+        known["concurrency_key"] = plan.concurrency_key
+    return known
 
 
 def plan_from_fields(

@@ -63,6 +63,28 @@ def idempotency(key_digest: str) -> str:
     return f"{PREFIX}:idem:{key_digest}"
 
 
+def slots_running(concurrency_key: str) -> str:
+    """Sorted set: execution id -> when it took one of the key's slots (ms); at most its
+    max_running members."""
+    return f"{PREFIX}:slots:{{{concurrency_key}}}:running"
+
+
+def slots_waiting(concurrency_key: str) -> str:
+    """List: ids of the key's executions waiting for a slot, first in line first."""
+    return f"{PREFIX}:slots:{{{concurrency_key}}}:waiting"
+
+
+# Set: concurrency keys with a slot taken or a line (the reconciler sweeps them).
+SLOT_KEYS = f"{PREFIX}:slots:keys"
+
+
+def meta_pattern() -> tuple[str, str]:
+    """What comes before and after the execution id in `meta` (scripts that find executions
+    in a line build their meta keys from it)."""
+    before, _, after = meta("\n").partition("\n")
+    return before, after
+
+
 def result(execution_id: str) -> str:
     """String: the execution's final result object (JSON); written once."""
     return f"{PREFIX}:exec:{{{execution_id}}}:result"

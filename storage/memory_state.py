@@ -58,8 +58,8 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         meta = self.meta.get(execution_id)
         return meta is not None and ExecutionStatus(meta["status"]) in LIVE
 
-    def create(self, plan: ExecutionPlan) -> None:
-        """Store the plan; emit execution.queued."""
+    def create(self, plan: ExecutionPlan) -> bool:
+        """Store the plan; emit execution.queued (no concurrency slots here: admitted)."""
         execution_id = plan.execution_id
         if execution_id in self.meta:
             raise ExecutionExists(execution_id)
@@ -69,6 +69,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         self.done[execution_id] = set()
         self.events_of[execution_id] = [queued_event(plan)]
         self.touch_live(execution_id, self.clock_ms())
+        return True
 
     def load(
         self, execution_id: str, key: str, worker: str, phase: str | None = None

@@ -6,10 +6,13 @@ from collections.abc import Sequence
 
 import redis
 
+from conductor.model.admission import BROKER_PRIORITY_STEPS
+
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in the list
-# `<queue>\x06\x16<p>` (its PRIORITY_STEPS and Channel.sep); the depth counts them all.
+# `<queue>\x06\x16<p>` (the priority_steps workers.config sets, and Channel.sep); the depth
+# counts them all.
 _PRIORITY_SEPARATOR = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
+_PRIORITY_STEPS = BROKER_PRIORITY_STEPS[1:]
 
 
 def queue_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import redis
 
+from storage.concurrency import ConcurrencySlots
 from storage.event_source import EventSource, FanOutEventSource, RedisEventSource
 from storage.idempotency import RedisIdempotency
 from storage.node_outputs import RedisNodeOutputs
@@ -37,6 +38,10 @@ class RedisBackend:
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""
         return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms)
+
+    def concurrency_slots(self) -> ConcurrencySlots:
+        """Concurrency keys' slots and lines."""
+        return ConcurrencySlots(self.client)
 
     def event_source(self, *, shared: bool = False) -> EventSource:
         """Live events: `shared` is one subscription for the whole process (a server with

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from storage import keys
+from storage.queue_depths import queue_depths
 from storage.retention import expire_execution
 from storage.scripts import Scripts
 
@@ -59,8 +60,8 @@ class RedisLiveIndex:
         return int(self.client.hincrby(keys.meta(execution_id), "redispatched", 1))
 
     def queue_backlog(self, queues: Collection[str]) -> bool:
-        """Whether a Celery queue on this Redis (a list named after it) holds messages."""
-        return any(self.client.llen(queue) > 0 for queue in sorted(queues))
+        """Whether a Celery queue on this Redis (its lists, one per priority) holds messages."""
+        return any(depth > 0 for depth in queue_depths(self.client, sorted(queues)).values())
 
     def acquire_lock(self, name: str, ttl_ms: int) -> str | None:
         """SET NX PX with a fresh token."""

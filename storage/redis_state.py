@@ -17,6 +17,7 @@ import redis
 from conductor.model.plan import ExecutionPlan
 from storage import keys
 from storage.children import parent_handoff
+from storage.concurrency import slot_arguments
 from storage.event_data import queued_event, terminal_data
 from storage.events import EventType
 from storage.execution_meta import meta_fields
@@ -57,11 +58,13 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         self.lease_ms = lease_ms
         self.scripts = Scripts(client)
 
-    def create(self, plan: ExecutionPlan) -> None:
+    def create(self, plan: ExecutionPlan) -> bool:
         """Store meta and plan and emit execution.queued (seq 1), all in one script; an
-        execution id that exists already raises ExecutionExists (exactly one creator wins)."""
+        execution id that exists already raises ExecutionExists (exactly one creator wins).
+        With a concurrency key, the same script takes a slot or joins the key's line (False)."""
         execution_id = plan.execution_id
         specs = {key: node.model_dump_json() for key, node in plan.nodes.items()}
+        slot_keys, slot_args = slot_arguments(plan)
         created = self.scripts(
             "create",
             [
@@ -70,6 +73,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 keys.EVENTS_STREAM,
                 keys.events_log(execution_id),
                 keys.LIVE_EXECUTIONS,
+                *slot_keys,
             ],
             [
                 *emitting(execution_id),
@@ -77,10 +81,12 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 queued_event(plan).model_dump_json(),
                 json.dumps({**meta_fields(plan), "seq": "1"}),
                 json.dumps(specs),
+                *slot_args,
             ],
         )
         if not created:
             raise ExecutionExists(execution_id)
+        return int(created) == 1
 
     def load(
         self, execution_id: str, key: str, worker: str, phase: str | None = None

@@ -34,7 +34,8 @@ NAMES = (
     "signal",
     "wake",
 )
-OTHERS = ("expire_finished", "take_token")  # storage/retention.py, storage/rate_limits.py
+# storage/retention.py, storage/rate_limits.py, storage/concurrency.py
+OTHERS = ("expire_finished", "take_token", "release_slot", "claim_slot")
 
 
 @functools.cache

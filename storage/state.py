@@ -202,9 +202,10 @@ class StateStore(LiveIndex, Waits, Protocol):
 
     lease_ms: int  # how long a running attempt holds its node past its last heartbeat
 
-    def create(self, plan: ExecutionPlan) -> None:
+    def create(self, plan: ExecutionPlan) -> bool:
         """Store a new execution (status queued) with its plan, atomically; raise
-        ExecutionExists when the id is taken."""
+        ExecutionExists when the id is taken. False: it waits for a slot of its concurrency
+        key (dispatch nothing; release_slot admits it), True: dispatch it now."""
 
     def load(
         self, execution_id: str, key: str, worker: str, phase: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conductor.model.admission import BROKER_PRIORITY_STEPS
 from conductor.model.settings import Settings
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 from workers.result_backend import BACKEND_PATH
@@ -33,12 +34,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "running nodes to a second worker"
         )
     url = broker_url(settings.redis_url)
-    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_s}
+    # One list per priority (kombu's Redis transport; docs/priorities.md). Not
+    # queue_order_strategy="priority": that would order a worker's queues too, starving all
+    # but its first; kombu already tries every queue's urgent list before any less urgent one.
+    broker = {**transport, "priority_steps": list(BROKER_PRIORITY_STEPS)}
     default_limits = time_limits(DEFAULT_TIMEOUT_MS / 1000)
     return {
         "broker_url": url,
         "result_backend": f"{BACKEND_PATH}+{url}",
-        "broker_transport_options": transport,
+        "broker_transport_options": broker,
         "result_backend_transport_options": transport,
         "task_serializer": "json",
         "result_serializer": "json",

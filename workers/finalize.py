@@ -12,6 +12,7 @@ from conductor.model.problems import ErrorCode
 from storage.blobs import pack, unpack
 from storage.nesting import MAX_DEPTH, check_nesting
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
+from workers.admission import release_slot
 from workers.stores import Stores
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def finalize(
         packed = json.dumps(result)
     summary = {"error": result["error"], "duration_ms": result["duration_ms"]}
     won = stores.state.finish(execution_id, status, packed, summary)
+    release_slot(execution_id, stores)
     # Also when another call won: a node that ended after the winner may have lengthened
     # some keys' TTL again (its outcome script sets the running TTL).
     stores.retire(execution_id)
@@ -56,6 +58,7 @@ def fail_bare(execution_id: str, stores: Stores, error: dict[str, Any]) -> bool:
         "trace": [],
     }
     won = stores.state.finish(execution_id, ExecutionStatus.FAILED, json.dumps(result))
+    release_slot(execution_id, stores)
     stores.retire(execution_id)
     return won
 

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
+from conductor.model.admission import broker_priority
 from conductor.model.graph import Parallel, Series, Shape, decompose, first_levels
 from conductor.model.plan import PlannedNode
 from conductor.model.settings import HARD_LIMIT_MARGIN_S
@@ -37,7 +38,8 @@ def node_signature(
     app: Celery, execution_id: str, node: PlannedNode, phase: str | None = None
 ) -> Signature[Any]:
     """The immutable task signature of one node, with its time limits and queue."""
-    options: dict[str, Any] = {}
+    # Always set: a message without one is kombu's most urgent (its 0).
+    options: dict[str, Any] = {"priority": broker_priority(node.priority)}
     if node.timeout_ms() != DEFAULT_TIMEOUT_MS:
         options.update(time_limits(node.timeout_ms() / 1000))
     if node.queue:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from storage.blobs import DEFAULT_THRESHOLD_BYTES, BlobStore
+from storage.concurrency import ConcurrencySlots
 from storage.state import StateStore
 
 
@@ -16,6 +18,10 @@ class Stores:
     blobs: BlobStore
     blob_threshold_bytes: int = DEFAULT_THRESHOLD_BYTES
     finished_ttl_s: int | None = None  # None: a finished execution keeps the state's TTL
+    # Concurrency keys' slots (None: no execution is held back), and what sends an execution
+    # a freed slot admitted (its canvas; workers.admission).
+    slots: ConcurrencySlots | None = None
+    admit: Callable[[str], object] | None = None
 
     def retire(self, execution_id: str) -> None:
         """Let a finished execution's state expire in `finished_ttl_s` (never later)."""

@@ -36,6 +36,7 @@ from storage.blobs import unpack
 from storage.blueprints import BlueprintNotFound
 from storage.cursors import InvalidCursor
 from storage.events import Event
+from storage.execution_meta import ExecutionMeta
 from storage.history import ExecutionRecord, NodeRunRecord
 from storage.state import ExecutionStatus, Snapshot
 
@@ -72,6 +73,7 @@ def submit(body: ExecutionRequest, request: Request) -> ExecutionAccepted:
             blueprint_id=body.blueprint_id,
             inputs=body.inputs,
             idempotency_key=body.idempotency_key,
+            admission=body.admission(),
             breakpoints=body.breakpoints,
         )
     except InvalidBreakpoints as exc:
@@ -260,8 +262,17 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         nodes=nodes,
         result=result,
         error=(result or {}).get("error"),
+        **meta.model_dump(include={"priority", "concurrency_key", "queued_reason"}),
+        line_position=_line_position(ctx, execution_id, meta),
         **_links(family_in_redis(ctx.stores.state, execution_id)),
     )
+
+
+def _line_position(ctx: ApiContext, execution_id: str, meta: ExecutionMeta) -> int | None:
+    """1 for the next in its concurrency key's line; None when it is not waiting in one."""
+    if meta.queued_reason is None or meta.concurrency_key is None or ctx.stores.slots is None:
+        return None
+    return ctx.stores.slots.position(meta.concurrency_key, execution_id)
 
 
 def _links(found: Family) -> dict[str, Any]:

@@ -6,6 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conductor.model.admission import (
+    DEFAULT_PRIORITY,
+    MAX_KEY_LENGTH,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Admission,
+)
+
 
 class ExecutionRequest(BaseModel):
     """POST /v1/executions: an inline `blueprint` (the Atomiton JSON form) or a stored one's
@@ -22,6 +30,18 @@ class ExecutionRequest(BaseModel):
         max_length=100,
         description="Nodes (key, id, or loop-body key without item numbers) to pause before.",
     )
+    # 0-9, 9 most urgent (default 5): the broker priority of every node of the execution.
+    priority: int | None = Field(default=None, ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True)
+    # At most the Blueprint's settings.concurrency.maxRunning (else CONDUCTOR_MAX_RUNNING_PER_KEY)
+    # executions with this key run at once; the rest wait in line, first in first out.
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[^\s{}]+$"
+    )
+
+    def admission(self) -> Admission:
+        """The priority and concurrency key asked for."""
+        priority = DEFAULT_PRIORITY if self.priority is None else self.priority
+        return Admission(priority=priority, concurrency_key=self.concurrency_key)
 
 
 class BlueprintWarning(BaseModel):
@@ -118,6 +138,10 @@ class ExecutionView(BaseModel):
     graph: list[GraphNode] | None = None  # the plan's nodes, while the execution is in Redis
     parent: ExecutionLink | None = None  # a child execution's parent
     children: list[ExecutionLink] = Field(default_factory=list)  # its `blueprint` nodes' children
+    priority: int | None = None  # as submitted (None: the default), while in Redis
+    concurrency_key: str | None = None
+    queued_reason: str | None = None  # why it is still queued: its key's slots are taken
+    line_position: int | None = None  # then its place in the key's line (1: next to start)
 
 
 class ExecutionPage(BaseModel):

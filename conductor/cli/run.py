@@ -12,6 +12,13 @@ import click
 
 from conductor.embedded import embedded
 from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
+from conductor.model.admission import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Admission,
+    InvalidAdmission,
+)
 from conductor.model.loader import parse_json_value
 from conductor.model.problems import InvalidBlueprint
 from conductor.model.settings import Settings
@@ -37,6 +44,19 @@ from conductor.model.settings import Settings
     help="Stop waiting after this many seconds; the execution then fails with TIMEOUT.",
 )
 @click.option(
+    "--priority",
+    type=click.IntRange(MIN_PRIORITY, MAX_PRIORITY),
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    help="0-9, 9 most urgent: its nodes overtake less urgent ones waiting in the queue.",
+)
+@click.option(
+    "--concurrency-key",
+    metavar="KEY",
+    default=None,
+    help="Run at most max_running executions with KEY at once; the rest wait in line.",
+)
+@click.option(
     "--break",
     "breakpoints",
     multiple=True,
@@ -52,6 +72,8 @@ def run(
     as_json: bool,
     detach: bool,
     timeout_s: float | None,
+    priority: int,
+    concurrency_key: str | None,
     breakpoints: tuple[str, ...],
 ) -> None:
     """Run a Blueprint file and print its result.
@@ -62,11 +84,15 @@ def run(
     """
     settings = Settings.from_env()
     inputs = parse_inputs(input_pairs, inputs_json)
+    try:
+        admission = Admission(priority=priority, concurrency_key=concurrency_key)
+    except InvalidAdmission as exc:
+        raise click.BadParameter(str(exc), param_hint="--concurrency-key") from None
     if detach and settings.redis_url is None:
         raise click.UsageError("--detach needs CONDUCTOR_REDIS_URL (the embedded Redis stops)")
     submit = partial(
         _submit, blueprint, settings=settings, inputs=inputs, detach=detach,
-        timeout_s=timeout_s, as_json=as_json, breakpoints=breakpoints,
+        timeout_s=timeout_s, as_json=as_json, admission=admission, breakpoints=breakpoints,
     )  # fmt: skip
     if settings.redis_url is None:
         # Started first: the private worker boots (about a second) while this process imports
@@ -93,6 +119,7 @@ def _submit(
     detach: bool,
     timeout_s: float | None,
     as_json: bool,
+    admission: Admission,
     breakpoints: tuple[str, ...],
 ) -> dict[str, Any]:
     """Check the Blueprint in `path` (exit 2 when invalid), then run it on `target`'s Redis."""
@@ -104,7 +131,15 @@ def _submit(
     model = runner.load_valid(path, registry, strict=settings.strict_parameters)
     show_progress = not as_json and sys.stderr.isatty()
     submission = runner.Submission(
-        model, inputs, registry, detach, timeout_s, show_progress, as_json, breakpoints
+        model,
+        inputs,
+        registry,
+        detach,
+        timeout_s,
+        show_progress,
+        as_json,
+        breakpoints=breakpoints,
+        admission=admission,
     )
     try:
         result = submission.run(target)

@@ -63,9 +63,13 @@ class ConductorClient:
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         breakpoints: Sequence[str] = (),
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Submitted:
         """Submit an inline Blueprint or a stored one's id; the same idempotency_key always
-        gives the same execution; `breakpoints` name nodes it pauses before (see step())."""
+        gives the same execution; `breakpoints` name nodes it pauses before (see step()).
+        `priority` 0-9 (9 most urgent); with a `concurrency_key`, at most the Blueprint's
+        max_running executions with it run at once (the rest wait in line)."""
         if (blueprint is None) == (blueprint_id is None):
             raise ValueError("give exactly one of blueprint and blueprint_id")
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
@@ -77,6 +81,10 @@ class ConductorClient:
             body["idempotency_key"] = idempotency_key
         if breakpoints:
             body["breakpoints"] = list(breakpoints)
+        if priority is not None:
+            body["priority"] = priority
+        if concurrency_key is not None:
+            body["concurrency_key"] = concurrency_key
         return Submitted.model_validate(self._json("POST", "/v1/executions", json=body))
 
     def get(self, execution_id: str) -> Execution:
@@ -103,10 +111,17 @@ class ConductorClient:
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> Result:
         """submit() then wait(); raises ExecutionFailed unless the execution succeeded."""
         submitted = self.submit(
-            blueprint, blueprint_id=blueprint_id, inputs=inputs, idempotency_key=idempotency_key
+            blueprint,
+            blueprint_id=blueprint_id,
+            inputs=inputs,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         result = self.wait(submitted.id, timeout_s)
         if not result.success:

@@ -69,6 +69,7 @@ class PlannedNode(BaseModel):
     queue: str | None = None
     cache_ttl_s: int | None = None  # reuse outputs for the same inputs (see NodeCache)
     rate_limit: RateLimit | None = None
+    priority: int | None = None  # the execution's (0-9); None: the default
     run_if: list[RunIf] = Field(default_factory=list)  # outermost group's first
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
@@ -107,6 +108,9 @@ class ExecutionPlan(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     timeout_ms: int | None = None
+    priority: int | None = None  # 0-9, 9 most urgent; None: the default (model/admission.py)
+    concurrency_key: str | None = None  # at most `max_running` executions with it run at once
+    max_running: int | None = None
     nodes: dict[str, PlannedNode]
     sinks: list[str]
     breakpoints: list[str] = Field(default_factory=list)  # see conductor.model.breakpoints

@@ -57,6 +57,9 @@ class Settings(BaseModel):
     park_delay_ms: int = Field(default=5000, ge=0)
     # How deep `blueprint` nodes may nest child executions (docs/children.md).
     max_child_depth: int = Field(default=10, ge=1, le=100)
+    # Executions with one concurrency key running at once, unless the Blueprint says
+    # (settings.concurrency.maxRunning).
+    max_running_per_key: int = Field(default=1, ge=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,7 +112,7 @@ class Settings(BaseModel):
 _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
     "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "park_delay_ms",
-    "max_child_depth",
+    "max_child_depth", "max_running_per_key",
 )  # fmt: skip
 
 

@@ -21,12 +21,14 @@ import redis
 from conductor.control import Control
 from conductor.dispatch import Dispatcher
 from conductor.embedded import RedisServer, ServiceProcess, WorkerProcess
+from conductor.model.admission import BROKER_PRIORITY_STEPS
 from conductor.model.loader import load_blueprint_text
 from conductor.model.settings import Settings
 from nodes.registry import default_registry
 from storage import keys
 from storage.events import Event, EventType
 from storage.history import HistoryStore, open_history
+from storage.queue_depths import queue_depths
 from storage.redis_state import RedisStateStore
 from storage.state import NodeStatus
 from tests.conftest import NEVER_PARK_MS
@@ -45,8 +47,23 @@ def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -
     return found
 
 
-NODE_QUEUE = "conductor"  # kombu's list of waiting node messages
+NODE_QUEUE = "conductor"  # kombu's lists of waiting node messages (one per priority)
 UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
+
+
+def queue_lists(queue: str) -> list[str]:
+    """kombu's Redis lists of a queue: the bare name (priority 0) and `<queue>\x06\x16<p>`."""
+    return [queue, *(f"{queue}\x06\x16{step}" for step in BROKER_PRIORITY_STEPS[1:])]
+
+
+def queued(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in `queue`, all priorities."""
+    return queue_depths(client, [queue])[queue]
+
+
+def drop_queue(client: redis.Redis, queue: str) -> int:
+    """Delete every list of `queue` (its messages are lost); how many lists there were."""
+    return int(client.delete(*queue_lists(queue)))
 
 
 def messages_in_flight(
@@ -58,7 +75,8 @@ def messages_in_flight(
 ) -> set[str]:
     """Task ids of the messages (of `execution_id`'s nodes) queued on `queue` (unless not
     `queued_too`) or delivered and not yet acknowledged."""
-    queued = [json.loads(m) for m in client.lrange(queue, 0, -1)] if queued_too else []
+    lists = queue_lists(queue) if queued_too else []
+    queued = [json.loads(m) for name in lists for m in client.lrange(name, 0, -1)]
     raw: dict[bytes, bytes] = client.hgetall(UNACKED)  # type: ignore[assignment]
     delivered = [json.loads(value)[0] for value in raw.values()]
     ours = f"('{execution_id}'"

@@ -21,7 +21,16 @@ from storage import keys
 from storage.events import EventType
 from storage.redis_state import RedisStateStore
 from storage.state import ExecutionStatus, StateChange
-from tests.e2e.fault_stack import Hits, Stack, assert_sound, chain, delay, private_stack
+from tests.e2e.fault_stack import (
+    Hits,
+    Stack,
+    assert_sound,
+    chain,
+    delay,
+    drop_queue,
+    private_stack,
+    queued,
+)
 from workers.finalize import finalize
 
 pytestmark = pytest.mark.timeout(120)
@@ -191,7 +200,7 @@ def test_a_late_retire_leaves_a_retried_execution_its_running_ttl(stack: Stack) 
     stores.retire(execution_id)  # a finalize that lost the race, arriving after the retry
     assert stack.client.ttl(keys.meta(execution_id)) > stack.settings.finished_ttl_s
     assert stack.control().cancel(execution_id) is ControlOutcome.DONE
-    stack.client.delete("parked")
+    drop_queue(stack.client, "parked")
 
 
 def test_retry_and_resume_refuse_what_their_state_does_not_allow(stack: Stack) -> None:
@@ -255,26 +264,26 @@ def test_the_reconciler_fails_an_execution_whose_messages_keep_getting_lost(
     execution_id = stack.submit(chain(("a", "type: delay, queue: nowhere, parameters: {ms: 0}")))
     checker = reconciler(stack)
     for attempt in range(MAX_REDISPATCHES + 1):
-        stack.client.delete("nowhere")  # nobody consumes it, and now nothing is queued either
+        drop_queue(stack.client, "nowhere")  # nobody consumes it, and now nothing is queued either
         backdate(stack, execution_id)
         expected = Repair.REDISPATCHED if attempt < MAX_REDISPATCHES else Repair.FAILED
         assert checker.check(execution_id, _now_ms()) is expected
-    assert stack.client.llen("nowhere") == 0
+    assert queued(stack.client, "nowhere") == 0
     result = stack.wait_final(execution_id)
     assert result["status"] == "failed"
     assert "no progress" in result["error"]["message"]
     assert checker.check(execution_id, _now_ms()) is Repair.FORGOTTEN  # terminal: left alone
     assert stack.wait_final(execution_id)["status"] == "failed"
-    stack.client.delete("nowhere")
+    drop_queue(stack.client, "nowhere")
 
 
 def test_the_reconciler_waits_while_its_queue_has_a_backlog(stack: Stack) -> None:
     execution_id = stack.submit(chain(("a", "type: delay, queue: busy, parameters: {ms: 0}")))
     backdate(stack, execution_id)
     assert reconciler(stack).check(execution_id, _now_ms()) is None  # queued, not lost
-    assert stack.client.llen("busy") == 1
+    assert queued(stack.client, "busy") == 1
     assert stack.control().cancel(execution_id) is ControlOutcome.DONE
-    stack.client.delete("busy")
+    drop_queue(stack.client, "busy")
 
 
 def test_the_reconciler_counts_the_backlog_of_a_queue_its_node_type_is_routed_to(
@@ -286,14 +295,14 @@ def test_the_reconciler_counts_the_backlog_of_a_queue_its_node_type_is_routed_to
     # says where it waits.
     dispatcher = stack.dispatcher()
     stored = dispatcher.stores.state.stored_plan(execution_id)
-    assert stored is not None and stack.client.llen("routed") == 1
+    assert stored is not None and queued(stack.client, "routed") == 1
     unrouted = stored.plan.nodes["a"].model_copy(update={"queue": None})
     plan = stored.plan.model_copy(update={"nodes": {"a": unrouted}})
     routed = Reconciler(dispatcher, dispatcher.stores.state, stall_s=1, routes={"delay": "routed"})
     assert routed._backlog(replace(stored, plan=plan))
     assert not reconciler(stack)._backlog(replace(stored, plan=plan))  # the default queue: empty
     assert stack.control().cancel(execution_id) is ControlOutcome.DONE
-    stack.client.delete("routed")
+    drop_queue(stack.client, "routed")
 
 
 def test_the_reconciler_never_overwrites_a_final_state(stack: Stack) -> None:
@@ -313,7 +322,7 @@ def test_the_reconciler_finishes_a_cancel_cut_short(stack: Stack) -> None:
     assert reconciler(stack).check(execution_id, _now_ms()) is Repair.FINALIZED
     result = stack.wait_final(execution_id)
     assert result["status"] == "cancelled"
-    stack.client.delete("parked")
+    drop_queue(stack.client, "parked")
     assert_sound(stack, [execution_id])
 
 

@@ -13,7 +13,7 @@ import pytest
 from conductor.control import ControlOutcome
 from storage.events import TERMINAL_EVENTS
 from storage.state import FINISHED_NODE
-from tests.e2e.fault_stack import Stack, assert_sound, private_stack, wait_until
+from tests.e2e.fault_stack import Stack, assert_sound, private_stack, queued, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,7 +64,7 @@ def test_a_failure_drains_a_sibling_in_its_retries_and_retry_reruns_the_rest(
 
     # the sibling's next delivery (its retry countdown) comes and goes without a word
     wait_until(
-        lambda: stack.client.llen("conductor") == 0 and not _scheduled(stack),
+        lambda: queued(stack.client, "conductor") == 0 and not _scheduled(stack),
         "the sibling's retry to be delivered",
     )
     events = stack.events(execution_id)

@@ -24,7 +24,9 @@ from tests.e2e.fault_stack import (
     assert_sound,
     chain,
     delay,
+    drop_queue,
     messages_in_flight,
+    queued,
     wait_consumed,
     wait_until,
 )
@@ -193,8 +195,9 @@ def test_cancel_holds_when_every_worker_restarts(fresh: Stack) -> None:
     first.kill()  # every worker gone; the queued node messages are still in Redis
     # What the dead worker had taken stays unacknowledged for the visibility timeout (2 h).
     stranded = frozenset(messages_in_flight(fresh.client, queued_too=False))
-    queued = fresh.client.llen("conductor")
-    assert queued > 0, "the test needs node messages still queued when the workers restart"
+    assert queued(fresh.client, "conductor") > 0, (
+        "the test needs node messages still queued when the workers restart"
+    )
     fresh.start_worker("after-restart", concurrency=2)
     # every queued node message of the execution ran, and ended
     wait_consumed(fresh.client, execution_id=execution_id, stranded=stranded)
@@ -207,7 +210,7 @@ def test_cancel_holds_when_every_worker_restarts(fresh: Stack) -> None:
 
 def test_the_reconciler_resends_a_lost_message(fresh: Stack) -> None:
     execution_id = fresh.submit(chain(("a", delay(0)), ("b", delay(0))))
-    assert fresh.client.delete("conductor") == 1  # the node message is lost before any worker
+    assert drop_queue(fresh.client, "conductor") == 1  # the node message is lost before any worker
     fresh.start_worker("reconciled", concurrency=1)
     result = fresh.wait_final(execution_id, timeout_s=30)  # stall 4 s, then a re-dispatch
     assert result["status"] == "succeeded", result["error"]

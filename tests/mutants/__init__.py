@@ -260,6 +260,27 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
     ),
     Mutant(
+        name="line-never-admitted",
+        guarantee="when a concurrency key's slot frees (an execution with it ended, or the "
+        "reconciler reclaimed it), the next in line is admitted (issue 19 item 5)",
+        path="storage/lua/release_slot.lua",
+        original="    if redis.call('ZCARD', running_key) >= (tonumber(meta[2]) or 1) then break end\n",
+        replacement="    break\n",
+        tests=(
+            "tests/contract/test_concurrency.py::"
+            "test_an_end_admits_the_next_in_line_first_in_first_out",
+            "tests/e2e/test_concurrency_keys.py::test_a_failure_frees_the_slot",
+        ),
+    ),
+    Mutant(
+        name="priority-not-sent",
+        guarantee="a priority-9 execution's nodes overtake a backlog in their queue",
+        path="workers/signatures.py",
+        original='{"priority": broker_priority(node.priority)}',
+        replacement='{"priority": broker_priority(None)}',
+        tests=("tests/e2e/test_priorities.py::test_a_priority_9_node_overtakes_a_backlog",),
+    ),
+    Mutant(
         name="step-runs-everything",
         guarantee="while stepping, a node the step did not choose pauses the execution before it "
         "(issue 17)",
@@ -304,5 +325,17 @@ MUTANTS: tuple[Mutant, ...] = (
         original="        if self._parked(execution_id, snapshot):\n",
         replacement="        if False:\n",
         tests=("tests/unit/test_parking.py::test_the_reconciler_leaves_a_parked_execution_alone",),
+    ),
+    Mutant(
+        name="child-end-not-handed-to-parent",
+        guarantee="a child execution's end reaches its parent's blueprint node, also when it "
+        "ends before the node parks (issue 17 item 1)",
+        path="storage/lua/finish.lua",
+        original="    redis.call('RPUSH', parent_signals, signal .. '\\n' .. payload)\n",
+        replacement="    redis.call('LLEN', parent_signals)\n",
+        tests=(
+            "tests/contract/test_child_handoff.py::"
+            "test_a_child_that_ends_before_its_node_parks_is_kept",
+        ),
     ),
 )

@@ -153,10 +153,9 @@ class Execution:
         self.registry = registry
         self.state = MemoryStateStore()
         self.blobs = MemoryBlobStore()
-        threshold = (
-            {} if blob_threshold_bytes is None else {"blob_threshold_bytes": blob_threshold_bytes}
-        )
-        self.stores = Stores(self.state, self.blobs, **threshold)
+        self.stores = Stores(self.state, self.blobs)
+        if blob_threshold_bytes is not None:
+            self.stores = Stores(self.state, self.blobs, blob_threshold_bytes=blob_threshold_bytes)
         self.plan: ExecutionPlan = compile_plan(model, EXECUTION_ID, dict(inputs or {}))
         self.state.create(self.plan)
 
