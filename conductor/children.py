@@ -79,6 +79,12 @@ class ChildLauncher:
             raise NodeError(message, code=ErrorCode.VALIDATION_FAILED, retryable=False) from None
         return self.state(execution_id) or ChildState(execution_id, "queued")
 
+    def cancel(self, execution_id: str) -> None:
+        """Cancel it and its children, as `conductor cancel` would."""
+        from conductor.control import Control  # noqa: PLC0415  (control finds children here)
+
+        Control(self.dispatcher).cancel(execution_id)
+
     def state(self, execution_id: str) -> ChildState | None:
         """Its status, and its result once it ended; None when unknown."""
         meta = self.stores.state.snapshot(execution_id, []).execution

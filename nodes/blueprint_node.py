@@ -35,6 +35,9 @@ class ChildRuns(Protocol):
     def state(self, execution_id: str) -> ChildState | None:
         """The child's state; None when unknown (expired)."""
 
+    def cancel(self, execution_id: str) -> None:
+        """Cancel the child (and its children) if it still runs."""
+
 
 class BlueprintParameters(NodeParameters):
     """Parameters of `blueprint`."""
@@ -72,7 +75,9 @@ class BlueprintNode(ParkingNode[BlueprintParameters]):
         self, params: BlueprintParameters, context: NodeContext, arrival: Arrival
     ) -> Mapping[str, Any]:
         if arrival.timed_out:
-            message = f"child execution {self._child(context)} did not end in time"
+            child = self._child(context)
+            _children(context).cancel(child)  # nothing waits for it any more
+            message = f"child execution {child} did not end in time (cancelled)"
             raise NodeError(message, code=ErrorCode.TIMEOUT.value, retryable=False)
         return self.run(params, context)
 

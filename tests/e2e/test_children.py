@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conductor.client import ConductorClient
 from conductor.control import Control
 from conductor.embedded import ApiProcess, WorkerProcess
 from conductor.model.children import child_id
@@ -241,26 +242,60 @@ def test_references_are_checked_at_submit(services: Services) -> None:
 def test_validation_errors_through_the_api_and_the_cli(
     api: ApiProcess, api_env: dict[str, str], tmp_path: Path
 ) -> None:
-    missing = parent_of(unique("absent"))
-    response = httpx.post(f"{api.url}/v1/executions", json={"blueprint": missing, "inputs": {}})
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert "nodes[0].parameters.blueprintId" in json.dumps(body)
-    assert "no stored Blueprint" in json.dumps(body)
-    path = tmp_path / "missing.json"
-    path.write_text(json.dumps(missing))
-    run = subprocess.run(
-        [sys.executable, "-m", "conductor", "run", str(path), "--json"],
-        env=api_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
-    assert run.returncode == 2, run.stderr
-    assert "nodes[0].parameters.blueprintId" in run.stderr
-    assert "Traceback" not in run.stderr
+    a, b = unique("a"), unique("b")
+    for source, target in ((a, b), (b, a)):
+        stored = httpx.post(f"{api.url}/v1/blueprints", json=parent_of(target) | {"id": source})
+        assert stored.status_code == 201, stored.text
+    revision = parent_of(a)
+    revision["nodes"][0]["parameters"]["revision"] = 7
+    cases = {
+        "missing": (parent_of(unique("absent")), "blueprintId", "no stored Blueprint"),
+        "cycle": (parent_of(a), "blueprintId", f"-> {a} -> {b} -> {a}"),
+        "revision": (revision, "revision", "has no revision 7"),
+    }
+    for name, (blueprint, field, message) in cases.items():
+        response = httpx.post(f"{api.url}/v1/executions", json={"blueprint": blueprint})
+        assert response.status_code == 422, (name, response.text)
+        (error,) = response.json()["errors"]
+        assert error["path"].endswith(f"nodes[0].parameters.{field}"), (name, error)
+        assert message in error["message"], (name, error)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(blueprint))
+        for command in (["run", str(path), "--json"], ["validate", str(path)]):
+            done = subprocess.run(
+                [sys.executable, "-m", "conductor", *command],
+                env=api_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=REPO,
+                check=False,
+            )
+            assert done.returncode == 2, (name, command, done.stderr)
+            assert f"nodes[0].parameters.{field}" in done.stderr and message in done.stderr
+            assert "Traceback" not in done.stderr
+
+
+def test_a_missing_blueprint_chosen_at_run_time_fails_the_node(services: Services) -> None:
+    chooser = parent_of("{{$input.which}}")
+    execution_id = submit(services, chooser, {"which": unique("gone")})
+    result = result_of(services, execution_id)
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == "VALIDATION_FAILED"
+    assert "not found" in result["error"]["message"]
+
+
+def test_the_node_timeout_bounds_the_wait_for_the_child(services: Services) -> None:
+    child = unique("slow")
+    services.blueprints.create(waiting_child(child))
+    blueprint = parent_of(child)
+    blueprint["nodes"][0]["parameters"]["timeout"] = 1500
+    execution_id = submit(services, blueprint, {})
+    result = result_of(services, execution_id)
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == "TIMEOUT"
+    assert child_id(execution_id, "run") in result["error"]["message"]
+    assert result_of(services, child_id(execution_id, "run"))["status"] == "cancelled"
 
 
 def test_the_api_and_history_link_parent_and_child_both_ways(
@@ -276,9 +311,11 @@ def test_the_api_and_history_link_parent_and_child_both_ways(
     assert parent_view["children"] == [
         {"id": child_execution, "node": "run", "status": "succeeded"}
     ]
-    child_view = httpx.get(f"{api.url}/v1/executions/{child_execution}").json()
-    assert child_view["parent"] == {"id": execution_id, "node": "run", "status": "succeeded"}
-    assert child_view["children"] == []
+    with ConductorClient(api.url) as client:
+        child_view = client.get(child_execution)
+    assert child_view.parent is not None
+    assert (child_view.parent.id, child_view.parent.node) == (execution_id, "run")
+    assert child_view.children == []
     Recorder(services.backend.recorder_stream(), services.history).drain()
 
     def show(*args: str) -> str:
