@@ -329,3 +329,19 @@ def test_the_api_and_history_link_parent_and_child_both_ways(
     shown = json.loads(show(child_execution, "--json"))
     assert shown["parent"] == {"id": execution_id, "node": "run", "status": "succeeded"}
     assert f"child   {child_execution}  (node run, succeeded)" in show(execution_id)
+
+
+def test_a_parent_that_fails_elsewhere_cancels_its_child(services: Services) -> None:
+    child = unique("orphan")
+    services.blueprints.create(waiting_child(child))
+    blueprint = parent_of(child)
+    blueprint["nodes"].append(failing("boom")["nodes"][0] | {"id": "late"})
+    blueprint["nodes"][1]["parameters"]["transformFunction"] = (
+        "x => { const t = Date.now() + 1500; while (Date.now() < t) {} throw new Error('no') }"
+    )
+    execution_id = submit(services, blueprint, {})
+    result = result_of(services, execution_id)
+    assert result["status"] == "failed" and result["error"]["nodeId"] == "late"
+    child_result = result_of(services, child_id(execution_id, "run"))
+    assert child_result["status"] == "cancelled"
+    assert execution_id in child_result["error"]["message"]
