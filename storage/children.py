@@ -23,4 +23,4 @@ def parent_handoff(
         return [], []
     parent_keys = [keys.meta(parent_id), keys.signals(parent_id), keys.waiting(parent_id)]
     args = [parent_id, child_signal(parent_node), child_ended(execution_id, status)]
-    return [*parent_keys, keys.WAKEUPS], args
+    return [*parent_keys, keys.WAKEUPS, keys.WAKEUP_NUDGES], args

@@ -4,6 +4,7 @@ dicts, with the same replies and events as the Lua scripts."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ class _WaitState:
     signals: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (name, payload)
     waiting: dict[str, dict[str, str]] = field(default_factory=dict)
     wakeups: dict[WakeUp, int] = field(default_factory=dict)
+    nudges: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
 
 class MemoryWaits:
@@ -120,6 +122,7 @@ class MemoryWaits:
         self.wait_state.signals.setdefault(parent_id, []).append((child_signal(node_key), payload))
         if parent["status"] == "running" and node_key in self.wait_state.waiting.get(parent_id, {}):
             self.wait_state.wakeups[WakeUp(parent_id, node_key)] = self.clock_ms()
+            self.wait_state.nudges.release()
 
     def drop_handoffs(self, execution_id: str, node_key: str) -> None:
         """As reopen.lua: a reset `blueprint` node waits for its child's next end."""
@@ -139,6 +142,10 @@ class MemoryWaits:
         """Forget them."""
         for wakeup in wakeups:
             self.wait_state.wakeups.pop(wakeup, None)
+
+    def await_wakeup(self, timeout_s: float) -> bool:
+        """As RedisWaits': a nudge from hand_to_parent."""
+        return self.wait_state.nudges.acquire(timeout=timeout_s)
 
     def parked(self, execution_id: str) -> dict[str, str]:
         """Parked node key -> signal name."""

@@ -5,7 +5,7 @@
 -- ends cancelled, which fences off its attempt (its heartbeat then stops it), and the terminal
 -- event lists every cancelled node (data.cancelled) so history ends them too.
 -- A child execution (docs/children.md) also hands its end to its parent's `blueprint` node,
--- as a signal the node takes when it parks (KEYS[8..11], ARGV[10..12]): kept while the parent
+-- as a signal the node takes when it parks (KEYS[8..12], ARGV[10..12]): kept while the parent
 -- is live, its parked node's wake-up due now; the parent's wake-up thread sends it again.
 -- Returns 1 when this call ended it, else 0.
 local result_key, meta_key, stream_key, log_key, live_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -55,6 +55,8 @@ if #KEYS > 7 then
     local node_key = string.sub(signal, #'child/' + 1)
     if parent_status == 'running' and redis.call('HEXISTS', parent_waiting, node_key) == 1 then
       redis.call('ZADD', wakeups_key, clock_ms(), parent_id .. '\n' .. node_key)
+      redis.call('RPUSH', KEYS[12], '1')  -- a wake-up thread fires it now, not at its next look
+      redis.call('LTRIM', KEYS[12], -100, -1)
     end
   end
 end

@@ -36,7 +36,7 @@ def state(request: pytest.FixtureRequest) -> Iterator[StateStore]:
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     client = redis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/1")
-    client.delete(keys.WAKEUPS)
+    client.delete(keys.WAKEUPS, keys.WAKEUP_NUDGES)
     yield RedisStateStore(client)
     client.close()
 
@@ -74,7 +74,9 @@ def test_the_end_of_the_child_wakes_its_parked_node(state: StateStore) -> None:
     parent, child = family(state)
     assert park(state, parent) is Parking.PARKED
     state.claim_wakeups(100, 60_000)  # others' due wake-ups out of the way
+    assert not state.await_wakeup(0.05)
     assert state.finish(child, ExecutionStatus.FAILED, json.dumps({"id": child}))
+    assert state.await_wakeup(5)  # a wake-up thread is told at once
     assert WakeUp(parent, "run") in state.claim_wakeups(100, 60_000)  # due now
     load = state.load(parent, "run", "w1")
     assert load is not None
