@@ -283,6 +283,13 @@ def test_a_missing_blueprint_chosen_at_run_time_fails_the_node(services: Service
     assert result["status"] == "failed"
     assert result["error"]["code"] == "VALIDATION_FAILED"
     assert "not found" in result["error"]["message"]
+    broken = unique("broken")  # stored; what it references is not
+    services.blueprints.create(parent_of(unique("absent")) | {"id": broken})
+    execution_id = submit(services, chooser, {"which": broken})
+    result = result_of(services, execution_id)
+    assert result["error"]["code"] == "VALIDATION_FAILED"
+    assert f"Blueprint {broken!r} cannot run as a child" in result["error"]["message"]
+    assert "no stored Blueprint" in result["error"]["message"]
 
 
 def test_the_node_timeout_bounds_the_wait_for_the_child(services: Services) -> None:

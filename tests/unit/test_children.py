@@ -81,6 +81,8 @@ def test_references_chosen_at_run_time_are_left_to_the_worker() -> None:
     found = references()
     templated = blueprint_from_data(uses("p", "{{$input.which}}"))
     assert found.pin(templated).nodes[0].parameters == {"blueprintId": "{{$input.which}}"}
+    odd = blueprint_from_data(uses("p", "c", revision="{{$input.n}}"))
+    assert found.pin(odd).nodes[0].parameters["revision"] == "{{$input.n}}"
 
 
 def test_ancestors_walk_the_parent_links() -> None:
