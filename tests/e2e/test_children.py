@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conductor.children import children_of
 from conductor.client import ConductorClient
 from conductor.control import Control
 from conductor.embedded import ApiProcess, WorkerProcess
@@ -352,3 +353,31 @@ def test_a_parent_that_fails_elsewhere_cancels_its_child(services: Services) -> 
     child_result = result_of(services, child_id(execution_id, "run"))
     assert child_result["status"] == "cancelled"
     assert execution_id in child_result["error"]["message"]
+
+
+def test_a_loop_body_runs_one_child_per_item(services: Services) -> None:
+    child = unique("per-item")
+    services.blueprints.create(level(child, None))
+    body = {"id": "run", "type": "blueprint", "parameters": {"blueprintId": child}}
+    blueprint = {
+        "id": unique("each"),
+        "name": "each",
+        "nodes": [
+            {
+                "id": "each",
+                "type": "loop",
+                "parameters": {"iterateOver": "items", "concurrency": 3},
+                "nodes": [body],
+            }
+        ],
+    }
+    execution_id = submit(services, blueprint, {"items": [{"depth": 1}, {"depth": 5}, {}]})
+    result = result_of(services, execution_id)
+    assert result["status"] == "succeeded", result["error"]
+    outputs = result["data"]["each"]["result"]  # each item's `result`: its child's data
+    assert [output["add"]["result"]["depth"] for output in outputs] == [2, 6, 1]
+    links = children_of(services.stores.state, execution_id)
+    assert [link.node for link in links] == [f"each#{n}/run" for n in range(3)]
+    assert [link.execution_id for link in links] == [
+        child_id(execution_id, f"each#{n}/run") for n in range(3)
+    ]
