@@ -47,8 +47,10 @@ from conductor.embedded import RedisServer, WorkerProcess
 from conductor.model.blueprint import Blueprint
 from conductor.recorder import BATCH_SIZE, Recorder
 from conductor.waiting import wait_for_result
+from storage.blueprint_archive import RedisBlueprintArchive
 from storage.events import Event, EventType
 from storage.history import HistoryStore
+from storage.node_outputs import RedisNodeOutputs
 
 NODES = 10
 STOP_TIMEOUT_S = 10.0  # Recorder.run notices its stop event within its block time (1 s)
@@ -64,6 +66,7 @@ class Options:
     events: int
     worker_concurrency: int
     postgres: str | None
+    replay: bool = True  # the recorder keeps Blueprints and outputs, as `conductor recorder`
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -84,6 +87,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         help="also measure PostgreSQL, each run in a fresh schema of this database (dropped "
         "after; needs CREATE on it), e.g. postgresql://postgres@127.0.0.1:5432/test",
     )
+    parser.add_argument(
+        "--without-replay",
+        action="store_true",
+        help="the recorder keeps no Blueprints or node outputs (what replay needs), for comparison",
+    )
     args = parser.parse_args(argv)
     if min(args.executions, args.events, args.worker_concurrency) < 1 or args.rate <= 0:
         parser.error("--executions, --events, --worker-concurrency and --rate must be > 0")
@@ -94,6 +102,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         args.events,
         args.worker_concurrency,
         args.postgres,
+        replay=not args.without_replay,
     )
 
 
@@ -182,8 +191,8 @@ def measure_lag(
     with fresh_store(backend, "lag") as fresh:
         empty_bytes = fresh.size_bytes()
         timed = TimedHistory(fresh.store)
-        with recording(client.url, timed, consumer=f"bench-lag-{backend.name}"):
-            ids = submit_at_rate(client.dispatcher, linear_blueprint(NODES), options)
+        with recording(client, timed, f"bench-lag-{backend.name}", replay=options.replay):
+            ids = submit_at_rate(_dispatcher(client, options), linear_blueprint(NODES), options)
             timed.wait_until_ended(ids, RUN_TIMEOUT_S)
         failed = [key for key in ids if timed.ended[key] != EventType.EXECUTION_SUCCEEDED]
         if failed:
@@ -194,11 +203,33 @@ def measure_lag(
     return lag_of(backend.name, timed.calls, set(ids[options.warmup :])), footprint, template
 
 
+def _dispatcher(client: Client, options: Options) -> Dispatcher:
+    """The client's dispatcher, archiving Blueprints (as Services' does) unless --without-replay."""
+    if not options.replay:
+        return client.dispatcher
+    archive = RedisBlueprintArchive(client.redis, client.settings.state_ttl_s)
+    base = client.dispatcher
+    return Dispatcher(base.app, base.stores, base.registry, archive=archive)
+
+
+def _recorder(client: Client, history: HistoryStore, consumer: str, *, replay: bool) -> Recorder:
+    """A Recorder on a client of its own; with `replay`, keeping what replay needs."""
+    own = redis.Redis.from_url(client.url)
+    if not replay:
+        return Recorder(own, history, consumer=consumer)
+    archive = RedisBlueprintArchive(own, client.settings.state_ttl_s)
+    return Recorder(
+        own, history, consumer=consumer, blueprints=archive, outputs=RedisNodeOutputs(own)
+    )
+
+
 @contextmanager
-def recording(redis_url: str, history: HistoryStore, consumer: str) -> Iterator[None]:
+def recording(
+    client: Client, history: HistoryStore, consumer: str, *, replay: bool
+) -> Iterator[None]:
     """`Recorder.run` in a thread of this process for the duration of the block."""
     stop = threading.Event()
-    recorder = Recorder(redis.Redis.from_url(redis_url), history, consumer=consumer)
+    recorder = _recorder(client, history, consumer, replay=replay)
     thread = threading.Thread(target=recorder.run, args=(stop,), name="recorder", daemon=True)
     thread.start()
     try:
@@ -234,7 +265,8 @@ def measure_drain(
         events = prefill(client.redis, template, executions)
         fill_s = time.perf_counter() - began
         timed = TimedHistory(fresh.store)
-        recorder = Recorder(client.redis, timed, consumer=f"bench-drain-{backend.name}")
+        consumer = f"bench-drain-{backend.name}"
+        recorder = _recorder(client, timed, consumer, replay=options.replay)
         wall_began, began = time.time(), time.perf_counter()
         handled = recorder.drain()
         drain_s = time.perf_counter() - began
@@ -268,7 +300,8 @@ def _print_header(options: Options, client: Client, backends: Sequence[Backend])
         f"recorder: Python {platform.python_version()}, Celery {celery.__version__}, "
         f"Redis {info['redis_version']}, {databases}, {os.cpu_count()} CPUs; worker: "
         f"`conductor worker -c {options.worker_concurrency}`; Recorder.run in a thread of this "
-        f"process; no-op node: {NOOP_NODE['type']} {NOOP_NODE['parameters']}"
+        f"process; no-op node: {NOOP_NODE['type']} {NOOP_NODE['parameters']}; keeping what "
+        f"replay needs (Blueprints, node outputs): {'yes' if options.replay else 'no'}"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from storage.events import Event, EventType
@@ -82,6 +82,20 @@ class TimedHistory:
     ) -> Page[ExecutionRecord]:
         """As the inner store."""
         return self.inner.list_executions(status, blueprint_id, limit, cursor)
+
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """As the inner store."""
+        self.inner.keep_for_replay(blueprints, outputs)
+
+    def blueprint(self, digest: str) -> str | None:
+        """As the inner store."""
+        return self.inner.blueprint(digest)
+
+    def node_outputs(self, execution_id: str) -> dict[str, str]:
+        """As the inner store."""
+        return self.inner.node_outputs(execution_id)
 
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """As the inner store."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -27,8 +28,9 @@ from conductor.model.plan import ExecutionPlan
 from conductor.model.problems import ErrorCode
 from conductor.validation import ensure_valid
 from nodes.registry import NodeRegistry
+from storage.blueprint_archive import BlueprintArchive
 from storage.redis_client import StoreError
-from storage.state import ExecutionStatus
+from storage.state import ExecutionStatus, NodeStatus
 from workers.finalize import finalize
 from workers.stores import Stores
 
@@ -47,6 +49,7 @@ class Dispatcher:
         registry: NodeRegistry,
         *,
         strict: bool = False,
+        archive: BlueprintArchive | None = None,
         references: ChildReferences | None = None,
         max_running_per_key: int = DEFAULT_MAX_RUNNING,
     ) -> None:
@@ -54,6 +57,7 @@ class Dispatcher:
         self.stores = stores
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
+        self.archive = archive  # where history's recorder finds the Blueprint (for replay)
         self.references = references  # checks and pins `blueprint` nodes' stored Blueprints
         # A concurrency key's limit for a Blueprint without settings.concurrency.maxRunning.
         self.max_running_per_key = max_running_per_key
@@ -64,15 +68,39 @@ class Dispatcher:
         inputs: Mapping[str, Any] | None = None,
         execution_id: str | None = None,
         breakpoints: Sequence[str] = (),
+        admission: Admission | None = None,
         *,
         parent: tuple[str, str] | None = None,
-        admission: Admission | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
         `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); an
         execution whose concurrency key has no free slot waits in its line (not dispatched);
         `parent`: the execution and `blueprint` node this one is the child of
         (docs/children.md)."""
+        plan = self.prepare(
+            blueprint,
+            inputs,
+            execution_id,
+            breakpoints=breakpoints,
+            admission=admission,
+            parent=parent,
+        )
+        self.start(plan)
+        return plan
+
+    def prepare(
+        self,
+        blueprint: Blueprint,
+        inputs: Mapping[str, Any] | None = None,
+        execution_id: str | None = None,
+        *,
+        breakpoints: Sequence[str] = (),
+        admission: Admission | None = None,
+        replay_of: str | None = None,
+        parent: tuple[str, str] | None = None,
+    ) -> ExecutionPlan:
+        """Validate (raising InvalidBlueprint) and plan; archive the Blueprint as submitted,
+        its `blueprint` nodes' revisions pinned."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
         blueprint = self.pinned(blueprint, parent)
@@ -82,9 +110,10 @@ class Dispatcher:
             plan = plan.model_copy(update={"parent_id": parent[0], "parent_node": parent[1]})
         limit = max_running_setting(blueprint.settings) or self.max_running_per_key
         plan = admitted_plan(plan, admission or Admission(), limit)
-        if self.stores.state.create(plan):
-            self.dispatch(plan)
-        return plan
+        digest = None
+        if self.archive is not None:
+            digest = self.archive.put(blueprint_text(blueprint))
+        return plan.model_copy(update={"blueprint_hash": digest, "replay_of": replay_of})
 
     def pinned(self, blueprint: Blueprint, parent: tuple[str, str] | None = None) -> Blueprint:
         """`blueprint` with its `blueprint` nodes' revisions pinned, after checking what they
@@ -93,6 +122,18 @@ class Dispatcher:
             return blueprint
         above = ancestors(self.stores.state, parent[0]) if parent else ()
         return self.references.pin(blueprint, above)
+
+    def start(self, plan: ExecutionPlan, reused: Mapping[str, str] | None = None) -> None:
+        """Store a prepared plan and dispatch it unless it waits for a concurrency slot;
+        `reused` nodes (key -> packed output) end at once as cached with that output, and
+        only the others are sent."""
+        admitted = self.stores.state.create(plan)
+        for key, output in (reused or {}).items():
+            self.stores.state.complete(
+                plan.execution_id, key, output, NodeStatus.SUCCEEDED, cached=True
+            )
+        if admitted:
+            self.dispatch(plan, frozenset(reused or ()))
 
     def redispatch(self, execution_id: str) -> frozenset[str]:
         """Send again every node of a stored execution that has not finished (for resume and
@@ -136,3 +177,9 @@ class Dispatcher:
                     finalize(plan.execution_id, self.stores, ExecutionStatus.FAILED, error)
             raise DispatchFailed(str(exc)) from exc
         self.stores.state.mark_dispatched(plan.execution_id)
+
+
+def blueprint_text(blueprint: Blueprint) -> str:
+    """A Blueprint's canonical JSON (sorted keys): equal Blueprints archive once."""
+    data = blueprint.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

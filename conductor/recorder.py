@@ -5,6 +5,11 @@ recorded yet), so a recorder stopped at any moment loses nothing: unacknowledged
 read again by the next run under the same consumer name (the host name by default), and
 recording is idempotent by event id. Entries that another consumer read and never
 acknowledged are claimed after `claim_idle_ms`.
+
+Given the Blueprint archive and node outputs in Redis, it also keeps what replay needs: the
+Blueprint an execution.queued names by digest, and every node's output when an execution ends
+(read from Redis then, so events stay small). Both are written after the events' transaction
+and before the acknowledgement, so a recorder stopped in between writes them again.
 """
 
 from __future__ import annotations
@@ -13,14 +18,20 @@ import logging
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from storage.events import Event
+from storage.blueprint_archive import BlueprintArchive
+from storage.events import Event, EventType
 from storage.history import HistoryStore, InvalidEvent
 from storage.history_state import check_event
+from storage.node_outputs import NodeOutputs
 from storage.recorder_stream import Entry, RecorderStream, as_recorder_stream
 from storage.redis_client import Redis
+
+if TYPE_CHECKING:
+    from conductor.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,8 @@ class Recorder:
         consumer: str | None = None,
         batch_size: int = BATCH_SIZE,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        blueprints: BlueprintArchive | None = None,
+        outputs: NodeOutputs | None = None,
     ) -> None:
         self.stream = as_recorder_stream(stream)
         self.history = history
@@ -47,6 +60,20 @@ class Recorder:
         self.consumer = consumer or socket.gethostname()
         self.batch_size = batch_size
         self.claim_idle_ms = claim_idle_ms
+        self.blueprints = blueprints
+        self.outputs = outputs
+
+    @classmethod
+    def from_services(cls, services: Services, consumer: str | None = None) -> Recorder:
+        """A recorder on the services' Redis and history that also keeps what replay needs."""
+        backend = services.backend
+        return cls(
+            backend.recorder_stream(),
+            services.history,
+            consumer=consumer,
+            blueprints=backend.blueprint_archive(ttl_s=services.settings.state_ttl_s),
+            outputs=backend.node_outputs(),
+        )
 
     def ensure_group(self) -> None:
         """Create the consumer group from the stream's start (every event is recorded)."""
@@ -90,8 +117,27 @@ class Recorder:
                 continue
             events.append(event)
         self.history.record(events)  # commits; only then acknowledge
+        self._keep_for_replay(events)
         self.stream.settle([entry_id for entry_id, _ in entries])
         return len(entries)
+
+    def _keep_for_replay(self, events: list[Event]) -> None:
+        """Copy the batch's new Blueprints and its ended executions' outputs into history."""
+        texts: dict[str, str] = {}
+        outputs: dict[str, dict[str, str]] = {}
+        if self.blueprints is not None:
+            digests = {
+                str(event.data["blueprint_hash"])
+                for event in events
+                if event.type == EventType.EXECUTION_QUEUED and event.data.get("blueprint_hash")
+            }
+            texts = self.blueprints.texts(digests) if digests else {}
+        if self.outputs is not None:
+            ended = {event.execution_id for event in events if event.type.is_terminal}
+            # none in Redis (expired before the recorder came): keep what history has
+            found = self.outputs.every(ended) if ended else {}
+            outputs = {execution_id: kept for execution_id, kept in found.items() if kept}
+        self.history.keep_for_replay(texts, outputs)
 
     def drain(self) -> int:
         """Record everything in the stream now, and return (for the embedded stack)."""

@@ -117,7 +117,7 @@ def record_history(settings: Settings) -> None:
     """The embedded stack's recorder: move the run's events into the history store."""
     services = Services.from_settings(settings)
     try:
-        Recorder(services.backend.recorder_stream(), services.history).drain()
+        Recorder.from_services(services).drain()
     finally:
         services.close()
 

@@ -84,6 +84,7 @@ class Services:
             self.registry,
             strict=self.settings.strict_parameters,
             references=references,
+            archive=self.backend.blueprint_archive(ttl_s=self.settings.state_ttl_s),
             max_running_per_key=self.settings.max_running_per_key,
         )
 
@@ -101,4 +102,6 @@ class Services:
         """Close what was opened."""
         if "history" in self.__dict__:
             self.history.close()
+        if "celery" in self.__dict__:  # its broker connection pool (a submission opened one)
+            self.celery.close()
         self.backend.close()

@@ -33,6 +33,8 @@ class QueuedData(TypedDict):
     nodes: int  # how many
     parent_id: NotRequired[str]  # a child execution's (docs/children.md)
     parent_node: NotRequired[str]
+    blueprint_hash: NotRequired[str]  # the archived Blueprint (storage/blueprint_archive.py)
+    replay_of: NotRequired[str]  # the execution this one replays
     priority: NotRequired[int]  # when not the default
     concurrency_key: NotRequired[str]
     reason: NotRequired[str]  # why it waits: its concurrency key's slots are taken
@@ -169,6 +171,10 @@ def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
     if plan.parent_id is not None:
         data["parent_id"] = plan.parent_id
         data["parent_node"] = plan.parent_node or ""
+    if plan.blueprint_hash:
+        data["blueprint_hash"] = plan.blueprint_hash
+    if plan.replay_of:
+        data["replay_of"] = plan.replay_of
     if plan.priority is not None:
         data["priority"] = plan.priority
     if plan.concurrency_key is not None:

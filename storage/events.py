@@ -41,7 +41,8 @@ class Event(BaseModel):
     """One event: `seq` increases by one per execution, from 1; `ts` is Unix time in seconds.
 
     `data` by type:
-    - execution.queued: blueprint_id, blueprint_name, blueprint_version, inputs, nodes (count)
+    - execution.queued: blueprint_id, blueprint_name, blueprint_version, inputs, nodes (count),
+      blueprint_hash (the archived Blueprint), replay_of (the execution it replays)
     - execution.started / paused / resumed: {}
     - execution.succeeded / failed / cancelled: status, error ({code, message, nodeId} or
       null), duration_ms, result (the result object, or a blob reference when large),

@@ -23,6 +23,8 @@ class ExecutionMeta(BaseModel):
     blueprint_id: str = ""
     blueprint_name: str = ""
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None
+    replay_of: str | None = None  # the execution this one replays
     inputs: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     sinks: list[str] = Field(default_factory=list)
@@ -82,7 +84,9 @@ def parse_meta(fields: dict[str, str]) -> ExecutionMeta | None:
 
 def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
     """The meta hash of a new execution."""
+    links = {"blueprint_hash": plan.blueprint_hash, "replay_of": plan.replay_of}
     return {
+        **{name: value for name, value in links.items() if value},
         "status": ExecutionStatus.QUEUED.value,
         "blueprint_id": plan.blueprint_id,
         "blueprint_name": plan.blueprint_name,
@@ -122,6 +126,8 @@ def plan_from_fields(
         blueprint_id=meta["blueprint_id"],
         blueprint_name=meta["blueprint_name"],
         blueprint_version=meta.get("blueprint_version") or None,
+        blueprint_hash=meta.get("blueprint_hash") or None,
+        replay_of=meta.get("replay_of") or None,
         inputs=json.loads(meta["inputs"]),
         variables=json.loads(meta["variables"]),
         nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},

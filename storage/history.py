@@ -7,7 +7,7 @@ The rules that derive the records from events are in storage/history_state.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +56,8 @@ class ExecutionRecord(BaseModel):
     blueprint_id: str
     blueprint_name: str
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None  # the Blueprint as submitted (HistoryStore.blueprint)
+    replay_of: str | None = None  # the execution this one replays
     status: ExecutionStatus
     inputs: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
@@ -120,9 +122,22 @@ class HistoryStore(Protocol):
     ) -> Page[ExecutionRecord]:
         """Executions, newest first, in pages (keyset on created_at, id)."""
 
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """In one transaction: store Blueprint texts by digest (a known digest keeps its
+        text), and replace each known execution's node outputs (packed, by node key)."""
+
+    def blueprint(self, digest: str) -> str | None:
+        """A kept Blueprint's text, or None."""
+
+    def node_outputs(self, execution_id: str) -> dict[str, str]:
+        """An execution's kept node outputs (packed), by node key."""
+
     def prune(self, older_than_s: float, now: float | None = None) -> int:
-        """Delete executions finished more than older_than_s ago, with their node runs and
-        events; return how many executions."""
+        """Delete executions finished more than older_than_s ago, with their node runs,
+        outputs and events (and Blueprints no execution uses then); return how many
+        executions."""
 
     def close(self) -> None:
         """Release connections."""

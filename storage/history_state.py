@@ -64,6 +64,8 @@ class _QueuedData(_Data):
     blueprint_id: str = Field(min_length=1)
     blueprint_name: str
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None
+    replay_of: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 

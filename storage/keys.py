@@ -142,3 +142,9 @@ def worker_presence(name: str) -> str:
     """String with a TTL: a live worker's presence (JSON); it expires when the worker stops
     refreshing it."""
     return f"{PREFIX}:worker:{name}"
+
+
+def blueprint_archive(digest: str) -> str:
+    """String: a submitted Blueprint (canonical JSON) by its SHA-256, until the recorder has
+    copied it into the history store (content-addressed: one copy per distinct Blueprint)."""
+    return f"{PREFIX}:blueprint:{digest}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -15,6 +15,9 @@ class NodeOutputs(Protocol):
 
     def outputs(self, execution_id: str, node_keys: Sequence[str]) -> dict[str, str]:
         """The outputs of those of `node_keys` that have one."""
+
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """Every stored output of each execution (what history keeps when they end)."""
 
 
 class RedisNodeOutputs:
@@ -34,6 +37,18 @@ class RedisNodeOutputs:
             if text is not None
         }
 
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """An HGETALL each, in one pipeline."""
+        wanted = sorted(execution_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in wanted:
+            pipe.hgetall(keys.outputs(execution_id))
+        found: list[Any] = pipe.execute() if wanted else []
+        return {
+            execution_id: {_text(key): _text(text) for key, text in hashed.items()}
+            for execution_id, hashed in zip(wanted, found, strict=True)
+        }
+
 
 class MemoryNodeOutputs:
     """The in-memory twin: outputs put in a dict."""
@@ -45,3 +60,13 @@ class MemoryNodeOutputs:
         """The stored ones."""
         stored = self.stored.get(execution_id, {})
         return {key: stored[key] for key in node_keys if key in stored}
+
+    def every(self, execution_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """All of them."""
+        return {
+            execution_id: dict(self.stored.get(execution_id, {})) for execution_id in execution_ids
+        }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

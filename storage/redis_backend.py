@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import redis
 
+from storage.blueprint_archive import RedisBlueprintArchive
 from storage.concurrency import ConcurrencySlots
 from storage.event_source import EventSource, FanOutEventSource, RedisEventSource
 from storage.idempotency import RedisIdempotency
@@ -64,6 +65,10 @@ class RedisBackend:
     def node_outputs(self) -> RedisNodeOutputs:
         """Stored node outputs."""
         return RedisNodeOutputs(self.client)
+
+    def blueprint_archive(self, *, ttl_s: int) -> RedisBlueprintArchive:
+        """Submitted Blueprints by digest, until the recorder copies them into history."""
+        return RedisBlueprintArchive(self.client, ttl_s)
 
     def recorder_stream(self) -> RecorderStream:
         """The events stream's recorder group."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
-from storage import sql_rows
+from storage import sql_archive, sql_rows
 from storage.events import Event
 from storage.history import (
     ExecutionRecord,
@@ -30,6 +30,7 @@ from storage.history import (
     SchemaMismatch,
 )
 from storage.history_state import ExecutionState, NodeRunState, node_run_order, node_targets
+from storage.sql_migrations import CannotUpgrade, upgrade
 from storage.sql_schema import (
     SCHEMA_VERSION,
     events,
@@ -125,10 +126,10 @@ class SqlHistoryStore:
             if not found:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             elif found != [SCHEMA_VERSION]:
-                raise SchemaMismatch(
-                    f"history schema version {found} in the database; this code knows "
-                    f"{SCHEMA_VERSION}"
-                )
+                try:  # an older database is upgraded in place, in this transaction
+                    upgrade(conn, found[0] if len(found) == 1 else -1)
+                except CannotUpgrade as exc:
+                    raise SchemaMismatch(str(exc)) from None
 
     def record(self, events: Sequence[Event]) -> int:
         """Store the events not stored yet and merge them into the records, atomically."""
@@ -198,6 +199,26 @@ class SqlHistoryStore:
         last = items[-1]
         return Page(items=items, next_cursor=sql_rows.encode_cursor(last.created_at, last.id))
 
+    def keep_for_replay(
+        self, blueprints: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """Blueprints by digest and executions' node outputs, in one transaction."""
+        if not blueprints and not outputs:
+            return
+        with self._transaction(write=True) as conn:
+            sql_archive.keep_blueprints(conn, blueprints)
+            sql_archive.keep_outputs(conn, outputs)
+
+    def blueprint(self, digest: str) -> str | None:
+        """A kept Blueprint's text, or None."""
+        with self._transaction() as conn:
+            return sql_archive.blueprint(conn, digest)
+
+    def node_outputs(self, execution_id: str) -> dict[str, str]:
+        """An execution's kept node outputs (packed), by node key."""
+        with self._transaction() as conn:
+            return sql_archive.outputs(conn, execution_id)
+
     def prune(self, older_than_s: float, now: float | None = None) -> int:
         """Delete executions finished before now - older_than_s, with their runs and events."""
         cutoff = (time.time() if now is None else now) - older_than_s
@@ -212,9 +233,12 @@ class SqlHistoryStore:
             ids = list(conn.execute(doomed).scalars())
             for chunk in _chunks(ids):
                 conn.execute(events.delete().where(events.c.execution_id.in_(chunk)))
+                sql_archive.forget(conn, list(chunk))
                 conn.execute(node_runs.delete().where(node_runs.c.execution_id.in_(chunk)))
                 result = conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
                 deleted += result.rowcount
+            if deleted:
+                sql_archive.drop_unused_blueprints(conn)
         return deleted
 
     def close(self) -> None:

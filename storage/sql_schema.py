@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Older versions this code upgrades in place (storage/sql_migrations.py): 1 lacked the
+# Blueprint digest, replay_of, and the blueprints and node_outputs tables.
+UPGRADABLE_VERSIONS = frozenset({1})
 
 metadata = sa.MetaData()
 
@@ -15,6 +18,8 @@ executions = sa.Table(
     sa.Column("blueprint_id", sa.Text, nullable=False),
     sa.Column("blueprint_name", sa.Text, nullable=False),
     sa.Column("blueprint_version", sa.Text),
+    sa.Column("blueprint_hash", sa.Text),  # -> blueprints.digest: the Blueprint as submitted
+    sa.Column("replay_of", sa.Text),  # the execution this one replays
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("status_seq", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),
@@ -64,6 +69,28 @@ events = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Index("ix_events_execution_seq", "execution_id", "seq"),
+)
+
+# Blueprints as submitted, by the SHA-256 of their canonical JSON (one row per distinct one).
+blueprints = sa.Table(
+    "blueprints",
+    metadata,
+    sa.Column("digest", sa.Text, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+# Each node's output (packed: JSON, or a blob reference) as it stood when the execution ended.
+node_outputs = sa.Table(
+    "node_outputs",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.Text,
+        sa.ForeignKey("executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("node_id", sa.Text, primary_key=True),
+    sa.Column("output", sa.Text, nullable=False),
 )
 
 schema_version = sa.Table(

@@ -18,6 +18,7 @@ from conductor.api import (
     execution_nodes,
     executions,
     hooks,
+    replay,
     schedules,
     signals,
     system,
@@ -80,6 +81,8 @@ def create_api(context: ApiContext) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.context = context
+    # before executions: its POST /{id}/{command} would take /{id}/replay
+    app.include_router(replay.router, responses=PROBLEM_RESPONSES)
     app.include_router(executions.router, responses=PROBLEM_RESPONSES)
     app.include_router(execution_nodes.router, responses=PROBLEM_RESPONSES)
     app.include_router(blueprints.router, responses=PROBLEM_RESPONSES)

@@ -22,6 +22,7 @@ from conductor.api.models import (
     ExecutionView,
     GraphNode,
     NodeState,
+    NodeWaiting,
 )
 from conductor.api.problems import ApiProblem
 from conductor.api.streams import SlotStream
@@ -38,7 +39,7 @@ from storage.cursors import InvalidCursor
 from storage.events import Event
 from storage.execution_meta import ExecutionMeta
 from storage.history import ExecutionRecord, NodeRunRecord
-from storage.state import ExecutionStatus, Snapshot
+from storage.state import ExecutionStatus, NodeRecord, NodeStatus, Snapshot
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=JsonBodyRoute)
@@ -208,6 +209,13 @@ def _sse(events: Iterator[Event | None]) -> Iterator[str]:
         return
 
 
+def _waiting(record: NodeRecord, parked: dict[str, str]) -> NodeWaiting | None:
+    """What a parked node waits for (the waiting set keeps a cancelled one: not parked)."""
+    if record.key not in parked or record.status is not NodeStatus.RUNNING or record.held:
+        return None
+    return NodeWaiting(signal=parked[record.key] or None)
+
+
 def _seq(last_event_id: str | None) -> int:
     if last_event_id is None:
         return 0
@@ -221,8 +229,10 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
     assert meta is not None, "only called for an execution in Redis"
     text = ctx.stores.state.result(execution_id)
     result: dict[str, Any] | None = unpack(text, ctx.stores.blobs) if text else None
+    parked = ctx.stores.state.parked(execution_id)
     nodes = [
         NodeState(
+            waiting=_waiting(record, parked),
             node_id=record.key,
             status=record.status.value,
             attempts=record.attempts,
@@ -256,6 +266,7 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         graph=graph,
         blueprint_id=meta.blueprint_id or None,
         blueprint_version=meta.blueprint_version,
+        replay_of=meta.replay_of,
         created_at=_s(meta.created_ms),
         started_at=_s(meta.started_ms),
         finished_at=_s(meta.finished_ms),
@@ -292,6 +303,7 @@ def _from_history(
         status=record.status.value,
         blueprint_id=record.blueprint_id or None,
         blueprint_version=record.blueprint_version,
+        replay_of=record.replay_of,
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,

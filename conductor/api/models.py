@@ -62,8 +62,14 @@ class ExecutionAccepted(BaseModel):
     warnings: list[BlueprintWarning] = Field(default_factory=list)
 
 
+class NodeWaiting(BaseModel):
+    """What a parked node waits for (docs/waits.md): `signal`, or the time (null)."""
+
+    signal: str | None = None
+
+
 class NodeState(BaseModel):
-    """One node of an execution."""
+    """One node of an execution; `waiting` while it is parked."""
 
     node_id: str
     status: str
@@ -73,6 +79,7 @@ class NodeState(BaseModel):
     finished_at: float | None = None
     duration_ms: int | None = None
     error: dict[str, Any] | None = None
+    waiting: NodeWaiting | None = None
 
 
 class NodeInputs(BaseModel):
@@ -129,6 +136,7 @@ class ExecutionView(BaseModel):
     status: str
     blueprint_id: str | None = None
     blueprint_version: str | None = None
+    replay_of: str | None = None  # the execution this one replays
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
 
 from conductor.children import Family, family_in_history
+from conductor.exit_codes import EXIT_INVALID
 from conductor.model.settings import Settings
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
@@ -118,6 +120,31 @@ def events(execution_id: str, after_seq: int, as_json: bool) -> None:
 
 
 @history.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="The differences as one JSON object.")
+def diff(a: str, b: str, as_json: bool) -> None:
+    """Per-node output differences between executions A and B (a replay and its original)."""
+    from conductor.history_diff import UnknownExecution, describe, diff_executions  # noqa: PLC0415
+    from storage.blobs import FilesystemBlobStore  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    store = open_history(settings.history_url)
+    try:
+        found = diff_executions(store, FilesystemBlobStore(settings.blob_dir), a, b)
+    except UnknownExecution as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(found.model_dump_json())
+        return
+    for line in describe(found):
+        click.echo(line)
+
+
+@history.command()
 @click.option("--older-than", "older_than", required=True, help="An age such as 30d, 12h, 90m.")
 def prune(older_than: str) -> None:
     """Delete executions that finished longer ago than --older-than, with their events."""
@@ -147,6 +174,8 @@ def describe(record: ExecutionRecord, runs: list[NodeRunRecord]) -> list[str]:
         f"status {record.status.value}, created {_when(record.created_at)}, "
         f"took {_ms_text(record.duration_ms)}",
     ]
+    if record.replay_of:
+        lines.append(f"replay of {record.replay_of}")
     if record.error:
         code, node, message = (record.error.get(k) for k in ("code", "nodeId", "message"))
         lines.append(f"error [{code}] at {node}: {message}")

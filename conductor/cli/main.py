@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": ("conductor.cli.control", "pause", "Pause an execution."),
     "resume": ("conductor.cli.control", "resume", "Resume a paused execution."),
     "retry": ("conductor.cli.control", "retry", "Retry a failed or cancelled execution."),
+    "replay": (
+        "conductor.cli.replay",
+        "replay",
+        "Run a finished execution again from its recorded Blueprint and inputs.",
+    ),
     "step": ("conductor.cli.control", "step", "Run a paused execution's next node(s)."),
     "inspect": ("conductor.cli.inspect_node", "inspect", "Show a node's inputs and state."),
     "flower": ("conductor.cli.flower", "flower", "Serve Flower for the workers."),

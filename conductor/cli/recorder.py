@@ -29,7 +29,6 @@ def recorder(name: str | None) -> None:
     services = Services.from_settings(settings)
     click.echo(f"recording into {display_url(settings.history_url)}", err=True)
     try:
-        stream = services.backend.recorder_stream()
-        Recorder(stream, services.history, consumer=name).run(stop)
+        Recorder.from_services(services, consumer=name).run(stop)
     finally:
         services.close()

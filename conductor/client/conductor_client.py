@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
@@ -23,6 +22,7 @@ from conductor.client.errors import (
     raise_for_problem,
 )
 from conductor.client.results import Result
+from conductor.client.signals import SignalMethods
 from conductor.client.stream import (
     MAX_RETRY_AFTER_S,
     RECONNECT_DELAYS_S,
@@ -30,11 +30,12 @@ from conductor.client.stream import (
     Stream,
     sse_events,
 )
+from conductor.history_diff import HistoryDiff
 from storage.blueprints import BlueprintPage, StoredBlueprint
 from storage.events import Event
 
 
-class ConductorClient:
+class ConductorClient(SignalMethods):
     """A synchronous client of one Conductor API server; close it, or use it with `with`."""
 
     def __init__(
@@ -149,15 +150,23 @@ class ConductorClient:
         """Run the failed and not-yet-run nodes again (a server without it answers 501)."""
         return self._control(execution_id, "retry")
 
-    def signal(self, execution_id: str, name: str, payload: Any = None) -> dict[str, Any]:
-        """Send signal `name` with `payload` (any JSON) to the execution's wait-for-signal
-        nodes: `{execution_id, signal, woke}` (woke: the nodes that were waiting for it)."""
-        path = f"{_execution(execution_id)}/signals/{quote(name, safe='')}"
-        body = json.dumps(payload).encode()  # a null payload too: `json=None` sends no body
-        found: dict[str, Any] = self._json(
-            "POST", path, content=body, headers={"content-type": "application/json"}
-        )
-        return found
+    def replay(
+        self,
+        execution_id: str,
+        *,
+        from_node: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Submitted:
+        """Run a finished execution again from history as a new execution (`replay_of`);
+        `from_node` re-runs that node and what depends on it, keeping the other outputs."""
+        body = _params(from_node=from_node, inputs=dict(inputs) if inputs is not None else None)
+        path = f"{_execution(execution_id)}/replay"
+        return Submitted.model_validate(self._json("POST", path, json=body))
+
+    def diff(self, execution_id: str, other_id: str) -> HistoryDiff:
+        """Per-node output differences from one recorded execution to another."""
+        path = f"{_execution(execution_id)}/diff/{quote(other_id, safe='')}"
+        return HistoryDiff.model_validate(self._json("GET", path))
 
     def step(self, execution_id: str) -> Submitted:
         """Run a paused execution's ready nodes, then pause before the next; ConflictError

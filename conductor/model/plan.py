@@ -105,6 +105,8 @@ class ExecutionPlan(BaseModel):
     blueprint_id: str
     blueprint_name: str
     blueprint_version: str | None = None
+    blueprint_hash: str | None = None  # the archived Blueprint's digest (what replay reruns)
+    replay_of: str | None = None  # the execution this one replays
     inputs: dict[str, Any] = Field(default_factory=dict)
     variables: dict[str, Any] = Field(default_factory=dict)
     timeout_ms: int | None = None

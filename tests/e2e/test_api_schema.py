@@ -37,6 +37,8 @@ SAFE = [
     ("GET", "/v1/executions/{execution_id}/events"),  # unknown ids: a 404, it never blocks
     ("POST", "/v1/executions/{execution_id}/{command}"),
     ("POST", "/v1/executions/{execution_id}/signals/{name}"),  # unknown ids: a 404
+    ("POST", "/v1/executions/{execution_id}/replay"),  # unknown ids: a 404
+    ("GET", "/v1/executions/{execution_id}/diff/{other_id}"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/output"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}/inputs"),
     ("GET", "/v1/executions/{execution_id}/nodes/{node_key}"),

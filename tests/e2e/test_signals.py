@@ -88,6 +88,10 @@ def test_a_signal_through_the_api_continues_with_its_payload(
     assert parked(services, execution_id) == {"approve": "approve"}
     view = client.get(execution_id)
     assert view.status == "running"
+    nodes = {node.node_id: node for node in view.nodes}
+    assert nodes["approve"].status == "running"
+    assert nodes["approve"].waiting is not None and nodes["approve"].waiting.signal == "approve"
+    assert nodes["start"].waiting is None
     response = httpx.post(
         f"{api.url}/v1/executions/{execution_id}/signals/approve", json={"by": "ada", "ok": True}
     )
@@ -100,6 +104,7 @@ def test_a_signal_through_the_api_continues_with_its_payload(
     result = client.wait(execution_id, timeout_s=30)
     assert result.status == "succeeded", result
     assert decided(result.data) == {"by": "ada", "ok": True}
+    assert all(node.waiting is None for node in client.get(execution_id).nodes)
     events = [e for e in client.events(execution_id) if e.node_id == "approve"]
     waiting = [e for e in events if e.type == "node.progress"]
     assert waiting[0].data["waiting"]["signal"] == "approve"

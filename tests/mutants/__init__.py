@@ -49,9 +49,11 @@ MUTANTS: tuple[Mutant, ...] = (
         guarantee="the recorder acknowledges a batch only once the history store committed it",
         path="conductor/recorder.py",
         original="        self.history.record(events)  # commits; only then acknowledge\n"
+        "        self._keep_for_replay(events)\n"
         "        self.stream.settle([entry_id for entry_id, _ in entries])\n",
         replacement="        self.stream.settle([entry_id for entry_id, _ in entries])\n"
-        "        self.history.record(events)\n",
+        "        self.history.record(events)\n"
+        "        self._keep_for_replay(events)\n",
         tests=(
             f"{RECORDER}::test_recorder_killed_mid_run_and_restarted_loses_and_doubles_nothing",
         ),
@@ -258,6 +260,17 @@ MUTANTS: tuple[Mutant, ...] = (
         original="delivery_key(hook, request.headers))",
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
+    ),
+    Mutant(
+        name="replay-from-reruns-upstream",
+        guarantee="replay --from NODE keeps the recorded outputs of what NODE does not depend "
+        "on: those nodes do not run again (issue 17)",
+        path="conductor/replay.py",
+        original="            reused = reusable(plan, from_node, keep)\n",
+        replacement="            reused = {}\n",
+        tests=(
+            "tests/e2e/test_replay.py::test_replay_from_the_middle_node_keeps_the_upstream_output",
+        ),
     ),
     Mutant(
         name="line-never-admitted",

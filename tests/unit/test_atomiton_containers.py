@@ -247,7 +247,7 @@ def test_a_condition_that_never_ends_hits_the_time_limit() -> None:
 
 
 def test_evaluate_binds_variables_and_returns_json() -> None:
-    assert evaluate("({sum: a + b.c, i: index})", {"a": 1, "b": {"c": 2}, "index": 4}, 1) == {
+    assert evaluate("({sum: a + b.c, i: index})", {"a": 1, "b": {"c": 2}, "index": 4}, 10) == {
         "sum": 3,
         "i": 4,
     }

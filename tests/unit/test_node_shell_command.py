@@ -199,8 +199,8 @@ def test_the_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
     script = "sleep 30 & echo $! > grandchild.pid; sleep 30"
     started = time.monotonic()
     with pytest.raises(NodeTimeout, match="timed out"):
-        run(tmp_path, command="sh -c", args=[script], timeout=1000)
-    assert time.monotonic() - started < 5
+        run(tmp_path, command="sh -c", args=[script], timeout=3000)
+    assert time.monotonic() - started < 8
     assert_gone(int((tmp_path / "grandchild.pid").read_text()))
 
 
