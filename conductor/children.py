@@ -131,15 +131,14 @@ def family_in_redis(state: StateStore, execution_id: str) -> Family:
 def family_in_history(
     history: HistoryStore, execution_id: str, runs: Sequence[NodeRunRecord]
 ) -> Family:
-    """Parent and children from history: the parent from execution.queued's data, the
-    children by the ids their `blueprint` node runs derive."""
+    """Parent and children from history: the parent from its columns, the children by the
+    ids their `blueprint` node runs derive."""
     parent = None
-    queued = history.events(execution_id, 0, 1)
-    data = queued[0].data if queued else {}
-    if isinstance(data.get("parent_id"), str):
-        above = history.execution(data["parent_id"])
+    record = history.execution(execution_id)
+    if record is not None and record.parent_id:
+        above = history.execution(record.parent_id)
         status = None if above is None else above.status.value
-        parent = Link(data["parent_id"], str(data.get("parent_node") or ""), status)
+        parent = Link(record.parent_id, record.parent_node or "", status)
     children = []
     for run in runs:
         if run.type == BLUEPRINT_TYPE:

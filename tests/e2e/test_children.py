@@ -336,6 +336,7 @@ def test_the_api_and_history_link_parent_and_child_both_ways(
 
     shown = json.loads(show(child_execution, "--json"))
     assert shown["parent"] == {"id": execution_id, "node": "run", "status": "succeeded"}
+    assert (shown["parent_id"], shown["parent_node"]) == (execution_id, "run")  # its columns
     assert f"child   {child_execution}  (node run, succeeded)" in show(execution_id)
 
 
