@@ -260,6 +260,11 @@ def test_validation_errors_through_the_api_and_the_cli(
         (error,) = response.json()["errors"]
         assert error["path"].endswith(f"nodes[0].parameters.{field}"), (name, error)
         assert message in error["message"], (name, error)
+        checked = httpx.post(f"{api.url}/v1/blueprints/validate", json=blueprint)
+        assert checked.status_code == 422, (name, checked.text)
+        assert checked.json()["errors"] == [
+            error | {"path": error["path"].removeprefix("blueprint.")}
+        ]
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(blueprint))
         for command in (["run", str(path), "--json"], ["validate", str(path)]):
