@@ -43,6 +43,10 @@ class BlueprintParameters(NodeParameters):
     """Parameters of `blueprint`."""
 
     blueprintId: str = Field(min_length=1, description="The stored Blueprint to run")
+    # the wait for the child (the child's own settings.runtime.timeout bounds the child)
+    timeout: int = Field(
+        default=MAX_WAIT_MS, ge=1, le=MAX_WAIT_MS, description="How long to wait, in ms (7 days)"
+    )
     revision: int | None = Field(
         default=None, ge=1, description="Its revision (default: the latest, pinned at submit)"
     )
@@ -69,7 +73,7 @@ class BlueprintNode(ParkingNode[BlueprintParameters]):
         child = _children(context).start(request)
         if child.over:
             return None  # `run` reads its result
-        return Wait(timeout_ms=_wait_ms(params), signal=child_signal(request.node_key))
+        return Wait(timeout_ms=params.timeout, signal=child_signal(request.node_key))
 
     def resume(
         self, params: BlueprintParameters, context: NodeContext, arrival: Arrival
@@ -121,9 +125,3 @@ def _children(context: NodeContext) -> ChildRuns:
     if children is None:
         raise NodeError("blueprint nodes run only on a worker", retryable=False)
     return children
-
-
-def _wait_ms(params: BlueprintParameters) -> int:
-    """Its `timeout` when set; otherwise as long as a wait may be (the execution's own
-    timeout and the child's still apply)."""
-    return params.timeout if "timeout" in params.model_fields_set else MAX_WAIT_MS
