@@ -6,7 +6,7 @@ bounded pool)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property, partial
 
 from celery import Celery
 
@@ -77,7 +77,9 @@ class Services:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
-        references = ChildReferences(lambda: self.blueprints, self.settings.max_child_depth)
+        # opened on first use, holding no reference back to these services (no cycle)
+        store = cache(partial(open_blueprint_store, self.settings.blueprints_dir))
+        references = ChildReferences(store, self.settings.max_child_depth)
         return Dispatcher(
             self.celery,
             self.stores,
