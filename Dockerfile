@@ -15,7 +15,7 @@ COPY nodes nodes
 COPY storage storage
 # Node-type plugins: add them here (`/opt/conductor/bin/pip install my-nodes`), or in an image
 # built FROM this one, as root; every worker needs them.
-RUN /opt/conductor/bin/pip install .
+RUN /opt/conductor/bin/pip install '.[s3]'  # s3: blobs in a bucket (CONDUCTOR_BLOB_URL)
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 conductor \

@@ -67,6 +67,10 @@ class TimedHistory:
         """As the inner store."""
         return self.inner.node_runs(execution_id)
 
+    def blob_mentions(self) -> list[str]:
+        """As the inner store."""
+        return self.inner.blob_mentions()
+
     def events(
         self, execution_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[Event]:

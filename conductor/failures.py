@@ -78,7 +78,9 @@ def _os(exc: BaseException) -> tuple[str, int] | None:
 
 def _invalid(exc: BaseException) -> tuple[str, int] | None:
     from conductor.model.settings import SettingsError  # noqa: PLC0415
+    from storage.blobs import BlobUrlError  # noqa: PLC0415
 
-    if isinstance(exc, SettingsError):  # a setting that does not parse, such as a queue route
+    # a setting that does not parse, such as a queue route, or an s3:// store without boto3
+    if isinstance(exc, SettingsError | BlobUrlError):
         return f"{exc}", EXIT_INVALID
     return None

@@ -14,7 +14,7 @@ from conductor.child_references import ChildReferences
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings, SettingsError
 from nodes.registry import NodeRegistry, default_registry
-from storage.blobs import FilesystemBlobStore
+from storage.blobs import open_blob_store
 from storage.blueprints import BlueprintStore, open_blueprint_store
 from storage.history import HistoryStore, open_history
 from storage.redis_backend import RedisBackend
@@ -57,7 +57,7 @@ class Services:
             state=self.backend.state_store(
                 ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)
             ),
-            blobs=FilesystemBlobStore(settings.blob_dir),
+            blobs=open_blob_store(settings.blob_store_url()),
             blob_threshold_bytes=settings.blob_threshold_bytes,
             finished_ttl_s=settings.finished_ttl_s,
             slots=self.backend.concurrency_slots(),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from conductor.model.blob_text import BlobWriter
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from nodes.containers import ContainerRun
 from nodes.output_budget import DEFAULT_MAX_OUTPUT_BYTES
@@ -70,6 +71,9 @@ class NodeEnvironment:
     park_delay_ms: int = 5000
     # Starts child executions for `blueprint` nodes (the worker's; docs/children.md)
     children: ChildRuns | None = None
+    # Where nodes that stream put content above `blob_threshold_bytes` (None: they do not).
+    blobs: BlobWriter | None = None
+    blob_threshold_bytes: int = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ class Node(ABC, Generic[P]):
     # Keys Atomiton's own node definition carries for its editor but Conductor does not read:
     # accepted without a warning.
     editor_parameters: ClassVar[frozenset[str]] = frozenset()
+    # Whether the node takes large strings as BlobText references (it streams them); other
+    # nodes get them as strings.
+    streams_blobs: ClassVar[bool] = False
     # Parameters whose templates the node renders itself, with its own grammar (edit-fields'
     # `values`, whose `{{name}}` reads the input's fields as Atomiton's do).
     self_rendered_parameters: ClassVar[frozenset[str]] = frozenset()

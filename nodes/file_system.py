@@ -16,8 +16,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from conductor.model.blob_text import BlobText
 from nodes.base import Node, NodeContext
 from nodes.errors import InvalidParameters, NodeError
+from nodes.file_streams import blob_as_string, read_streamed, write_streamed
 from nodes.file_system_parameters import FileSystemParameters, expand_braces
 from nodes.files import refuse_hard_links, resolve_in_root
 
@@ -65,6 +67,7 @@ class FileSystemNode(Node[FileSystemParameters]):
     type_name = "file-system"
     description = "Read, write and list files under the files root"
     parameters_model = FileSystemParameters
+    streams_blobs = True  # a large file is read into a blob and written from one
 
     def run(self, params: FileSystemParameters, context: NodeContext) -> Mapping[str, Any]:
         files = _Files(context.environment.files_root.resolve())
@@ -80,8 +83,12 @@ def _read(params: FileSystemParameters, context: NodeContext, files: _Files) -> 
     target = files.locate(params.path)
     shown = files.show(files.entry(params.path))
     _require_file(target, shown)
-    content = _decode(target.read_bytes(), params.encoding, shown)
     stat = target.stat()
+    content: str | BlobText | None = read_streamed(
+        target, params.encoding, shown, context.environment
+    )
+    if content is None:
+        content = _decode(target.read_bytes(), params.encoding, shown)
     return {
         "result": content,
         "content": content,
@@ -95,21 +102,20 @@ def _read(params: FileSystemParameters, context: NodeContext, files: _Files) -> 
 def _write(params: FileSystemParameters, context: NodeContext, files: _Files) -> dict[str, Any]:
     target = files.locate(params.path)
     shown = files.show(files.entry(params.path))
-    payload = _encode(_content(params, context), params.encoding)
+    content = _content(params, context)
+    payload = content if isinstance(content, BlobText) else _encode(content, params.encoding)
     if target.is_dir():
         raise _failed(f"cannot write {shown}: it is a folder")
     _ensure_parent(target, params.createDirectories, files)
     try:
-        with target.open("wb" if params.overwrite else "xb") as stream:
-            stream.write(payload)
+        if isinstance(payload, BlobText):  # a large string: streamed from its blob
+            size = write_streamed(target, payload, params.encoding, params.overwrite)
+        else:
+            with target.open("wb" if params.overwrite else "xb") as stream:
+                size = stream.write(payload)
     except FileExistsError:
         raise _exists(shown) from None
-    return {
-        "result": f"File written: {shown}",
-        "success": True,
-        "path": shown,
-        "size": len(payload),
-    }
+    return {"result": f"File written: {shown}", "success": True, "path": shown, "size": size}
 
 
 def _exists_op(params: FileSystemParameters, context: NodeContext, files: _Files) -> dict[str, Any]:
@@ -272,14 +278,14 @@ def _describe(
     }
 
 
-def _content(params: FileSystemParameters, context: NodeContext) -> str:
+def _content(params: FileSystemParameters, context: NodeContext) -> str | BlobText:
     """The text to write: `content`, or the node's input; non-strings as JSON."""
     content = params.content if params.content is not None else context.data
     if content is None:
         raise InvalidParameters("write needs `content` (or an input to write)")
-    if isinstance(content, str):
+    if isinstance(content, str | BlobText):
         return content
-    return json.dumps(content, indent=2, ensure_ascii=False)
+    return json.dumps(content, indent=2, ensure_ascii=False, default=blob_as_string)
 
 
 def _encode(text: str, encoding: str) -> bytes:

@@ -20,9 +20,11 @@ import httpcore
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from conductor.model.blob_text import BlobText
 from nodes.base import Node, NodeContext, NodeParameters
 from nodes.egress import ALLOW_VARIABLE, EgressPolicy, GuardedBackend
 from nodes.errors import NodeError, NodeTimeout
+from nodes.http_bodies import charset_of, is_text, read_body
 from nodes.json_text import parse_json
 from nodes.url_masking import install_url_masking, mask_url
 
@@ -132,7 +134,8 @@ class _Reply:
     """A response whose body has been read, within the size limit."""
 
     response: httpx.Response
-    content: bytes
+    content: bytes  # the start only, when the body is a blob
+    blob: BlobText | None = None
 
 
 class HttpRequestNode(Node[HttpRequestParameters]):
@@ -244,7 +247,7 @@ def _attempt(
     try:
         response = client.send(request, stream=True)
         try:
-            return _Reply(response, _read_limited(response, call, params, context))
+            return _Reply(response, *_read_limited(response, call, params, context))
         finally:
             response.close()
     except httpx.TimeoutException:
@@ -258,20 +261,31 @@ def _attempt(
 
 def _read_limited(
     response: httpx.Response, call: _Call, params: HttpRequestParameters, context: NodeContext
-) -> bytes:
-    """The body, refused once past `maxResponseBytes`; the deadline is checked per chunk."""
+) -> tuple[bytes, BlobText | None]:
+    """The body, refused once past `maxResponseBytes`; the deadline is checked per chunk. A
+    large one that is not JSON goes to the blob store as it arrives (then the bytes are its
+    start)."""
     limit = params.maxResponseBytes
     declared = response.headers.get("Content-Length", "")
     if call.method != "HEAD" and declared.isdigit() and int(declared) > limit:
         raise _too_large(call, limit, f"Content-Length is {declared}")
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(call, limit, "the body kept coming")
+    checked = _checked(response.iter_bytes(), call, params, context)
+    content_type = response.headers.get("Content-Type", "")
+    return read_body(checked, content_type, context.environment)
+
+
+def _checked(
+    chunks: Iterator[bytes], call: _Call, params: HttpRequestParameters, context: NodeContext
+) -> Iterator[bytes]:
+    """The chunks, stopped past `maxResponseBytes` or the deadline."""
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > params.maxResponseBytes:
+            raise _too_large(call, params.maxResponseBytes, "the body kept coming")
         if context.remaining_s() <= 0:
             raise _timeout(call, params)
-    return bytes(body)
+        yield chunk
 
 
 def _transient(outcome: _Reply | httpx.TransportError) -> bool:
@@ -288,7 +302,7 @@ def _output(reply: _Reply, call: _Call, duration_ms: int) -> dict[str, Any]:
     """Atomiton's output fields (`url` is the URL asked for), plus `finalUrl` (after
     redirects) and `duration_ms`; both URLs with user info and query values masked."""
     response = reply.response
-    data = _parse_body(reply.content, response.headers.get("Content-Type", ""))
+    data = reply.blob or _parse_body(reply.content, response.headers.get("Content-Type", ""))
     return {
         "result": data,
         "data": data,
@@ -314,29 +328,9 @@ def _parse_body(content: bytes, content_type: str) -> Any:
             return parse_json(content)
         except ValueError:
             pass  # a server that lies about JSON: hand back the text
-    if _is_text(kind):
-        return content.decode(_charset(content_type), errors="replace")
+    if is_text(kind):
+        return content.decode(charset_of(content_type), errors="replace")
     return base64.b64encode(content).decode("ascii")
-
-
-def _is_text(kind: str) -> bool:
-    """Media types whose body is text (no type at all counts as text)."""
-    textual = ("json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
-    return not kind or kind.startswith("text/") or any(word in kind for word in textual)
-
-
-def _charset(content_type: str) -> str:
-    """The charset named in a Content-Type, or UTF-8."""
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            charset = value.strip("\"' ")
-            try:
-                "".encode(charset)
-            except LookupError:
-                break
-            return charset
-    return "utf-8"
 
 
 def _status_text(response: httpx.Response) -> str:

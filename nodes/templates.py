@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from conductor.model.blob_text import BlobText
 from nodes.errors import InvalidParameters
 from nodes.output_budget import OutputBudget
 
@@ -85,6 +86,8 @@ def _step(value: Any, key: str, index: str) -> Any:
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, BlobText):  # a large string inside other text: read in
+        return value.text()
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

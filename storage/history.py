@@ -141,6 +141,10 @@ class HistoryStore(Protocol):
         outputs and events (and Blueprints no execution uses then); return how many
         executions."""
 
+    def blob_mentions(self) -> list[str]:
+        """Stored results, node outputs and event data that mention a blob (the blob
+        collector's marks)."""
+
     def close(self) -> None:
         """Release connections."""
 

@@ -4,10 +4,11 @@ policy): the layers above ask this for stores and never see a Redis command."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import redis
 
+from storage.blob_refs import redis_mentions
 from storage.blueprint_archive import RedisBlueprintArchive
 from storage.concurrency import ConcurrencySlots
 from storage.event_source import EventSource, FanOutEventSource, RedisEventSource
@@ -81,6 +82,10 @@ class RedisBackend:
     def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages waiting in each broker queue."""
         return queue_depths(self.client, queues)
+
+    def blob_mentions(self) -> Iterator[str]:
+        """Values that mention a blob (the blob collector's marks in live state)."""
+        return redis_mentions(self.client)
 
     def ping(self) -> None:
         """Raise a StoreError unless Redis answers."""

@@ -36,6 +36,7 @@ from storage.sql_schema import (
     events,
     executions,
     metadata,
+    node_outputs,
     node_runs,
     schema_version,
 )
@@ -240,6 +241,17 @@ class SqlHistoryStore:
             if deleted:
                 sql_archive.drop_unused_blueprints(conn)
         return deleted
+
+    def blob_mentions(self) -> list[str]:
+        """Results, kept node outputs and event data holding `sha256:` (a blob reference)."""
+        marker = "%sha256:%"
+        columns = (executions.c.result, node_outputs.c.output, events.c.data)
+        found: list[str] = []
+        with self._transaction() as conn:
+            for column in columns:
+                rows = conn.execute(sa.select(column).where(column.like(marker)))
+                found += [text for text in rows.scalars() if text]
+        return found
 
     def close(self) -> None:
         """Close every pooled connection."""

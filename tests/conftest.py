@@ -14,6 +14,7 @@ from conductor.embedded import RedisServer, WorkerProcess
 from conductor.model.settings import Settings
 from storage.presence import RedisPresence
 from tests.fixture_files import write_atomiton_data
+from tests.s3_server import S3Server, running_s3_server
 
 REPO = Path(__file__).resolve().parents[1]
 ATOMITON_FLOWS = REPO / "examples" / "atomiton"  # Atomiton's three sample flows, held by the repo
@@ -26,6 +27,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A private S3-compatible server (moto's server mode) for the session."""
+    with running_s3_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

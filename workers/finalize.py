@@ -115,7 +115,10 @@ def build_result(
         "id": execution_id,
         "status": status.value,
         "success": status is ExecutionStatus.SUCCEEDED,
-        "data": {key: unpack(text, stores.blobs) for key, text in snapshot.sink_outputs.items()},
+        "data": {
+            key: unpack(text, stores.blobs, lazy=True)
+            for key, text in snapshot.sink_outputs.items()
+        },
         "error": error,
         "duration_ms": max(0, now_ms() - started),
         "executedNodes": ran,

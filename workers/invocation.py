@@ -17,7 +17,7 @@ from nodes.errors import InvalidParameters, NodeError, UnknownNodeType
 from nodes.output_budget import OutputBudget
 from nodes.registry import NodeRegistry
 from nodes.templates import render_value
-from storage.blobs import BlobStore, unpack
+from storage.blobs import BlobStore, materialize, unpack
 from storage.state import NodeLoad
 
 
@@ -69,7 +69,8 @@ def prepare(
         node_type = registry.get(spec.type)
     except UnknownNodeType as exc:  # this worker lacks the plugin; a retry may land elsewhere
         raise NodeError(str(exc), code="NODE_TYPE_NOT_FOUND") from None
-    ports, data = inputs
+    # Large strings arrive as blob references: read them in, unless the node streams them.
+    ports, data = inputs if node_type.streams_blobs else materialize(inputs)
     scope = {
         "input": data,
         "inputs": ports,
@@ -119,9 +120,12 @@ def _deadline(spec: PlannedNode, load: NodeLoad) -> float:
     return deadline
 
 
-def unpack_upstream(upstream: Mapping[str, str], blobs: BlobStore) -> dict[str, Any]:
-    """The stored (packed) outputs of a node's upstream sources, as values."""
-    return {source: unpack(text, blobs) for source, text in upstream.items()}
+def unpack_upstream(
+    upstream: Mapping[str, str], blobs: BlobStore, *, lazy: bool = False
+) -> dict[str, Any]:
+    """The stored (packed) outputs of a node's upstream sources, as values; with `lazy`,
+    large strings stay BlobText references (a node run: `prepare` reads them in as needed)."""
+    return {source: unpack(text, blobs, lazy=lazy) for source, text in upstream.items()}
 
 
 def resolve_inputs(

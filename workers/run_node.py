@@ -123,7 +123,7 @@ class _Attempt:
         refused = self._refuse()
         if refused is not None:
             return refused
-        outputs = unpack_upstream(self.load.upstream, self.stores.blobs)
+        outputs = unpack_upstream(self.load.upstream, self.stores.blobs, lazy=True)
         nothing = nothing_arrived(self.spec, outputs)
         if nothing is not None:  # a branch not taken: skipping goes on downstream
             return self.complete(skipped_output(nothing), NodeStatus.SKIPPED, reason=nothing)
@@ -208,7 +208,9 @@ class _Attempt:
         digest = cache_digest(call)
         hit = self.stores.state.cached_output(digest)
         if hit is not None:
-            return self.complete(unpack(hit, self.stores.blobs), NodeStatus.SUCCEEDED, cached=True)
+            return self.complete(
+                unpack(hit, self.stores.blobs, lazy=True), NodeStatus.SUCCEEDED, cached=True
+            )
         output = call.run()
         run = self.complete(output, NodeStatus.SUCCEEDED)
         if run.outcome is Outcome.SUCCEEDED:

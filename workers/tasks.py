@@ -15,7 +15,7 @@ from celery.signals import worker_process_init
 from conductor.model.settings import Settings
 from nodes.base import NodeEnvironment, settled_failure
 from nodes.registry import NodeRegistry
-from storage.blobs import FilesystemBlobStore
+from storage.blobs import BlobStore, open_blob_store
 from storage.rate_limits import RateLimiter
 from storage.redis_client import Redis
 from storage.redis_client import redis_client as storage_redis_client
@@ -54,20 +54,22 @@ def make_stores(settings: Settings) -> Stores:
         state=RedisStateStore(
             client, ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)
         ),
-        blobs=FilesystemBlobStore(settings.blob_dir),
+        blobs=open_blob_store(settings.blob_store_url()),
         blob_threshold_bytes=settings.blob_threshold_bytes,
         finished_ttl_s=settings.finished_ttl_s,
     )
 
 
-def node_environment(settings: Settings) -> NodeEnvironment:
-    """What nodes on this worker may touch."""
+def node_environment(settings: Settings, blobs: BlobStore | None = None) -> NodeEnvironment:
+    """What nodes on this worker may touch (with `blobs`, nodes stream large content there)."""
     return NodeEnvironment(
         files_root=settings.files_root,
         allow_shell=settings.allow_shell,
         http_allow=settings.http_allow,
         max_output_bytes=settings.max_output_mb * 1024 * 1024,
         park_delay_ms=settings.park_delay_ms,
+        blobs=blobs,
+        blob_threshold_bytes=settings.blob_threshold_bytes,
     )
 
 

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "schedule": ("conductor.cli.schedule", "schedule", "Add, list, pause, remove schedules."),
     "hook": ("conductor.cli.hook", "hook", "Add, list, remove webhook triggers."),
     "signal": ("conductor.cli.signal", "signal", "Send a signal to a waiting execution."),
+    "blobs": ("conductor.cli.blobs", "blobs", "Collect blobs nothing refers to any more."),
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import click
 
+from conductor.blob_collection import collect_in_worker
 from conductor.children import ChildLauncher
 from conductor.cli.shared_redis import shared_settings
 from conductor.queues import standard_queues
@@ -41,7 +42,8 @@ def worker(
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
     children = ChildLauncher(services.dispatcher, lambda: services.blueprints)
-    environment = replace(node_environment(settings), children=children)
+    environment = node_environment(settings, services.stores.blobs)
+    environment = replace(environment, children=children)
     register_tasks(app, services.stores, registry, environment, backend.rate_limiter())
     submitter = Submitter(
         services.dispatcher,
@@ -51,6 +53,7 @@ def worker(
     )
     register_submit_task(app, submitter)
     reconcile_in_worker(settings, registry)
+    collect_in_worker(settings)
     # No mingle: revocations are not Celery's in-memory ones (Conductor's state is in Redis),
     # and mingle makes every worker wait a second at start-up.
     argv = ["worker", "-Q", ",".join(consumed), "--loglevel", loglevel, "-E", "--without-mingle"]

@@ -41,6 +41,12 @@ class Settings(BaseModel):
     state_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     visibility_timeout_s: int = Field(default=2 * 3600, ge=1)
     blob_threshold_bytes: int = Field(default=256 * 1024, ge=1024)
+    # file:///path or s3://bucket/prefix; None: the folder `blob_dir`
+    blob_url: str | None = Field(default=None, pattern=r"^(file:///.+|s3://[^/]+(/.*)?)$")
+    # The blob collector: blobs written this recently are never collected (their reference
+    # may not be stored yet), and how often a worker runs a pass.
+    blob_gc_grace_s: int = Field(default=3600, ge=0)
+    blob_gc_every_s: float = Field(default=3600.0, ge=0)  # 0: workers never collect
     finished_ttl_s: int = Field(default=24 * 3600, ge=1)  # a finished execution's keys
     queue_routes: dict[str, str] = Field(default_factory=dict)  # node type -> queue
     # What http-request may reach beyond public addresses: CIDRs and host names.
@@ -77,6 +83,7 @@ class Settings(BaseModel):
             "blueprints_dir": Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
             "files_root": Path(get("FILES_ROOT") or data_dir / "files"),
             "blob_dir": Path(get("BLOB_DIR") or data_dir / "blobs"),
+            "blob_url": get("BLOB_URL"),
             "api_token": get("API_TOKEN"),
             "allow_shell": _flag(get("ALLOW_SHELL")),
             "strict_parameters": _flag(get("STRICT_PARAMETERS")),
@@ -103,6 +110,10 @@ class Settings(BaseModel):
         """A copy that points at another Redis."""
         return self.model_copy(update={"redis_url": redis_url})
 
+    def blob_store_url(self) -> str:
+        """Where blobs are kept: CONDUCTOR_BLOB_URL, else the folder CONDUCTOR_BLOB_DIR."""
+        return self.blob_url or f"file://{self.blob_dir.resolve()}"
+
     def max_time_limit_s(self) -> int:
         """The longest hard time limit any node task can get."""
         return MAX_TIMEOUT_MS // 1000 + HARD_LIMIT_MARGIN_S
@@ -112,7 +123,7 @@ class Settings(BaseModel):
 _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
     "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "park_delay_ms",
-    "max_child_depth", "max_running_per_key",
+    "max_child_depth", "max_running_per_key", "blob_gc_grace_s", "blob_gc_every_s",
 )  # fmt: skip
 
 

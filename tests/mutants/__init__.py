@@ -116,18 +116,18 @@ MUTANTS: tuple[Mutant, ...] = (
         name="blob-reference-not-followed",
         guarantee="an output over the blob threshold flows downstream in full",
         path="storage/blobs.py",
-        original="        return json.loads(blobs.get(value[_REF]))\n",
-        replacement="        return value\n",
+        original="        value = json.loads(blobs.get(value[BLOB_KEY]))\n",
+        replacement="        pass\n",
         tests=(
-            "tests/unit/test_run_node.py::test_large_outputs_go_to_the_blob_store_and_flow_in_full",
+            "tests/unit/test_blob_packing.py::test_an_output_of_many_small_strings_is_one_json_blob",
         ),
     ),
     Mutant(
         name="blob-temp-left-behind",
         guarantee="a failed blob write leaves no temporary file that keeps the store full",
-        path="storage/blobs.py",
-        original="        with suppress(FileNotFoundError):\n            os.unlink(tmp)\n",
-        replacement="        pass\n",
+        path="storage/blob_files.py",
+        original="                with suppress(FileNotFoundError):\n                    os.unlink(tmp)\n",
+        replacement="                pass\n",
         tests=("tests/unit/test_blob_store.py::test_a_failed_write_leaves_no_temporary_file",),
     ),
     Mutant(
@@ -260,6 +260,26 @@ MUTANTS: tuple[Mutant, ...] = (
         original="delivery_key(hook, request.headers))",
         replacement="None)",
         tests=("tests/e2e/test_hooks.py::test_the_same_delivery_id_is_the_same_execution",),
+    ),
+    Mutant(
+        name="large-file-read-whole",
+        guarantee="a file-system read above the blob threshold streams into one blob instead of "
+        "being held in memory (issue 16)",
+        path="nodes/file_streams.py",
+        original="    if blobs is None or target.stat().st_size <= environment.blob_threshold_bytes:\n",
+        replacement="    if True:\n",
+        tests=(
+            "tests/unit/test_file_streams.py::"
+            "test_a_large_file_is_read_into_one_blob_and_written_back",
+        ),
+    ),
+    Mutant(
+        name="blob-gc-ignores-marks",
+        guarantee="the blob collector never deletes a blob something still refers to (issue 16)",
+        path="storage/blob_gc.py",
+        original="        if info.ref in marked:\n            continue\n",
+        replacement="",
+        tests=("tests/unit/test_blob_gc.py::test_a_pass_deletes_only_old_unreferenced_blobs",),
     ),
     Mutant(
         name="replay-from-reruns-upstream",

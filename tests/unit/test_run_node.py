@@ -686,9 +686,10 @@ def test_large_outputs_go_to_the_blob_store_and_flow_in_full(registry: NodeRegis
     runs = execution.run_all()
     assert set(outcomes(runs).values()) == {Outcome.SUCCEEDED}
     stored = json.loads(execution.state.outputs[EXECUTION_ID]["make"])
-    assert set(stored) == {"$blob", "bytes"}
-    assert stored["$blob"] in execution.blobs.blobs
-    assert stored["bytes"] > 1024
+    reference = stored["result"]["big"]  # the string is a blob; the output stays inline
+    assert reference == {"$blob": reference["$blob"], "bytes": 5000, "kind": "text"}
+    assert stored["data"]["big"] == reference  # the same content, in two places, stored once
+    assert execution.blobs.blobs[reference["$blob"]] == big.encode()
     small = json.loads(execution.state.outputs[EXECUTION_ID]["measure"])
     assert small["result"] == 5000  # under the threshold: stored inline
     result = execution.final()
