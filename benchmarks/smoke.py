@@ -36,6 +36,8 @@ SMOKES = (
     Smoke("scaling", r"^\s+\d+ (bare|conductor)\*?\s.*\d+\.\d\dx"),
     Smoke("api", r"^ratio p50 \d+\.\d\d$"),
     Smoke("priority", r"^without / with priorities: \d+\.\d\dx$"),
+    # no ratio: its growth lines (a smoke run is too short to read anything into them)
+    Smoke("soak", r"^  worker RSS MB\s+[-+]\d+\.\d\d per 1000"),
 )
 
 

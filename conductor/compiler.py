@@ -135,6 +135,7 @@ def _add_node(
         cache_ttl_s=node.cache.ttl_s if node.cache else None,
         rate_limit=_rate_limit(node),
         run_if=list(run_if),
+        resources=node.resources,
         settle=settle,
         body=list(body.values()),
         body_sinks=body_sinks,

@@ -69,10 +69,12 @@ class RedisServer:
         *,
         appendonly: bool = False,
         bind: Sequence[str] = ("127.0.0.1",),
+        replica_of: int | None = None,
     ) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="conductor-redis-"))
         self.appendonly = appendonly
         self.bind = list(bind)
+        self.replica_of = replica_of  # the loopback port of the primary this one copies
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -90,6 +92,10 @@ class RedisServer:
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
+        if self.replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        # a replica gets its first copy at once, not after Redis's 5 s wait for others
+        command += ["--repl-diskless-sync-delay", "0"]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,

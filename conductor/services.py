@@ -45,7 +45,10 @@ class Services:
         if settings.redis_url is None:
             raise SettingsError("set CONDUCTOR_REDIS_URL to the Redis the workers use")
         backend = RedisBackend.connect(
-            settings.redis_url, max_connections=max_connections, name=name
+            settings.redis_url,
+            master=settings.redis_master,
+            max_connections=max_connections,
+            name=name,
         )
         return cls(settings, backend, registry if registry is not None else default_registry())
 

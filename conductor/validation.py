@@ -28,9 +28,8 @@ EDITOR_NODE_FIELDS = frozenset(
     }
 )  # fmt: skip
 NODE_FIELDS = frozenset(BlueprintNode.model_fields)
-NODE_OPTIONS = frozenset(
-    {"queue", "cache", "rate_limit", "runIf"}
-)  # Conductor's, beside `parameters`
+# Conductor's, beside `parameters`
+NODE_OPTIONS = frozenset({"queue", "cache", "rate_limit", "runIf", "resources"})
 
 
 def validate(
@@ -177,6 +176,9 @@ def _validate_node(
     problems = _misplaced(node, registry, at) + _validate_parameters(node, registry, at)
     if node.type in CONTAINER_TYPES:
         problems += _validate_group(node.nodes, node.edges, registry, at)
+        if node.resources is not None and node.nodes:
+            message = "a container's children run as nodes of their own: limit them instead"
+            problems.append(_problem((*at, "resources"), message))
     elif node.nodes or node.edges:
         kinds = ", ".join(sorted(CONTAINER_TYPES))
         problems.append(_problem((*at, "nodes"), f"only nodes of type {kinds} may hold nodes"))

@@ -66,6 +66,15 @@ def pack(value: Any, blobs: BlobStore, threshold_bytes: int = DEFAULT_THRESHOLD_
     return json.dumps({BLOB_KEY: blobs.put(encoded), "bytes": len(encoded)})
 
 
+def stored_bytes(text: str) -> int:
+    """The size of a packed value: its JSON's bytes, or those of the blob it refers to."""
+    if len(text) < 200 and BLOB_KEY in text:
+        value = json.loads(text)
+        if isinstance(value, dict) and isinstance(value.get("bytes"), int):
+            return int(value["bytes"])
+    return len(text.encode("utf-8"))
+
+
 def unpack(text: str, blobs: BlobStore, *, lazy: bool = False) -> Any:
     """Inverse of `pack`; with `lazy`, large strings stay BlobText references."""
     value = json.loads(text)

@@ -89,6 +89,7 @@ class NodeOutcomeData(TypedDict):
     error: NotRequired[dict[str, Any]]
     settled: NotRequired[bool]
     reason: NotRequired[str]  # node.skipped: why (disabled, a branch not taken, runIf false)
+    profile: NotRequired[dict[str, Any]]  # what the run used (conductor.model.resources)
 
 
 @with_config(_STRICT)

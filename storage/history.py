@@ -86,6 +86,13 @@ class NodeRunRecord(BaseModel):
     finished_at: float | None = None
     duration_ms: int | None = None
     error: dict[str, Any] | None = None
+    # what the run used (conductor.model.resources.NodeProfile), from its outcome event
+    queue_wait_ms: int | None = None
+    cpu_ms: int | None = None
+    peak_rss_bytes: int | None = None
+    input_bytes: int | None = None
+    output_bytes: int | None = None
+    depends_on: list[str] | None = None
 
 
 class Page(BaseModel, Generic[T]):

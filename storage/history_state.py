@@ -103,6 +103,7 @@ class _ResumedData(_Data):
 class _NodeOutcomeData(_Data):
     error: dict[str, Any] | None = None
     duration_ms: float | None = None
+    profile: dict[str, Any] | None = None  # kept as given: a newer worker may add fields
 
 
 _DATA_MODELS: dict[EventType, type[_Data]] = {
@@ -309,12 +310,36 @@ class NodeRunState(BaseModel):
         if not self._wins(event.seq):
             return self
         update = {"status": status, "finished_at": event.ts, "duration_ms": _ms(data.duration_ms)}
+        update.update(profile_fields(data.profile))
         states = {"status_seq": event.seq}
         if event.seq > self.error_seq:  # an outcome's error (even none) replaces older ones
             update["error"] = data.error
             states["error_seq"] = event.seq
         record = self.record.model_copy(update=update)
         return self.model_copy(update={"record": record, **states})
+
+
+PROFILE_NUMBERS = frozenset(
+    {"queue_wait_ms", "cpu_ms", "peak_rss_bytes", "input_bytes", "output_bytes"}
+)
+
+
+def profile_numbers(profile: dict[str, Any] | None) -> dict[str, int | None]:
+    """A run's profile figures (None where it says nothing usable: each a whole number)."""
+    found = profile or {}
+    return {
+        name: value if isinstance(value, int) and not isinstance(value, bool) else None
+        for name in sorted(PROFILE_NUMBERS)
+        for value in [found.get(name)]
+    }
+
+
+def profile_fields(profile: dict[str, Any] | None) -> dict[str, Any]:
+    """A node run's profile columns from its outcome's profile: the figures, and the node
+    keys it waited for (`depends_on`)."""
+    keys = (profile or {}).get("depends_on")
+    ok = isinstance(keys, list) and all(isinstance(key, str) for key in keys)
+    return {**profile_numbers(profile), "depends_on": keys if ok else None}
 
 
 def derive(events: Iterable[Event]) -> tuple[ExecutionRecord, list[NodeRunRecord]]:

@@ -67,3 +67,41 @@ def node_durations(
         )
         for row in rows
     ]
+
+
+class NodeFigures(BaseModel):
+    """A cumulative histogram of one figure of one node type's profiled runs (ms)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    bucket_counts: list[int]
+    count: int
+    sum_ms: float
+
+
+def node_figures(
+    store: SqlHistoryStore, figure: str, bounds_ms: Sequence[int] = DURATION_BUCKETS_MS
+) -> list[NodeFigures]:
+    """Histograms of one profile figure (`queue_wait_ms` or `cpu_ms`), one per node type, over
+    the runs that recorded it."""
+    runs = node_runs.c
+    value = runs[figure]
+    buckets = [sa.func.sum(sa.case((value <= bound, 1), else_=0)) for bound in bounds_ms]
+    query = (
+        sa.select(runs.type, sa.func.count(), sa.func.sum(value), *buckets)
+        .where(runs.type.is_not(None), value.is_not(None))
+        .group_by(runs.type)
+        .order_by(runs.type)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        NodeFigures(
+            type=str(row[0]),
+            count=int(row[1]),
+            sum_ms=float(row[2] or 0),
+            bucket_counts=[int(count or 0) for count in row[3:]],
+        )
+        for row in rows
+    ]

@@ -36,9 +36,9 @@ class RedisHooks:
         self.client = client
 
     @classmethod
-    def connect(cls, url: str) -> RedisHooks:
+    def connect(cls, url: str, master: str | None = None) -> RedisHooks:
         """A store on its own client of `url` (storage/redis_client.py's policy)."""
-        return cls(redis_client(url, max_connections=MAX_CONNECTIONS))
+        return cls(redis_client(url, master=master, max_connections=MAX_CONNECTIONS))
 
     def add(self, hook: Hook) -> None:
         """Store a new hook; HookExists when the name is taken."""

@@ -147,6 +147,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         cached: bool = False,
         attempt: int | None = None,
         reason: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store the output once; emit the node's outcome."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -160,7 +161,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         duration_ms = now_ms() - int(nodes.get(f"{key}:started_ms", now_ms()))
         kind = EventType.NODE_CACHED if cached else _OUTCOME_EVENTS[status]
         data = node_outcome(duration_ms, error or None, reason)
-        self._emit(execution_id, kind, key, dict(data))
+        self._emit(execution_id, kind, key, {**data, **self._profiled(execution_id, key, profile)})
         self.done[execution_id].add(key)
         total = int(self.meta[execution_id]["total"])
         return Completion.LAST if len(self.done[execution_id]) >= total else Completion.RECORDED
@@ -188,7 +189,13 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         return attempt is None or (status is NodeStatus.RUNNING and current == str(attempt))
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         """Record the failure; emit node.failed."""
         if not self._live(execution_id) or not self._holds(execution_id, key, attempt):
@@ -200,8 +207,16 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
                 f"{key}:error": json.dumps(error),
             }
         )
-        self._emit(execution_id, EventType.NODE_FAILED, key, {"error": error, "settled": False})
+        data = {"error": error, "settled": False, **self._profiled(execution_id, key, profile)}
+        self._emit(execution_id, EventType.NODE_FAILED, key, data)
         return True
+
+    def _profiled(self, execution_id: str, key: str, profile: dict[str, Any] | None) -> Any:
+        """Keep the run's profile on its node; the event data that carries it."""
+        if not profile:
+            return {}
+        self.nodes[execution_id][f"{key}:profile"] = json.dumps(profile)
+        return {"profile": profile}
 
     def retry_later(
         self,
@@ -268,7 +283,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         for key in again:
             self.done[execution_id].discard(key)
             self.outputs[execution_id].pop(key, None)
-            for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival"):
+            for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival", "profile"):
                 nodes.pop(f"{key}:{name}", None)
             self.drop_handoffs(execution_id, key)
             nodes[f"{key}:status"] = "pending"

@@ -18,28 +18,37 @@ from storage.presence import RedisPresence
 from storage.queue_depths import queue_depths
 from storage.rate_limits import RateLimiter
 from storage.recorder_stream import RecorderStream
-from storage.redis_client import MAX_CONNECTIONS, redis_client
+from storage.redis_client import MAX_CONNECTIONS, is_sentinel, redis_client
 from storage.redis_state import RedisStateStore
 
 
 class RedisBackend:
     """One Redis client and the stores over it."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, replicas: int = 0) -> None:
         self.client = client
+        # that a creation and the recorder wait for (a primary behind Sentinels)
+        self.replicas = replicas
         self._fan_out: FanOutEventSource | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def connect(
-        cls, url: str, *, max_connections: int = MAX_CONNECTIONS, name: str | None = None
+        cls,
+        url: str,
+        *,
+        master: str | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        name: str | None = None,
     ) -> RedisBackend:
-        """A backend on a new client (connections are made lazily), named `name` in Redis."""
-        return cls(redis_client(url, max_connections=max_connections, name=name))
+        """A backend on a new client (connections are made lazily), named `name` in Redis;
+        `master` is the primary's name when `url` names Sentinels."""
+        client = redis_client(url, master=master, max_connections=max_connections, name=name)
+        return cls(client, replicas=1 if is_sentinel(url) else 0)
 
     def state_store(self, *, ttl_s: int, lease_ms: int) -> RedisStateStore:
         """Execution state."""
-        return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms)
+        return RedisStateStore(self.client, ttl_s=ttl_s, lease_ms=lease_ms, replicas=self.replicas)
 
     def concurrency_slots(self) -> ConcurrencySlots:
         """Concurrency keys' slots and lines."""
@@ -73,7 +82,7 @@ class RedisBackend:
 
     def recorder_stream(self) -> RecorderStream:
         """The events stream's recorder group."""
-        return RecorderStream(self.client)
+        return RecorderStream(self.client, replicas=self.replicas)
 
     def rate_limiter(self) -> RateLimiter:
         """Token buckets shared by every worker."""

@@ -51,12 +51,16 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
     """Execution state in Redis; every key of an execution expires after `ttl_s`."""
 
     def __init__(
-        self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S, lease_ms: int = LEASE_MS
+        self,
+        client: redis.Redis,
+        ttl_s: int = DEFAULT_TTL_S,
+        lease_ms: int = LEASE_MS,
+        replicas: int = 0,  # a creation waits for them (a primary behind Sentinels)
     ) -> None:
         self.client = client
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, replicas)
 
     def create(self, plan: ExecutionPlan) -> bool:
         """Store meta and plan and emit execution.queued (seq 1), all in one script; an
@@ -144,6 +148,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         cached: bool = False,
         attempt: int | None = None,
         reason: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """One script: output, status, the finished set, the node's event (node.cached for an
         output reused from the cache). With `attempt`, only while that attempt holds the node."""
@@ -170,6 +175,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 json.dumps(error) if error else "",
                 _token(attempt),
                 reason or "",
+                json.dumps(profile) if profile else "",
             ],
         )
         return Completion(reply)
@@ -198,7 +204,13 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         return bool(expanded)
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         """Record the node's failure and emit node.failed; False if the node has an outcome,
         `attempt` no longer holds it, or the execution is over."""
@@ -209,6 +221,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
             error,
             "",
             attempt=attempt,
+            profile=profile,
         )
 
     def retry_later(
@@ -233,6 +246,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         retry_in_s: float | str,
         *,
         attempt: int | None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
         status, event = change
         stored = self.scripts(
@@ -253,6 +267,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 json.dumps(error),
                 retry_in_s,
                 _token(attempt),
+                json.dumps(profile) if profile else "",
             ],
         )
         return bool(stored)

@@ -71,9 +71,9 @@ class RedisSchedules:
         self.client = client
 
     @classmethod
-    def connect(cls, url: str) -> RedisSchedules:
+    def connect(cls, url: str, master: str | None = None) -> RedisSchedules:
         """A store on its own client of `url` (storage/redis_client.py's policy)."""
-        return cls(redis_client(url, max_connections=MAX_CONNECTIONS))
+        return cls(redis_client(url, master=master, max_connections=MAX_CONNECTIONS))
 
     def add(self, schedule: Schedule) -> None:
         """Store a new schedule; its first tick is the first one after its creation."""

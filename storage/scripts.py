@@ -8,11 +8,14 @@ Each script binds its KEYS and ARGV to named locals at its top and documents the
 from __future__ import annotations
 
 import functools
+import logging
 from importlib import resources
 from typing import Any
 
 import redis
 from redis.commands.core import Script
+
+log = logging.getLogger(__name__)
 
 PRELUDE = "prelude"
 NAMES = (
@@ -36,6 +39,10 @@ NAMES = (
 )
 # storage/retention.py, storage/rate_limits.py, storage/concurrency.py
 OTHERS = ("expire_finished", "take_token", "release_slot", "claim_slot")
+# Behind Sentinels these return once a replica holds their writes: an accepted execution is
+# not lost to a failover (docs/sentinel.md). Other changes a failover may undo are redone.
+DURABLE = frozenset({"create"})
+REPLICA_WAIT_MS = 1000  # then go on: a replica that is down must not stop the work
 
 
 @functools.cache
@@ -49,12 +56,24 @@ def _read(name: str) -> str:
 
 
 class Scripts:
-    """Every state script registered with one client (EVALSHA, loaded on first use)."""
+    """Every state script registered with one client (EVALSHA, loaded on first use and
+    again after a NOSCRIPT: a promoted replica has none cached); the DURABLE ones wait for
+    `replicas` replicas."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, replicas: int = 0) -> None:
+        self._client = client
         self._scripts = {name: client.register_script(source(name)) for name in NAMES}
+        self.replicas = replicas
 
     def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script `name` with `keys` and `args`; its reply."""
         script: Script = self._scripts[name]
-        return script(keys=keys, args=args)
+        if not self.replicas or name not in DURABLE:
+            return script(keys=keys, args=args)
+        pipe = self._client.pipeline(transaction=False)  # WAIT covers its connection's writes
+        script(keys=keys, args=args, client=pipe)
+        pipe.wait(self.replicas, REPLICA_WAIT_MS)
+        reply, acknowledged = pipe.execute()
+        if acknowledged < self.replicas:
+            log.warning("%s: %d of %d replicas hold it", name, acknowledged, self.replicas)
+        return reply

@@ -56,9 +56,10 @@ def execution_state(row: sa.Row[Any]) -> ExecutionState:
 def node_row(state: NodeRunState) -> dict[str, Any]:
     record = state.record
     return {
-        **record.model_dump(exclude={"error", "status"}),
+        **record.model_dump(exclude={"error", "status", "depends_on"}),
         "status": record.status.value,
         "error": dump_or_none(record.error),
+        "depends_on": dump_or_none(record.depends_on),
         "status_seq": state.status_seq,
         "start_seq": state.start_seq,
         "error_seq": state.error_seq,
@@ -68,7 +69,11 @@ def node_row(state: NodeRunState) -> dict[str, Any]:
 def node_state(row: sa.Row[Any]) -> NodeRunState:
     fields = dict(row._mapping)
     seqs = {name: fields.pop(name) for name in ("status_seq", "start_seq", "error_seq")}
-    fields.update(status=NodeStatus(fields["status"]), error=load_or_none(fields["error"]))
+    fields.update(
+        status=NodeStatus(fields["status"]),
+        error=load_or_none(fields["error"]),
+        depends_on=load_or_none(fields["depends_on"]),
+    )
     return NodeRunState(record=NodeRunRecord(**fields), **seqs)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older versions this code upgrades in place (storage/sql_migrations.py): 1 lacked the
-# Blueprint digest, replay_of, and the blueprints and node_outputs tables; 2 lacked a child
-# execution's parent_id and parent_node.
-UPGRADABLE_VERSIONS = frozenset({1, 2})
+# Blueprint digest, replay_of, and the blueprints and node_outputs tables; 2 lacked the node
+# runs' profile columns; 3 lacked a child execution's parent_id and parent_node.
+UPGRADABLE_VERSIONS = frozenset({1, 2, 3})
 
 metadata = sa.MetaData()
 
@@ -57,6 +57,13 @@ node_runs = sa.Table(
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("error_seq", sa.Integer, nullable=False),
+    # A run's profile (schema version 3)
+    sa.Column("queue_wait_ms", sa.BigInteger),
+    sa.Column("cpu_ms", sa.BigInteger),
+    sa.Column("peak_rss_bytes", sa.BigInteger),
+    sa.Column("input_bytes", sa.BigInteger),
+    sa.Column("output_bytes", sa.BigInteger),
+    sa.Column("depends_on", sa.Text),  # JSON list of node keys
 )
 
 events = sa.Table(

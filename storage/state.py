@@ -131,6 +131,7 @@ class NodeRecord:
     worker: str | None = None
     error: dict[str, Any] | None = None
     lease_ms: int | None = None  # a running attempt holds the node until then (0: none does)
+    profile: dict[str, Any] | None = None  # what its run used (conductor.model.resources)
 
     @property
     def held(self) -> bool:
@@ -184,6 +185,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
         return int(value) if value else None
 
     error = fields.get(f"{key}:error")
+    profile = fields.get(f"{key}:profile")
     return NodeRecord(
         key=key,
         status=NodeStatus(fields.get(f"{key}:status", NodeStatus.PENDING.value)),
@@ -193,6 +195,7 @@ def node_record(key: str, fields: dict[str, str]) -> NodeRecord:
         worker=fields.get(f"{key}:worker"),
         error=json.loads(error) if error else None,
         lease_ms=number("lease_ms"),
+        profile=json.loads(profile) if profile else None,
     )
 
 
@@ -225,11 +228,13 @@ class StateStore(LiveIndex, Waits, Protocol):
         cached: bool = False,
         attempt: int | None = None,
         reason: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Completion:
         """Store a node's output and final status (with the error of a settled failure) once;
         say whether it was the execution's last node. `cached`: it came from the cache. With
         `attempt` (the fencing token), only while that attempt still holds the node. `reason`:
-        why a skipped node was skipped, in its event's data."""
+        why a skipped node was skipped, in its event's data; `profile` (a NodeProfile's
+        fields), what the run used, in its record and its event."""
 
     def cached_output(self, digest: str) -> str | None:
         """A node output cached under `digest`."""
@@ -242,10 +247,16 @@ class StateStore(LiveIndex, Waits, Protocol):
         loop; False (nothing added) when it does not."""
 
     def fail(
-        self, execution_id: str, key: str, error: dict[str, Any], *, attempt: int | None = None
+        self,
+        execution_id: str,
+        key: str,
+        error: dict[str, Any],
+        *,
+        attempt: int | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> bool:
-        """Record a node's failure; False when it has an outcome, `attempt` lost it, or the
-        execution is over."""
+        """Record a node's failure (and its `profile`, as `complete`); False when it has an
+        outcome, `attempt` lost it, or the execution is over."""
 
     def retry_later(
         self,

@@ -7,9 +7,16 @@ from typing import Any
 from conductor.model.admission import BROKER_PRIORITY_STEPS
 from conductor.model.settings import Settings
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
-from workers.result_backend import BACKEND_PATH
+from storage.redis_client import is_sentinel
+from workers.result_backend import BACKEND_PATH, SENTINEL_BACKEND_PATH
 from workers.routes import DEFAULT_QUEUE, NodeTypeRouter
 from workers.signatures import time_limits
+
+# Behind Sentinels a publish keeps trying for about 9 s (0, 0.2, 0.4 ... then 1 s apart): long
+# enough for a primary to be replaced, as storage/redis_client.py's clients wait.
+FAILOVER_PUBLISH_RETRY = {
+    "max_retries": 12, "interval_start": 0, "interval_step": 0.2, "interval_max": 1,
+}  # fmt: skip
 
 
 class UnsafeSettings(ValueError):
@@ -35,6 +42,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         )
     url = broker_url(settings.redis_url)
     transport: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_s}
+    backend, publish_retry = BACKEND_PATH, {}
+    if is_sentinel(url):  # Celery's form: the Sentinels' URLs, the primary's name beside them
+        if not settings.redis_master:
+            raise UnsafeSettings("CONDUCTOR_REDIS_MASTER is not set for sentinel:// Redis")
+        transport["master_name"] = settings.redis_master
+        backend = SENTINEL_BACKEND_PATH
+        publish_retry = {"task_publish_retry_policy": FAILOVER_PUBLISH_RETRY}
     # One list per priority (kombu's Redis transport; docs/priorities.md). Not
     # queue_order_strategy="priority": that would order a worker's queues too, starving all
     # but its first; kombu already tries every queue's urgent list before any less urgent one.
@@ -42,9 +56,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     default_limits = time_limits(DEFAULT_TIMEOUT_MS / 1000)
     return {
         "broker_url": url,
-        "result_backend": f"{BACKEND_PATH}+{url}",
+        "result_backend": f"{backend}+{url}",
         "broker_transport_options": broker,
         "result_backend_transport_options": transport,
+        **publish_retry,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -66,4 +81,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": (NodeTypeRouter(settings.queue_routes),) if settings.queue_routes else (),
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Celery counts KiB; None keeps children however large they grow.
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024 or None,
     }

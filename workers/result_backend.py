@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 
 BACKEND_PATH = "workers.result_backend:UnwatchedRedisBackend"
+SENTINEL_BACKEND_PATH = "workers.result_backend:UnwatchedSentinelBackend"
 
 
-class UnwatchedRedisBackend(RedisBackend):
-    """RedisBackend that never subscribes to pending results."""
+class NoSubscriptions:
+    """Overrides of a Redis result backend that track (and subscribe to) nothing."""
 
     def add_pending_result(
         self, result: Any, weak: bool = False, start_drainer: bool = True
@@ -27,3 +28,11 @@ class UnwatchedRedisBackend(RedisBackend):
     def remove_pending_result(self, result: Any) -> Any:
         """Nothing was tracked."""
         return result
+
+
+class UnwatchedRedisBackend(NoSubscriptions, RedisBackend):
+    """RedisBackend that never subscribes to pending results."""
+
+
+class UnwatchedSentinelBackend(NoSubscriptions, SentinelBackend):
+    """SentinelBackend (the primary found through Sentinels) that never subscribes."""

@@ -41,7 +41,9 @@ from workers.expansion import (
 )
 from workers.finalize import finalize
 from workers.invocation import Invocation, arrange_inputs, prepare, unpack_upstream
+from workers.limited_run import LimitedRun
 from workers.output_limits import check_output
+from workers.profile import Meter
 from workers.skipping import disabled_output, nothing_arrived, run_if_reason
 from workers.stores import Stores
 
@@ -86,10 +88,12 @@ def run_node(
     environment: NodeEnvironment | None = None,
     phase: str | None = None,
     watch: AttemptWatch | None = None,
+    queue_wait_ms: int | None = None,
 ) -> NodeRun:
     """Load the node and its inputs, run it, store its output or error, end the execution
     when this was the last node or a final failure. `phase` is `collect` for the run of a
-    loop that follows its items. `watch` keeps the attempt's lease and stops it on cancel."""
+    loop that follows its items. `watch` keeps the attempt's lease and stops it on cancel.
+    `queue_wait_ms` (how long its message waited) goes into the run's profile."""
     load = stores.state.load(execution_id, node_key, worker, phase)
     if load is None or load.node_status in FINISHED_NODE:
         return NodeRun(Outcome.IGNORED)
@@ -100,7 +104,9 @@ def run_node(
     if load.busy:  # a duplicate delivery, or a resume while the node still runs
         return NodeRun(Outcome.BUSY, load.attempt, BUSY_RETRY_S)
     spec = PlannedNode.model_validate_json(load.spec)
-    attempt = _Attempt(execution_id, spec, load, stores, environment or NodeEnvironment(), watch)
+    meter = Meter(queue_wait_ms=queue_wait_ms, depends_on=spec.depends_on)
+    environment = environment or NodeEnvironment()
+    attempt = _Attempt(execution_id, spec, load, stores, environment, watch, meter=meter)
     return attempt.run(registry)
 
 
@@ -114,6 +120,7 @@ class _Attempt:
     stores: Stores
     environment: NodeEnvironment
     watch: AttemptWatch | None = None
+    meter: Meter = field(default_factory=Meter)
     stop: threading.Event = field(default_factory=threading.Event)
     # Set once the attempt stores its outcome: the watch then leaves it alone (a heartbeat
     # would find the node finished, and must not stop the attempt while it finalizes).
@@ -124,6 +131,7 @@ class _Attempt:
         if refused is not None:
             return refused
         outputs = unpack_upstream(self.load.upstream, self.stores.blobs, lazy=True)
+        self.meter.count_inputs(self.load.upstream, self.load.inputs)
         nothing = nothing_arrived(self.spec, outputs)
         if nothing is not None:  # a branch not taken: skipping goes on downstream
             return self.complete(skipped_output(nothing), NodeStatus.SKIPPED, reason=nothing)
@@ -184,7 +192,7 @@ class _Attempt:
                 return self.park(call, wait)
         if self.spec.cache_ttl_s is not None:
             return self._cached_or_run(call, self.spec.cache_ttl_s)
-        return self.complete(call.run(), NodeStatus.SUCCEEDED)
+        return self.complete(self.run_call(call), NodeStatus.SUCCEEDED)
 
     def _run_if(self, ports: dict[str, Any], data: Any) -> str | None:
         """Why a false `runIf` skips the node (not checked again when a loop collects)."""
@@ -211,12 +219,23 @@ class _Attempt:
             return self.complete(
                 unpack(hit, self.stores.blobs, lazy=True), NodeStatus.SUCCEEDED, cached=True
             )
-        output = call.run()
+        output = self.run_call(call)
         run = self.complete(output, NodeStatus.SUCCEEDED)
         if run.outcome is Outcome.SUCCEEDED:
             packed = pack(dict(output), self.stores.blobs, self.stores.blob_threshold_bytes)
             self.stores.state.cache_output(digest, packed, ttl_s)
         return run
+
+    def run_call(self, call: Invocation) -> Mapping[str, Any]:
+        """The node's output: in this process, or in a child under the node's `resources`."""
+        if self.spec.resources is None:
+            return call.run()
+        limited = LimitedRun(call, self.spec.resources)
+        try:
+            return limited.run()
+        finally:
+            if limited.usage is not None:
+                self.meter.child_peak_bytes = limited.usage.peak_rss_bytes
 
     def report_progress(self, fraction: float, message: str) -> None:
         """A node.progress event for this node."""
@@ -290,6 +309,7 @@ class _Attempt:
             cached=cached,
             attempt=self.load.attempt,
             reason=reason,
+            profile=self.meter.profile(packed),
         )
         if stored is Completion.DUPLICATE:
             return NodeRun(Outcome.IGNORED, self.load.attempt)
@@ -304,8 +324,9 @@ class _Attempt:
         self.settling.set()
         if self.spec.settle:
             return self.complete(settled_failure(error), NodeStatus.FAILED, error)
+        profile = self.meter.profile(None)
         if not self.stores.state.fail(
-            self.execution_id, self.spec.key, error, attempt=self.load.attempt
+            self.execution_id, self.spec.key, error, attempt=self.load.attempt, profile=profile
         ):
             return NodeRun(Outcome.IGNORED, self.load.attempt)  # cancelled, or fenced off
         finalize(self.execution_id, self.stores, ExecutionStatus.FAILED, error)

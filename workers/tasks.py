@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery, Task
@@ -25,6 +26,7 @@ from workers.attempt_watch import AttemptWatch
 from workers.continuation import register_continuation
 from workers.expansion import ItemsToRun
 from workers.finalize import finalize
+from workers.profile import SENT_HEADER, queue_wait_ms
 from workers.run_node import NodeRun, Outcome, run_node
 from workers.signatures import (
     COLLECT_PHASE,
@@ -41,15 +43,15 @@ log = logging.getLogger(__name__)
 MAX_COUNTDOWN_S = 30.0  # a longer rate-limit wait is taken in steps: the bucket is asked again
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, master: str | None = None) -> Redis:
     """A Redis client under the one client policy (storage/redis_client.py)."""
-    return storage_redis_client(url)
+    return storage_redis_client(url, master=master)
 
 
 def make_stores(settings: Settings) -> Stores:
     """Stores for a worker or a client, from settings."""
     assert settings.redis_url is not None, "settings.redis_url must be set"
-    client = redis_client(settings.redis_url)
+    client = redis_client(settings.redis_url, master=settings.redis_master)
     return Stores(
         state=RedisStateStore(
             client, ttl_s=settings.state_ttl_s, lease_ms=int(settings.lease_s * 1000)
@@ -116,6 +118,8 @@ def register_tasks(
                 # short countdowns only: a broker ETA past the visibility timeout is redelivered
                 raise self.retry(countdown=min(wait_s, MAX_COUNTDOWN_S))
         worker = self.request.hostname or "worker"
+        sent_ms = getattr(self.request, SENT_HEADER, None)
+        waited_ms = queue_wait_ms(sent_ms, self.request.eta, int(time.time() * 1000))
         try:
             run = run_node(
                 execution_id,
@@ -126,6 +130,7 @@ def register_tasks(
                 environment=environment,
                 phase=phase,
                 watch=watch,
+                queue_wait_ms=waited_ms,
             )
         except Exception as exc:  # a bug or a lost store: record it, keep the canvas going
             log.exception("node %s/%s crashed", execution_id, node_key)

@@ -39,6 +39,7 @@ from storage.cursors import InvalidCursor
 from storage.events import Event
 from storage.execution_meta import ExecutionMeta
 from storage.history import ExecutionRecord, NodeRunRecord
+from storage.history_state import PROFILE_NUMBERS, profile_numbers
 from storage.state import ExecutionStatus, NodeRecord, NodeStatus, Snapshot
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
             if record.started_ms and record.finished_ms
             else None,
             error=record.error,
+            **profile_numbers(record.profile),
         )
         for record in sorted(snapshot.nodes.values(), key=lambda r: (r.started_ms or 0, r.key))
     ]
@@ -317,6 +319,7 @@ def _from_history(
                 finished_at=run.finished_at,
                 duration_ms=run.duration_ms,
                 error=run.error,
+                **run.model_dump(include=set(PROFILE_NUMBERS)),
             )
             for run in runs
         ],

@@ -38,9 +38,10 @@ def store(request: Request) -> RedisHooks:
     """The API process's hook store, made on first use."""
     found: RedisHooks | None = getattr(request.app.state, "hooks", None)
     if found is None:
-        url = context(request).settings.redis_url
+        settings = context(request).settings
+        url = settings.redis_url
         assert url is not None, "the API runs with CONDUCTOR_REDIS_URL"
-        found = request.app.state.hooks = RedisHooks.connect(url)
+        found = request.app.state.hooks = RedisHooks.connect(url, settings.redis_master)
     return found
 
 

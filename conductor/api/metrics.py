@@ -1,9 +1,9 @@
 """The Prometheus exposition of `/metrics`, computed at scrape time.
 
-Nothing is counted on the node hot path: executions and node durations are aggregates over the
-history store (the recorder fills it), queue depths are the lengths of the broker's lists
-(storage/queue_depths.py), and live workers are the announcements workers refresh
-(storage/presence.py). A scrape costs three Redis round trips and two SQL queries.
+Nothing is counted on the node hot path: executions, node durations, queue waits and CPU times
+are aggregates over the history store (the recorder fills it), queue depths are the lengths of
+the broker's lists (storage/queue_depths.py), and live workers are the announcements workers
+refresh (storage/presence.py). A scrape costs three Redis round trips and four SQL queries.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from conductor.model.settings import Settings
 from conductor.queues import standard_queues
 from storage.history import HistoryStore
-from storage.history_stats import DURATION_BUCKETS_MS, execution_counts, node_durations
+from storage.history_stats import (
+    DURATION_BUCKETS_MS,
+    execution_counts,
+    node_durations,
+    node_figures,
+)
 from storage.presence import WorkerPresence
 from storage.redis_backend import RedisBackend
 from storage.sql_history import SqlHistoryStore
@@ -90,4 +95,26 @@ def _history_families(history: SqlHistoryStore) -> list[Metric]:
             [*buckets, ("+Inf", stats.count)],
             sum_value=stats.sum_ms / 1000,
         )
-    return [executions, durations]
+    return [executions, durations, *_profile_families(history)]
+
+
+_PROFILE_FAMILIES = (
+    ("queue_wait_ms", "conductor_node_queue_wait_seconds", "Time node tasks waited in their "
+     "queue, from publication (or a retry's ETA) to their start, by node type"),
+    ("cpu_ms", "conductor_node_cpu_seconds", "CPU time of recorded node runs by node type "
+     "(the node's thread and the processes it ran)"),
+)  # fmt: skip
+
+
+def _profile_families(history: SqlHistoryStore) -> list[Metric]:
+    families: list[Metric] = []
+    bounds = [str(bound / 1000) for bound in DURATION_BUCKETS_MS]
+    for figure, name, text in _PROFILE_FAMILIES:
+        family = HistogramMetricFamily(name, text, labels=["type"])
+        for stats in node_figures(history, figure):
+            buckets = list(zip(bounds, stats.bucket_counts, strict=True))
+            family.add_metric(
+                [stats.type], [*buckets, ("+Inf", stats.count)], sum_value=stats.sum_ms / 1000
+            )
+        families.append(family)
+    return families

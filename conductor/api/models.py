@@ -80,6 +80,12 @@ class NodeState(BaseModel):
     duration_ms: int | None = None
     error: dict[str, Any] | None = None
     waiting: NodeWaiting | None = None
+    # what the run used (a finished run's profile; see docs/resources.md)
+    queue_wait_ms: int | None = None
+    cpu_ms: int | None = None
+    peak_rss_bytes: int | None = None
+    input_bytes: int | None = None
+    output_bytes: int | None = None
 
 
 class NodeInputs(BaseModel):

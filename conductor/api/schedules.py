@@ -34,9 +34,10 @@ def store(request: Request) -> RedisSchedules:
     """The API process's schedule store, made on first use."""
     found: RedisSchedules | None = getattr(request.app.state, "schedules", None)
     if found is None:
-        url = context(request).settings.redis_url
+        settings = context(request).settings
+        url = settings.redis_url
         assert url is not None, "the API runs with CONDUCTOR_REDIS_URL"
-        found = request.app.state.schedules = RedisSchedules.connect(url)
+        found = request.app.state.schedules = RedisSchedules.connect(url, settings.redis_master)
     return found
 
 

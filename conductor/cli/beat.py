@@ -19,7 +19,7 @@ def beat(loglevel: str) -> None:
     """
     settings = shared_settings()
     app = Services.from_settings(settings, name="beat").celery
-    store = RedisSchedules.connect(redis_url(settings))
+    store = RedisSchedules.connect(redis_url(settings), settings.redis_master)
     store.client.ping()  # an unreachable Redis is exit 3 now, not a retry loop
     scheduler = scheduler_class(app, store)
     app.Beat(scheduler=scheduler, loglevel=loglevel, max_interval=1).run()  # type: ignore[arg-type]

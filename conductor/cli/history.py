@@ -13,6 +13,7 @@ import click
 from conductor.children import Family, family_in_history
 from conductor.exit_codes import EXIT_INVALID
 from conductor.model.settings import Settings
+from storage.critical_path import critical_path
 from storage.history import ExecutionRecord, HistoryStore, NodeRunRecord, open_history
 from storage.state import ExecutionStatus
 
@@ -65,8 +66,15 @@ def list_executions(
 @history.command()
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True)
-def show(execution_id: str, as_json: bool) -> None:
-    """An execution: its status, result or error, and a timeline of its nodes."""
+@click.option(
+    "--critical-path",
+    "with_path",
+    is_flag=True,
+    help="Mark the nodes on the critical path (with --json: a `critical_path` list).",
+)
+def show(execution_id: str, as_json: bool, with_path: bool) -> None:
+    """An execution: its status, result or error, and a timeline of its nodes with what each
+    used (queue wait, CPU time, peak memory, input and output bytes)."""
     store = _store()
     try:
         record = store.execution(execution_id)
@@ -83,9 +91,12 @@ def show(execution_id: str, as_json: bool) -> None:
             "parent": None if found.parent is None else asdict(found.parent),
             "children": [asdict(child) for child in found.children],
         }
+        if with_path:
+            payload["critical_path"] = critical_path(runs)
         click.echo(json.dumps(payload))
         return
-    for line in [*describe(record, runs), *family_lines(found)]:
+    path = critical_path(runs) if with_path else None
+    for line in [*describe(record, runs, path), *family_lines(found)]:
         click.echo(line)
 
 
@@ -166,8 +177,11 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def describe(record: ExecutionRecord, runs: list[NodeRunRecord]) -> list[str]:
-    """The human view of `history show`: header, error, and one timeline row per node."""
+def describe(
+    record: ExecutionRecord, runs: list[NodeRunRecord], path: list[str] | None = None
+) -> list[str]:
+    """The human view of `history show`: header, error, and one timeline row per node (`path`:
+    the critical path, its nodes marked `*`)."""
     lines = [
         f"{record.id}  {record.blueprint_name} ({record.blueprint_id}"
         f"{' ' + record.blueprint_version if record.blueprint_version else ''})",
@@ -181,11 +195,17 @@ def describe(record: ExecutionRecord, runs: list[NodeRunRecord]) -> list[str]:
         lines.append(f"error [{code}] at {node}: {message}")
     origin = record.started_at or record.created_at
     span = max((r.finished_at or r.started_at or origin) - origin for r in runs) if runs else 0
+    margin = "  " if path is not None else ""  # room for the critical path's marks
     lines.append(
-        f"{'node':<28} {'status':<9} {'try':>3} {'start':>8} {'end':>8} {'took':>8}  worker"
+        f"{margin}{'node':<28} {'status':<9} {'try':>3} {'start':>8} {'end':>8} {'took':>8} "
+        f"{'wait':>8} {'cpu':>8} {'rss':>7} {'in':>7} {'out':>7}  worker"
     )
+    on_path = set(path or [])
     for run in runs:
-        lines.append(_row(run, origin, span))
+        mark = "* " if run.node_id in on_path else margin
+        lines.append(mark + _row(run, origin, span))
+    if path is not None:
+        lines.append("critical path: " + (" -> ".join(path) if path else "-"))
     return lines
 
 
@@ -195,8 +215,10 @@ def _row(run: NodeRunRecord, origin: float, span: float) -> str:
     bar = _bar(start, end, span * 1000)
     return (
         f"{run.node_id[:28]:<28} {run.status.value:<9} {run.attempts:>3} "
-        f"{_offset(start):>8} {_offset(end):>8} {_ms_text(run.duration_ms):>8}  "
-        f"{run.worker or '-'}  |{bar}|"
+        f"{_offset(start):>8} {_offset(end):>8} {_ms_text(run.duration_ms):>8} "
+        f"{_ms_text(run.queue_wait_ms):>8} {_ms_text(run.cpu_ms):>8} "
+        f"{_bytes_text(run.peak_rss_bytes):>7} {_bytes_text(run.input_bytes):>7} "
+        f"{_bytes_text(run.output_bytes):>7}  {run.worker or '-'}  |{bar}|"
     )
 
 
@@ -214,6 +236,19 @@ def _offset(ms: float | None) -> str:
 
 def _ms_text(ms: int | None) -> str:
     return "-" if ms is None else f"{ms} ms"
+
+
+def _bytes_text(size: int | None) -> str:
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{size}B"
+    value = size / 1024
+    for unit in ("K", "M"):
+        if value < 1024:
+            return f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"
 
 
 def _when(ts: float) -> str:

@@ -30,7 +30,7 @@ def hook() -> None:
 @contextmanager
 def _store() -> Iterator[RedisHooks]:
     settings = shared_settings()
-    store = RedisHooks.connect(redis_url(settings))
+    store = RedisHooks.connect(redis_url(settings), settings.redis_master)
     try:
         yield store
     finally:

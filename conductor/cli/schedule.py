@@ -34,7 +34,7 @@ def schedule() -> None:
 @contextmanager
 def _store() -> Iterator[RedisSchedules]:
     settings = shared_settings()
-    store = RedisSchedules.connect(redis_url(settings))
+    store = RedisSchedules.connect(redis_url(settings), settings.redis_master)
     try:
         yield store
     finally:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from conductor.model.resources import NodeResources
+
 # Editor fields (position, ports, metadata...) are accepted and kept: extra="allow".
 _KEEP_UI_FIELDS = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
@@ -73,6 +75,7 @@ class BlueprintNode(BaseModel):
     # A JavaScript expression over `$input` and `$vars`: when false, the node is skipped
     # (a Conductor extension; see docs/conditions.md).
     runIf: str | None = Field(default=None, min_length=1, max_length=10_000)
+    resources: NodeResources | None = None  # see conductor.model.resources
     nodes: list[BlueprintNode] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conductor.model.resources import NodeResources
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS
 
 DEFAULT_PORT = "default"
@@ -71,6 +72,7 @@ class PlannedNode(BaseModel):
     rate_limit: RateLimit | None = None
     priority: int | None = None  # the execution's (0-9); None: the default
     run_if: list[RunIf] = Field(default_factory=list)  # outermost group's first
+    resources: NodeResources | None = None  # run in a child process with these limits
     settle: bool = False  # a failure becomes this node's output instead of failing the run
     body: list[PlannedNode] = Field(default_factory=list)  # a loop's per-item template
     body_sinks: list[str] = Field(default_factory=list)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str | None = None
+    redis_master: str | None = None  # the Sentinels' name of the primary (sentinel:// URLs)
     history_url: str
     blueprints_dir: Path
     files_root: Path
@@ -52,6 +54,9 @@ class Settings(BaseModel):
     # What http-request may reach beyond public addresses: CIDRs and host names.
     http_allow: tuple[str, ...] = ()
     max_output_mb: int = Field(default=64, ge=1, le=4096)  # one node's output, as JSON
+    # A worker's pool process is replaced after a task that leaves it above this resident
+    # memory (Celery's worker_max_memory_per_child); 0: never.
+    worker_max_memory_mb: int = Field(default=0, ge=0, le=1024 * 1024)
     # The reconciler: how often a worker looks for stuck executions, and how long one may go
     # without progress (and with nothing queued for it) before its nodes are sent again.
     reconcile_every_s: float = Field(default=5.0, gt=0)
@@ -79,6 +84,7 @@ class Settings(BaseModel):
         numbers = {name: get(name.upper()) for name in _NUMBERS}
         fields: dict[str, Any] = {
             "redis_url": get("REDIS_URL"),
+            "redis_master": _redis_master(get("REDIS_URL"), get("REDIS_MASTER")),
             "history_url": get("HISTORY_URL") or f"sqlite:///{data_dir / 'history.sqlite3'}",
             "blueprints_dir": Path(get("BLUEPRINTS_DIR") or data_dir / "blueprints"),
             "files_root": Path(get("FILES_ROOT") or data_dir / "files"),
@@ -106,9 +112,9 @@ class Settings(BaseModel):
         """The queues routes send to, in order of first mention, without repeats."""
         return list(dict.fromkeys(self.queue_routes.values()))
 
-    def with_redis(self, redis_url: str) -> Settings:
-        """A copy that points at another Redis."""
-        return self.model_copy(update={"redis_url": redis_url})
+    def with_redis(self, redis_url: str, master: str | None = None) -> Settings:
+        """A copy that points at another Redis (or Sentinels and their `master`)."""
+        return self.model_copy(update={"redis_url": redis_url, "redis_master": master})
 
     def blob_store_url(self) -> str:
         """Where blobs are kept: CONDUCTOR_BLOB_URL, else the folder CONDUCTOR_BLOB_DIR."""
@@ -124,7 +130,50 @@ _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
     "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "park_delay_ms",
     "max_child_depth", "max_running_per_key", "blob_gc_grace_s", "blob_gc_every_s",
+    "worker_max_memory_mb",
 )  # fmt: skip
+
+
+SENTINEL_SCHEME = "sentinel"
+
+
+def sentinel_hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each Sentinel in `sentinel://h1:26379;sentinel://h2:26379` (every
+    port spelled out: Celery would take 6379 for a missing one, kombu 26379)."""
+    hosts = []
+    for part in (text.strip() for text in url.split(";")):
+        try:  # a port that is not a number, a broken [IPv6] address
+            found = urlsplit(part)
+            scheme, host, port, database = found.scheme, found.hostname, found.port, found.path
+        except ValueError:
+            scheme, host, port, database = "", None, None, ""
+        if scheme.lower() != SENTINEL_SCHEME or not host or not port:
+            raise SettingsError(
+                f"CONDUCTOR_REDIS_URL: {part!r} is not sentinel://HOST:PORT "
+                "(expected e.g. 'sentinel://s1:26379;sentinel://s2:26379')"
+            )
+        if database.strip("/") and not database.strip("/").isdigit():
+            raise SettingsError(f"CONDUCTOR_REDIS_URL: {part!r}: the database is a number")
+        hosts.append((host, port))
+    return hosts
+
+
+def _redis_master(url: str | None, master: str | None) -> str | None:
+    """CONDUCTOR_REDIS_MASTER, required with Sentinels and refused without them."""
+    sentinels = url is not None and url.split("://", 1)[0].lower() == SENTINEL_SCHEME
+    if sentinels and url is not None:
+        sentinel_hosts(url)
+        if master is None:
+            raise SettingsError(
+                "CONDUCTOR_REDIS_MASTER must name the Sentinels' primary (e.g. 'mymaster') "
+                "when CONDUCTOR_REDIS_URL is sentinel://"
+            )
+    elif master is not None:
+        raise SettingsError(
+            f"CONDUCTOR_REDIS_MASTER={master!r} is for Sentinels: CONDUCTOR_REDIS_URL is not "
+            "sentinel://HOST:PORT;sentinel://..."
+        )
+    return master
 
 
 def _flag(value: str | None) -> bool:

@@ -16,6 +16,7 @@ local event_type = ARGV[8]
 local error = ARGV[9]          -- JSON, or '' (a settled failure's error)
 local token = ARGV[10]         -- the attempt (fencing token), or '' for whichever
 local reason = ARGV[11] or '' -- why a skipped node was skipped, or ''
+local profile = ARGV[12] or ''  -- JSON (what the run used), or '' (or absent)
 
 -- nothing either once the execution is over: no event follows the terminal one
 local meta = redis.call('HMGET', meta_key, 'status', 'total')
@@ -27,6 +28,7 @@ redis.call('ZADD', live_key, clock_ms(), execution_id)
 redis.call('HSET', outputs_key, key, output)
 redis.call('HSET', nodes_key, k .. 'status', status, k .. 'finished_ms', now)
 if error ~= '' then redis.call('HSET', nodes_key, k .. 'error', error) end
+if profile ~= '' then redis.call('HSET', nodes_key, k .. 'profile', profile) end
 redis.call('SADD', done_key, key)
 local count = redis.call('SCARD', done_key)
 -- only the first outcome (again after a reopen emptied the set) can find a key with no TTL:
@@ -38,6 +40,7 @@ local started = tonumber(st[3] or now)
 local data = {duration_ms = tonumber(now) - started}
 if error ~= '' then data['error'] = decode(error); data['settled'] = true end
 if reason ~= '' then data['reason'] = reason end
+if profile ~= '' then data['profile'] = decode(profile) end
 emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
      {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})
 -- the total now, not when the node loaded: a loop's expansion may have raised it since

@@ -32,7 +32,7 @@ for _, key in ipairs(reset_keys) do
   redis.call('SREM', done_key, key)
   redis.call('HDEL', outputs_key, key)
   redis.call('HDEL', nodes_key, k .. 'error', k .. 'finished_ms', k .. 'lease_ms',
-                 k .. 'wake_ms', k .. 'arrival')  -- a wait starts anew
+                 k .. 'wake_ms', k .. 'arrival', k .. 'profile')  -- a wait starts anew
   -- and a `blueprint` node's waits for its child's next end, not an earlier one's hand-off
   local handoff = 'child/' .. key .. '\n'
   for _, entry in ipairs(redis.call('LRANGE', signals_key, 0, -1)) do

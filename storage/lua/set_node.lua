@@ -13,6 +13,7 @@ local event_type = ARGV[7]     -- node.failed | node.retrying
 local error = ARGV[8]          -- JSON
 local retry_in_s = ARGV[9]     -- seconds, or '' for a final failure
 local token = ARGV[10]         -- the attempt, or '' for whichever
+local profile = ARGV[11] or ''  -- JSON (what the run used), or '' (or absent)
 
 local execution_status = redis.call('HGET', meta_key, 'status')
 if not is_live(execution_status) then return 0 end
@@ -27,6 +28,10 @@ if retry_in_s ~= '' then
   data['attempt'] = tonumber(redis.call('HGET', nodes_key, k .. 'attempts') or '0')
 else
   data['settled'] = false
+end
+if profile ~= '' then
+  redis.call('HSET', nodes_key, k .. 'profile', profile)
+  data['profile'] = decode(profile)
 end
 emit(stream_of(meta_key, stream_key, log_key, channel, execution_id),
      {id=event_id, type=event_type, node_id=key, ts=tonumber(now) / 1000, data=data})

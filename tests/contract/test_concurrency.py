@@ -81,7 +81,7 @@ def test_slots_up_to_the_limit_then_a_line_with_a_reason(
     second, admitted_second = create(state, key, max_running=2)
     third, admitted_third = create(state, key, max_running=2)
     assert (admitted_first, admitted_second, admitted_third) == (True, True, False)
-    assert slots.running(key) == [first, second]
+    assert sorted(slots.running(key)) == sorted([first, second])  # admitted in one ms: any order
     assert slots.waiting(key) == [third]
     assert slots.position(key, third) == 1
     assert slots.position(key, first) is None

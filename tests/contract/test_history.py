@@ -101,7 +101,8 @@ def eventful_execution() -> Script:
     script.add(EventType.NODE_RETRYING, "a", attempt=1, error={"message": "503"}, retry_in_s=1)
     script.add(EventType.NODE_STARTED, "a", attempt=2, worker="w2", type="http-request")
     script.add(EventType.NODE_PROGRESS, "a", progress=0.5, message="half")
-    script.add(EventType.NODE_SUCCEEDED, "a", duration_ms=40)
+    profile = {"queue_wait_ms": 7, "cpu_ms": 30, "peak_rss_bytes": 9 << 20, "depends_on": []}
+    script.add(EventType.NODE_SUCCEEDED, "a", duration_ms=40, profile=profile)
     script.add(EventType.EXECUTION_PAUSED)
     script.add(EventType.EXECUTION_RESUMED)
     script.add(EventType.NODE_SKIPPED, "b", duration_ms=0, reason="runIf is false: $vars.go")
@@ -258,6 +259,12 @@ def test_an_execution_is_recorded_from_its_events(store: SqlHistoryStore) -> Non
         "finished_at": T0 + 7,
         "duration_ms": 40,
         "error": None,
+        "queue_wait_ms": 7,  # the profile of its outcome
+        "cpu_ms": 30,
+        "peak_rss_bytes": 9 << 20,
+        "input_bytes": None,
+        "output_bytes": None,
+        "depends_on": [],
     }
     assert (runs["b"].status, runs["b"].attempts, runs["b"].started_at) == (
         NodeStatus.SKIPPED,
@@ -725,3 +732,35 @@ def test_the_sql_store_is_a_history_store(store: SqlHistoryStore) -> None:
 def test_open_history_refuses_other_urls() -> None:
     with pytest.raises(HistoryError, match="unsupported"):
         open_history("mysql://localhost/x")
+
+
+PROFILE_COLUMNS = (
+    "queue_wait_ms", "cpu_ms", "peak_rss_bytes", "input_bytes", "output_bytes", "depends_on",
+)  # fmt: skip
+
+
+def test_a_database_from_before_profiles_gains_their_columns_and_keeps_its_runs(
+    history_url: str,
+) -> None:
+    if history_url == "sqlite://":
+        pytest.skip("an in-memory database does not outlive its store")
+    old = open_sql_history(history_url)
+    before = eventful_execution()
+    old.record(before.events)
+    with old.engine.begin() as conn:  # the node_runs table as schema version 2 made it
+        for column in PROFILE_COLUMNS:
+            conn.exec_driver_sql(f"ALTER TABLE node_runs DROP COLUMN {column}")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 2")
+    old.close()
+
+    store = open_sql_history(history_url)
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("node_runs")}
+    assert set(PROFILE_COLUMNS) <= columns
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 3
+    runs = {run.node_id: run for run in store.node_runs(before.execution_id)}
+    assert runs["a"].status is NodeStatus.SUCCEEDED and runs["a"].cpu_ms is None
+    after = eventful_execution()
+    store.record(after.events)
+    assert {run.node_id: run for run in store.node_runs(after.execution_id)}["a"].cpu_ms == 30
+    store.close()

@@ -164,7 +164,7 @@ def test_a_version_1_database_is_upgraded_in_place(old_url: str) -> None:
         with store.engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version FROM schema_version")).scalars().all()
             columns = {c["name"] for c in sa.inspect(conn).get_columns("executions")}
-        assert versions == [SCHEMA_VERSION] == [3]
+        assert versions == [SCHEMA_VERSION] == [4]
         assert columns >= NEW_COLUMNS
         record = store.execution("e1")
         assert isinstance(record, ExecutionRecord)
@@ -173,7 +173,7 @@ def test_a_version_1_database_is_upgraded_in_place(old_url: str) -> None:
         assert store.node_outputs("e1") == {"a": "{}"}
     finally:
         store.close()
-    again = open_sql_history(old_url)  # a second opening finds version 2: nothing to do
+    again = open_sql_history(old_url)  # a second opening finds version 3: nothing to do
     again.close()
 
 

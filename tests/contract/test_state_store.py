@@ -415,3 +415,34 @@ def test_an_expired_lock_is_not_released_by_its_old_holder(state_store: StateSto
     assert not state_store.release_lock(name, old)
     assert state_store.acquire_lock(name, 10_000) is None  # still the new holder's
     assert state_store.release_lock(name, new)
+
+
+def test_an_outcome_carries_its_runs_profile_and_a_retry_clears_it(
+    state_store: StateStore,
+) -> None:
+    execution_id = create(state_store, PAIR)
+    a = started(state_store, execution_id, "a")
+    b = started(state_store, execution_id, "b")
+    profile = {"queue_wait_ms": 12, "cpu_ms": 340, "peak_rss_bytes": 1 << 27, "depends_on": ["x"]}
+    state_store.complete(execution_id, "a", "{}", NodeStatus.SUCCEEDED, attempt=a, profile=profile)
+    succeeded = events(state_store, execution_id)[-1]
+    assert succeeded.data["profile"] == profile
+    check_data(succeeded)
+    failed_profile = {**profile, "cpu_ms": 5}
+    state_store.fail(execution_id, "b", ERROR, attempt=b, profile=failed_profile)
+    failed = events(state_store, execution_id)[-1]
+    assert (failed.type, failed.data["profile"]) == (EventType.NODE_FAILED, failed_profile)
+    check_data(failed)
+    nodes = state_store.snapshot(execution_id, []).nodes
+    assert (nodes["a"].profile, nodes["b"].profile) == (profile, failed_profile)
+    assert state_store.finish(execution_id, ExecutionStatus.FAILED, '{"error": null}')
+    assert state_store.reopen(execution_id, []) is StateChange.DONE
+    assert state_store.snapshot(execution_id, []).nodes["b"].profile is None  # a new run's
+
+
+def test_an_outcome_without_a_profile_has_none(state_store: StateStore) -> None:
+    execution_id = create(state_store, PAIR)
+    a = started(state_store, execution_id, "a")
+    state_store.complete(execution_id, "a", "{}", NodeStatus.SUCCEEDED, attempt=a)
+    assert "profile" not in events(state_store, execution_id)[-1].data
+    assert state_store.snapshot(execution_id, []).nodes["a"].profile is None

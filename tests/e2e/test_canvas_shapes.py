@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +192,11 @@ def noop_chain(length: int) -> Blueprint:
     return load_blueprint_text(json.dumps(data), json_only=True)
 
 
+# A push onto the node queue or one of its priority lists (`conductor\x06\x164`: kombu's
+# Redis transport keeps one list per priority level; MONITOR shows the bytes escaped).
+NODE_QUEUE_PUSH = re.compile(rf"^LPUSH {DEFAULT_QUEUE}(\\x06\\x16\d| )")
+
+
 class MessageSizes:
     """The largest task message pushed onto the node queue, seen through MONITOR."""
 
@@ -220,7 +226,7 @@ class MessageSizes:
                 if self._stop.is_set():
                     return
                 text = str(command.get("command", ""))
-                if text.startswith(f"LPUSH {DEFAULT_QUEUE} "):
+                if NODE_QUEUE_PUSH.match(text):
                     self.count += 1
                     self.largest = max(self.largest, len(text))
 

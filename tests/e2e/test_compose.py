@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -15,17 +16,19 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+import redis
 import yaml
 from click.testing import CliRunner
 
 from conductor.cli import main
-from conductor.embedded import free_port
-from conductor.model.settings import Settings
+from conductor.embedded import RedisServer, free_port, redis_server_binary
+from conductor.model.settings import Settings, sentinel_hosts
 from tests.conftest import REPO
 
 Json = dict[str, Any]
 CONDUCTOR_SERVICES = {"api", "worker", "recorder", "flower", "beat"}
-_VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
+# The innermost `${...}` (a default may hold another): interpolate repeats until none is left.
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?]([^${}]*))?\}")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,9 @@ def interpolate(text: str, variables: dict[str, str]) -> str:
         assert "?" not in match.group(0), f".env.example lacks the required {name}"
         return fallback or ""
 
-    return _VARIABLE.sub(value, text)
+    while (done := _VARIABLE.sub(value, text)) != text:
+        text = done
+    return done
 
 
 def test_the_services_are_all_there(compose: Json) -> None:
@@ -156,6 +161,89 @@ def test_api_and_workers_share_the_data_volume(compose: Json) -> None:
     assert "data:/data" in mounts["api"] & mounts["worker"]
     assert services["worker"]["environment"]["CONDUCTOR_DATA_DIR"] == "/data"
     assert "data" in compose["volumes"]
+
+
+SENTINEL_PROFILE = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+
+
+def test_the_sentinel_profile_is_optional_and_complete(compose: Json) -> None:
+    services = compose["services"]
+    assert {name for name, service in services.items() if "profiles" in service} == (
+        SENTINEL_PROFILE
+    )
+    assert all(services[name]["profiles"] == ["sentinel"] for name in SENTINEL_PROFILE)
+    replica = services["redis-replica"]["command"]
+    assert replica[:4] == ["redis-server", "--replicaof", "redis", "6379"]
+    assert "--masterauth" in replica and "--requirepass" in replica
+    assert "--masterauth" in services["redis"]["command"]  # it may come back as a replica
+    for name in SENTINEL_PROFILE - {"redis-replica"}:
+        assert services[name]["healthcheck"]["test"]
+        assert "redis-server /tmp/sentinel.conf --sentinel" in services[name]["command"][2]
+    assert "redis-replica" in compose["volumes"]
+
+
+def example_sentinel_env() -> dict[str, str]:
+    """The Sentinel settings .env.example shows (commented out), with the password set."""
+    lines = (REPO / ".env.example").read_text().splitlines()
+    shown = [line.lstrip("# ").split("=", 1) for line in lines if line.startswith("#   CONDUCTOR")]
+    password = SECRETS["REDIS_PASSWORD"]
+    return {name: value.replace("<REDIS_PASSWORD>", password) for name, value in shown}
+
+
+def test_the_sentinel_settings_reach_every_service(compose: Json, dotenv: dict[str, str]) -> None:
+    sentinel_env = example_sentinel_env()
+    assert set(sentinel_env) == {"CONDUCTOR_REDIS_URL", "CONDUCTOR_REDIS_MASTER"}
+    for name in CONDUCTOR_SERVICES:
+        environment = {
+            key: interpolate(str(value), {**dotenv, **sentinel_env})
+            for key, value in compose["services"][name]["environment"].items()
+        }
+        settings = Settings.from_env(environment)
+        assert settings.redis_url == sentinel_env["CONDUCTOR_REDIS_URL"], name
+        assert settings.redis_master == sentinel_env["CONDUCTOR_REDIS_MASTER"], name
+        hosts = {host for host, port in sentinel_hosts(settings.redis_url) if port == 26379}
+        assert hosts == SENTINEL_PROFILE - {"redis-replica"}
+    monitor = compose["services"]["sentinel-1"]["command"][2]
+    assert f"sentinel monitor {sentinel_env['CONDUCTOR_REDIS_MASTER']} redis 6379 2" in monitor
+
+
+def test_the_sentinel_command_runs(compose: Json, tmp_path: Path) -> None:
+    """The Sentinel service's script, on loopback ports instead of the compose network, starts
+    a Sentinel that watches the primary with the password."""
+    with RedisServer(tmp_path / "primary") as primary:
+        port = free_port()
+        script = compose["services"]["sentinel-1"]["command"][2].replace("$$", "$")
+        script = (
+            script.replace("port 26379", f"port {port}")
+            .replace("redis 6379", f"127.0.0.1 {primary.port}")
+            .replace("/tmp/sentinel.conf", str(tmp_path / "sentinel.conf"))
+            .replace("exec redis-server", f"exec {redis_server_binary()}")
+        )
+        env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": SECRETS["REDIS_PASSWORD"]}
+        sentinel = subprocess.Popen(
+            ["sh", "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=port, socket_timeout=2)
+        try:
+            deadline = time.monotonic() + 10
+            while not _watches(client, primary.port):
+                assert sentinel.poll() is None, "the Sentinel exited"
+                assert time.monotonic() < deadline, "the Sentinel never watched the primary"
+                time.sleep(0.1)
+            config = (tmp_path / "sentinel.conf").read_text()
+            assert f"auth-pass conductor {SECRETS['REDIS_PASSWORD']}" in config
+        finally:
+            client.close()
+            sentinel.terminate()
+            sentinel.wait(10)
+
+
+def _watches(client: redis.Redis, port: int) -> bool:
+    try:
+        address: Any = client.sentinel_get_master_addr_by_name("conductor")
+    except redis.ConnectionError:
+        return False
+    return bool(address) and int(address[1]) == port
 
 
 # ---- `conductor dev`: the same topology as local processes --------------------------------------

@@ -153,9 +153,11 @@ def test_every_execution_key_expires(
     run_blueprint: RunBlueprint, redis_client: redis.Redis
 ) -> None:
     result = run_blueprint(_linear(3))
+    # signals and waiting exist only for an execution that was sent a signal or parked
+    optional = {keys.signals(result["id"]), keys.waiting(result["id"])}
     for key in keys.execution_keys(result["id"]):
-        assert redis_client.exists(key), key
-        assert redis_client.ttl(key) > 0, key
+        assert redis_client.exists(key) or key in optional, key
+        assert redis_client.ttl(key) > 0 or key in optional, key
 
 
 def test_worker_child_killed_mid_node_is_requeued(

@@ -360,6 +360,43 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/unit/test_parking.py::test_the_reconciler_leaves_a_parked_execution_alone",),
     ),
     Mutant(
+        name="limits-ignored",
+        guarantee="a node's resources limit it, whatever its type: over its memory it fails "
+        "MEMORY_LIMIT_EXCEEDED and its worker goes on (issue 16 item 4)",
+        path="workers/run_node.py",
+        original="        if self.spec.resources is None:\n            return call.run()\n",
+        replacement="        if True:\n            return call.run()\n",
+        tests=(
+            "tests/e2e/test_resources.py::"
+            "test_memory_over_its_limit_fails_the_node_and_the_worker_takes_the_next_task",
+        ),
+    ),
+    Mutant(
+        name="sentinel-client-pinned",
+        guarantee="behind Sentinels every client follows the primary through a failover (issue 16)",
+        path="storage/redis_client.py",
+        original="    return redis.Redis.from_pool(pool)\n",
+        replacement="    host, port = sentinels.discover_master(master)\n"
+        "    return redis.Redis(host=host, port=port, **credentials)\n",
+        tests=(
+            "tests/e2e/test_sentinel.py::"
+            "test_a_primary_killed_mid_run_fails_over_and_loses_nothing",
+        ),
+    ),
+    Mutant(
+        name="sentinel-writes-unreplicated",
+        guarantee="behind Sentinels a creation returns, and the recorder records events, only "
+        "once a replica holds them: a failover loses no accepted execution and takes back no "
+        "recorded history (issue 16)",
+        path="storage/redis_backend.py",
+        original="replicas=1 if is_sentinel(url) else 0",
+        replacement="replicas=0",
+        tests=(
+            "tests/unit/test_sentinel_config.py::"
+            "test_behind_sentinels_creations_and_the_recorder_wait_for_a_replica",
+        ),
+    ),
+    Mutant(
         name="child-end-not-handed-to-parent",
         guarantee="a child execution's end reaches its parent's blueprint node, also when it "
         "ends before the node parks (issue 17 item 1)",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conductor.model.settings import Settings, display_url
+from conductor.model.settings import Settings, SettingsError, display_url
 from workers.config import UnsafeSettings, broker_url, celery_config
 
 
@@ -57,3 +57,11 @@ def test_passwords_in_urls_are_masked_for_display() -> None:
     )
     assert display_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
     assert display_url("sqlite:////data/history.sqlite3") == "sqlite:////data/history.sqlite3"
+
+
+def test_worker_max_memory_is_celerys_per_child_limit_in_kib(tmp_path: Path) -> None:
+    assert celery_config(settings(tmp_path))["worker_max_memory_per_child"] is None
+    limited = settings(tmp_path, CONDUCTOR_WORKER_MAX_MEMORY_MB="300")
+    assert celery_config(limited)["worker_max_memory_per_child"] == 300 * 1024
+    with pytest.raises(SettingsError, match="CONDUCTOR_WORKER_MAX_MEMORY_MB='lots'"):
+        settings(tmp_path, CONDUCTOR_WORKER_MAX_MEMORY_MB="lots")
