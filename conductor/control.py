@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 
+from conductor.children import children_of
 from conductor.dispatch import Dispatcher
 from conductor.model.errors import error_data
 from conductor.model.plan import ExecutionPlan
@@ -15,6 +16,7 @@ from workers.finalize import finalize
 
 LIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
 RERUN = frozenset({NodeStatus.FAILED, NodeStatus.CANCELLED})
+RERUN_CHILD = frozenset({ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
 
 
 class ControlOutcome(StrEnum):
@@ -41,6 +43,7 @@ class Control:
             return _outcome(marked)
         error = error_data(ErrorCode.CANCELLED, "cancelled on request")
         finalize(execution_id, self.dispatcher.stores, ExecutionStatus.CANCELLED, error)
+        self._children(execution_id, self.cancel, LIVE | {ExecutionStatus.PAUSED})
         return ControlOutcome.DONE
 
     def pause(self, execution_id: str) -> ControlOutcome:
@@ -52,6 +55,8 @@ class Control:
         moved = self.state.transition(
             execution_id, LIVE, ExecutionStatus.PAUSED, EventType.EXECUTION_PAUSED
         )
+        if moved is StateChange.DONE:
+            self._children(execution_id, self.pause, LIVE)
         return _outcome(moved)
 
     def resume(self, execution_id: str) -> ControlOutcome:
@@ -64,6 +69,7 @@ class Control:
             EventType.EXECUTION_RESUMED,
         )
         if moved is StateChange.DONE:
+            self._children(execution_id, self.resume, {ExecutionStatus.PAUSED})
             self.dispatcher.redispatch(execution_id)
         return _outcome(moved)
 
@@ -86,11 +92,25 @@ class Control:
             return ControlOutcome.NOT_FOUND
         records = self.state.snapshot(execution_id, []).nodes
         reopened = self.state.reopen(execution_id, rerun_keys(stored.plan, records))
+        if reopened is StateChange.DONE:
+            self._children(execution_id, self.retry, RERUN_CHILD)
         slots = self.dispatcher.stores.slots
         # With a concurrency key it takes a slot again, or waits in line (a freed slot sends it).
         if reopened is StateChange.DONE and (slots is None or slots.claim(execution_id)):
             self.dispatcher.redispatch(execution_id)
         return _outcome(reopened)
+
+    def _children(
+        self,
+        execution_id: str,
+        command: Callable[[str], ControlOutcome],
+        statuses: Collection[ExecutionStatus],
+    ) -> None:
+        """The same command for its child executions in `statuses` (and theirs, in turn):
+        the parent's cancel, pause, resume and retry reach them (docs/children.md)."""
+        for child in children_of(self.state, execution_id):
+            if ExecutionStatus(child.status) in statuses:
+                command(child.execution_id)
 
 
 def ready_keys(plan: ExecutionPlan, done: Collection[str]) -> set[str]:

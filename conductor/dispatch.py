@@ -12,6 +12,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from conductor.canvas import build_canvas
+from conductor.child_references import ChildReferences, ancestors
 from conductor.compiler import compile_plan
 from conductor.model.admission import (
     DEFAULT_MAX_RUNNING,
@@ -49,6 +50,7 @@ class Dispatcher:
         *,
         strict: bool = False,
         archive: BlueprintArchive | None = None,
+        references: ChildReferences | None = None,
         max_running_per_key: int = DEFAULT_MAX_RUNNING,
     ) -> None:
         self.app = app
@@ -56,6 +58,7 @@ class Dispatcher:
         self.registry = registry
         self.strict = strict  # unknown node fields and parameters are errors, not warnings
         self.archive = archive  # where history's recorder finds the Blueprint (for replay)
+        self.references = references  # checks and pins `blueprint` nodes' stored Blueprints
         # A concurrency key's limit for a Blueprint without settings.concurrency.maxRunning.
         self.max_running_per_key = max_running_per_key
 
@@ -66,12 +69,21 @@ class Dispatcher:
         execution_id: str | None = None,
         breakpoints: Sequence[str] = (),
         admission: Admission | None = None,
+        *,
+        parent: tuple[str, str] | None = None,
     ) -> ExecutionPlan:
         """Validate (raising InvalidBlueprint before anything is written), store, dispatch;
         `breakpoints` name the nodes it pauses before (conductor.model.breakpoints); an
-        execution whose concurrency key has no free slot waits in its line (not dispatched)."""
+        execution whose concurrency key has no free slot waits in its line (not dispatched);
+        `parent`: the execution and `blueprint` node this one is the child of
+        (docs/children.md)."""
         plan = self.prepare(
-            blueprint, inputs, execution_id, breakpoints=breakpoints, admission=admission
+            blueprint,
+            inputs,
+            execution_id,
+            breakpoints=breakpoints,
+            admission=admission,
+            parent=parent,
         )
         self.start(plan)
         return plan
@@ -85,18 +97,31 @@ class Dispatcher:
         breakpoints: Sequence[str] = (),
         admission: Admission | None = None,
         replay_of: str | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> ExecutionPlan:
-        """Validate (raising InvalidBlueprint) and plan; archive the Blueprint as submitted."""
+        """Validate (raising InvalidBlueprint) and plan; archive the Blueprint as submitted,
+        its `blueprint` nodes' revisions pinned."""
         ensure_valid(blueprint, self.registry, strict=self.strict)
         ensure_plain_inputs(inputs or {})
+        blueprint = self.pinned(blueprint, parent)
         plan = compile_plan(blueprint, execution_id or str(uuid.uuid4()), dict(inputs or {}))
         plan = with_breakpoints(plan, breakpoints)
+        if parent is not None:
+            plan = plan.model_copy(update={"parent_id": parent[0], "parent_node": parent[1]})
         limit = max_running_setting(blueprint.settings) or self.max_running_per_key
         plan = admitted_plan(plan, admission or Admission(), limit)
         digest = None
         if self.archive is not None:
             digest = self.archive.put(blueprint_text(blueprint))
         return plan.model_copy(update={"blueprint_hash": digest, "replay_of": replay_of})
+
+    def pinned(self, blueprint: Blueprint, parent: tuple[str, str] | None = None) -> Blueprint:
+        """`blueprint` with its `blueprint` nodes' revisions pinned, after checking what they
+        reference, recursively (InvalidBlueprint otherwise; docs/children.md)."""
+        if self.references is None:
+            return blueprint
+        above = ancestors(self.stores.state, parent[0]) if parent else ()
+        return self.references.pin(blueprint, above)
 
     def start(self, plan: ExecutionPlan, reused: Mapping[str, str] | None = None) -> None:
         """Store a prepared plan and dispatch it unless it waits for a concurrency slot;

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from conductor.child_references import ChildReferences
 from conductor.control import Control
 from conductor.debugger import Debugger, terminal_line
 from conductor.exit_codes import EXIT_INVALID
@@ -30,6 +31,7 @@ from conductor.signal_hint import SignalHint, waits_for_signals
 from conductor.validation import ensure_valid
 from conductor.waiting import ExecutionFollower, OnEvent
 from nodes.registry import NodeRegistry
+from storage.blueprints import open_blueprint_store
 
 
 def load_valid(path: Path, registry: NodeRegistry, *, strict: bool) -> Blueprint:
@@ -43,6 +45,17 @@ def load_valid(path: Path, registry: NodeRegistry, *, strict: bool) -> Blueprint
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     return model
+
+
+def check_references(path: Path, model: Blueprint, settings: Settings) -> None:
+    """Exit 2 when the stored Blueprints its `blueprint` nodes name (in CONDUCTOR_BLUEPRINTS_DIR)
+    are missing, cyclic or nested too deep (docs/children.md)."""
+    store = open_blueprint_store(settings.blueprints_dir)
+    try:
+        ChildReferences(lambda: store, settings.max_child_depth).pin(model)
+    except InvalidBlueprint as exc:
+        print_problems(path, exc)
+        sys.exit(EXIT_INVALID)
 
 
 @dataclass(frozen=True)

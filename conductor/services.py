@@ -6,10 +6,11 @@ bounded pool)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property, partial
 
 from celery import Celery
 
+from conductor.child_references import ChildReferences
 from conductor.dispatch import Dispatcher
 from conductor.model.settings import Settings, SettingsError
 from nodes.registry import NodeRegistry, default_registry
@@ -79,11 +80,15 @@ class Services:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         """Submits and re-sends executions."""
+        # opened on first use, holding no reference back to these services (no cycle)
+        store = cache(partial(open_blueprint_store, self.settings.blueprints_dir))
+        references = ChildReferences(store, self.settings.max_child_depth)
         return Dispatcher(
             self.celery,
             self.stores,
             self.registry,
             strict=self.settings.strict_parameters,
+            references=references,
             archive=self.backend.blueprint_archive(ttl_s=self.settings.state_ttl_s),
             max_running_per_key=self.settings.max_running_per_key,
         )

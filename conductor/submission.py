@@ -156,6 +156,7 @@ class Submitter:
         fingerprint = request.fingerprint()
         # An invalid request claims no key.
         ensure_valid(request.model, self.dispatcher.registry, strict=self.dispatcher.strict)
+        self.dispatcher.pinned(request.model)  # what its `blueprint` nodes reference, too
         if self.claims.claim(key, f"{execution_id} {fingerprint}", self.claim_ttl_s):
             # From here on the key stays: a repeat finds, takes over or re-sends this execution.
             with suppress(ExecutionExists):  # a repeat took over while this one was slow

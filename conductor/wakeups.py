@@ -28,12 +28,16 @@ class WakeUps:
     state: StateStore
 
     def run_forever(self, stop: threading.Event, every_s: float = WAKE_EVERY_S) -> None:
-        """Fire what is due every `every_s` until `stop` is set; errors are logged."""
-        while not stop.wait(every_s):
+        """Fire what is due every `every_s`, and at once when a child execution's end made
+        one due, until `stop` is set; errors are logged."""
+        while not stop.is_set():
             try:
-                self.fire_due()
+                self.state.await_wakeup(every_s)
+                if not stop.is_set():
+                    self.fire_due()
             except Exception:  # the store unreachable: the next look tries again
                 log.exception("wake-ups failed")
+                stop.wait(every_s)
 
     def fire_due(self) -> list[str]:
         """Send again the executions with a wake-up due; their ids."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,9 @@ from conductor.model.blob_text import BlobWriter
 from conductor.model.timeouts import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from nodes.containers import ContainerRun
 from nodes.output_budget import DEFAULT_MAX_OUTPUT_BYTES
+
+if TYPE_CHECKING:
+    from nodes.blueprint_node import ChildRuns
 
 
 class NodeParameters(BaseModel):
@@ -66,6 +69,8 @@ class NodeEnvironment:
     http_allow: tuple[str, ...] = ()
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     park_delay_ms: int = 5000
+    # Starts child executions for `blueprint` nodes (the worker's; docs/children.md)
+    children: ChildRuns | None = None
     # Where nodes that stream put content above `blob_threshold_bytes` (None: they do not).
     blobs: BlobWriter | None = None
     blob_threshold_bytes: int = 256 * 1024
@@ -82,6 +87,7 @@ class NodeContext:
     attempt: int = 1
     deadline: float = field(default_factory=lambda: time.monotonic() + 30.0)
     data: Any = None  # the main input (`$input`); see workers.run_node.gather_inputs
+    node_key: str = ""  # its key in the execution: under its groups and loop items
     environment: NodeEnvironment = field(default_factory=NodeEnvironment)
     finished_ms: Mapping[str, int] = field(default_factory=dict)  # when each port's source ended
     on_progress: Callable[[float, str], None] = field(default=lambda fraction, message: None)

@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from nodes.base import Node
+from nodes.blueprint_node import BlueprintNode
 from nodes.delay import DelayNode
 from nodes.edit_fields import EditFieldsNode
 from nodes.errors import DuplicateNodeType, UnknownNodeType
@@ -74,6 +75,7 @@ def _where(node_type: NodeType) -> str:
 def builtin_node_types() -> list[NodeType]:
     """The node types that ship with Conductor."""
     return [
+        BlueprintNode,
         DelayNode,
         EditFieldsNode,
         FileSystemNode,

@@ -31,6 +31,8 @@ class QueuedData(TypedDict):
     blueprint_version: str | None
     inputs: dict[str, Any]
     nodes: int  # how many
+    parent_id: NotRequired[str]  # a child execution's (docs/children.md)
+    parent_node: NotRequired[str]
     blueprint_hash: NotRequired[str]  # the archived Blueprint (storage/blueprint_archive.py)
     replay_of: NotRequired[str]  # the execution this one replays
     priority: NotRequired[int]  # when not the default
@@ -167,6 +169,9 @@ def queued_event(plan: ExecutionPlan, reason: str | None = None) -> Event:
         "inputs": plan.inputs,
         "nodes": len(plan.nodes),
     }
+    if plan.parent_id is not None:
+        data["parent_id"] = plan.parent_id
+        data["parent_node"] = plan.parent_node or ""
     if plan.blueprint_hash:
         data["blueprint_hash"] = plan.blueprint_hash
     if plan.replay_of:

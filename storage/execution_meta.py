@@ -47,6 +47,8 @@ class ExecutionMeta(BaseModel):
     breakpoints: list[str] = Field(default_factory=list)  # conductor.model.breakpoints
     step: list[str] | None = None  # while stepping: the nodes this step runs
     passed: list[str] = Field(default_factory=list)  # nodes held once, that now run
+    parent_id: str | None = None  # a child execution's parent (docs/children.md)
+    parent_node: str | None = None  # and the `blueprint` node there that runs it
 
     @property
     def began_ms(self) -> int | None:
@@ -98,7 +100,14 @@ def meta_fields(plan: ExecutionPlan) -> dict[str, str]:
         "deadline_ms": str(now_ms() + plan.timeout_ms) if plan.timeout_ms else "",
         **_admission_fields(plan),
         **({"breakpoints": json.dumps(plan.breakpoints)} if plan.breakpoints else {}),
+        **_parent_fields(plan),
     }
+
+
+def _parent_fields(plan: ExecutionPlan) -> dict[str, str]:
+    if plan.parent_id is None:
+        return {}
+    return {"parent_id": plan.parent_id, "parent_node": plan.parent_node or ""}
 
 
 def _admission_fields(plan: ExecutionPlan) -> dict[str, str]:
@@ -125,4 +134,6 @@ def plan_from_fields(
         nodes={key: PlannedNode.model_validate_json(spec) for key, spec in specs.items()},
         sinks=json.loads(meta["sinks"]),
         breakpoints=json.loads(meta.get("breakpoints") or "[]"),
+        parent_id=meta.get("parent_id") or None,
+        parent_node=meta.get("parent_node") or None,
     )

@@ -58,6 +58,8 @@ class ExecutionRecord(BaseModel):
     blueprint_version: str | None = None
     blueprint_hash: str | None = None  # the Blueprint as submitted (HistoryStore.blueprint)
     replay_of: str | None = None  # the execution this one replays
+    parent_id: str | None = None  # a child execution's parent (docs/children.md)
+    parent_node: str | None = None  # and the `blueprint` node there that runs it
     status: ExecutionStatus
     inputs: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None

@@ -66,6 +66,8 @@ class _QueuedData(_Data):
     blueprint_version: str | None = None
     blueprint_hash: str | None = None
     replay_of: str | None = None
+    parent_id: str | None = None
+    parent_node: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -97,6 +97,8 @@ LIVE_EXECUTIONS = f"{PREFIX}:live"
 # Sorted set: `<execution id>\n<node key>` of a parked node -> when to send its execution
 # again (ms, Redis clock).
 WAKEUPS = f"{PREFIX}:wakeups"
+# list: a nudge per wake-up made due now (a child execution ended): wake-up threads BLPOP it
+WAKEUP_NUDGES = f"{PREFIX}:wakeups:nudges"
 
 
 def lock(name: str) -> str:

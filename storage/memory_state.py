@@ -285,6 +285,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
             self.outputs[execution_id].pop(key, None)
             for name in ("error", "finished_ms", "lease_ms", "wake_ms", "arrival", "profile"):
                 nodes.pop(f"{key}:{name}", None)
+            self.drop_handoffs(execution_id, key)
             nodes[f"{key}:status"] = "pending"
             nodes[f"{key}:base"] = nodes.get(f"{key}:attempts", "0")
         self.results.pop(execution_id, None)
@@ -324,6 +325,7 @@ class MemoryStateStore(MemoryControl, MemoryWaits):
         event = terminal_event(execution_id, status, result, summary, cancelled)
         seq = len(self.events_of[execution_id]) + 1
         self.events_of[execution_id].append(event.model_copy(update={"seq": seq}))
+        self.hand_to_parent(execution_id, status.value)
         return True
 
     def _drain(self, execution_id: str) -> list[str]:

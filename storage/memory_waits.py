@@ -4,11 +4,14 @@ dicts, with the same replies and events as the Lua scripts."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from conductor.model.children import child_signal
 from conductor.model.waits import Wait
+from storage.children import child_ended
 from storage.events import Event, EventType
 from storage.statuses import FINISHED_NODE, LIVE, NodeStatus
 from storage.waits import (
@@ -27,6 +30,7 @@ class _WaitState:
     signals: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (name, payload)
     waiting: dict[str, dict[str, str]] = field(default_factory=dict)
     wakeups: dict[WakeUp, int] = field(default_factory=dict)
+    nudges: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
 
 class MemoryWaits:
@@ -107,6 +111,24 @@ class MemoryWaits:
             state.wakeups[WakeUp(execution_id, key)] = self.clock_ms() + SIGNAL_GRACE_MS
         return SignalReceipt(Sent.KEPT, woken=woken)
 
+    def hand_to_parent(self, execution_id: str, status: str) -> None:
+        """As finish.lua for a child execution: its end, a signal its parent's node takes."""
+        meta = self.meta[execution_id]
+        parent_id, node_key = meta.get("parent_id"), meta.get("parent_node")
+        parent = self.meta.get(parent_id or "")
+        if not parent_id or not node_key or parent is None or parent["status"] not in LIVE:
+            return
+        payload = child_ended(execution_id, status)
+        self.wait_state.signals.setdefault(parent_id, []).append((child_signal(node_key), payload))
+        if parent["status"] == "running" and node_key in self.wait_state.waiting.get(parent_id, {}):
+            self.wait_state.wakeups[WakeUp(parent_id, node_key)] = self.clock_ms()
+            self.wait_state.nudges.release()
+
+    def drop_handoffs(self, execution_id: str, node_key: str) -> None:
+        """As reopen.lua: a reset `blueprint` node waits for its child's next end."""
+        kept = self.wait_state.signals.get(execution_id, [])
+        kept[:] = [entry for entry in kept if entry[0] != child_signal(node_key)]
+
     def claim_wakeups(self, limit: int, retry_ms: int) -> list[WakeUp]:
         """As wake.lua."""
         clock, wakeups = self.clock_ms(), self.wait_state.wakeups
@@ -120,6 +142,10 @@ class MemoryWaits:
         """Forget them."""
         for wakeup in wakeups:
             self.wait_state.wakeups.pop(wakeup, None)
+
+    def await_wakeup(self, timeout_s: float) -> bool:
+        """As RedisWaits': a nudge from hand_to_parent."""
+        return self.wait_state.nudges.acquire(timeout=timeout_s)
 
     def parked(self, execution_id: str) -> dict[str, str]:
         """Parked node key -> signal name."""

@@ -105,3 +105,6 @@ class RedisBackend:
         if self._fan_out is not None:
             self._fan_out.close()
         self.client.close()
+        # close() leaves a pool the client was given open: its sockets would be left to the
+        # garbage collector (a ResourceWarning in a later test)
+        self.client.connection_pool.disconnect()

@@ -58,6 +58,7 @@ class RedisControl:
                 keys.events_log(execution_id),
                 keys.LIVE_EXECUTIONS,
                 keys.plan(execution_id),
+                keys.signals(execution_id),
             ],
             [
                 *emitting(execution_id),

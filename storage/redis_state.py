@@ -16,6 +16,7 @@ import redis
 
 from conductor.model.plan import ExecutionPlan
 from storage import keys
+from storage.children import parent_handoff
 from storage.concurrency import slot_arguments
 from storage.event_data import queued_event, terminal_data
 from storage.events import EventType
@@ -297,7 +298,13 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
         }
         data = {**terminal_data(status, result, summary)}
         del data["cancelled"]  # the script lists them, after it ends them
-        text = json.dumps(data, separators=(",", ":"))
+        data_text = json.dumps(data, separators=(",", ":"))
+        # a child's parent link never changes once created: read it before the script
+        found = self.client.hmget(keys.meta(execution_id), "parent_id", "parent_node")
+        parent_id, parent_node = (text(value) if value else None for value in found)
+        handoff_keys, handoff_args = parent_handoff(
+            execution_id, (parent_id, parent_node), status.value
+        )
         won = self.scripts(
             "finish",
             [
@@ -308,6 +315,7 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 keys.LIVE_EXECUTIONS,
                 keys.plan(execution_id),
                 keys.nodes(execution_id),
+                *handoff_keys,
             ],
             [
                 *emitting(execution_id),
@@ -316,8 +324,9 @@ class RedisStateStore(RedisLiveIndex, RedisReads, RedisControl, RedisWaits):
                 now_ms(),
                 self.ttl_s,
                 json.dumps(head, separators=(",", ":"))[:-1] + ',"seq":',
-                ',"data":' + text[:-1] + ',"cancelled":',
+                ',"data":' + data_text[:-1] + ',"cancelled":',
                 keys.done_channel(execution_id),
+                *handoff_args,
             ],
         )
         return bool(won)

@@ -93,6 +93,12 @@ class RedisWaits:
             members = [wakeup_member(w.execution_id, w.key) for w in wakeups]
             self.client.zrem(keys.WAKEUPS, *members)
 
+    def await_wakeup(self, timeout_s: float) -> bool:
+        """BLPOP a nudge finish.lua pushed."""
+        # at least 10 ms: BLPOP's timeout 0 would block for ever
+        found = self.client.blpop([keys.WAKEUP_NUDGES], timeout=max(timeout_s, 0.01))
+        return found is not None
+
     def parked(self, execution_id: str) -> dict[str, str]:
         """The waiting hash."""
         found = self.client.hgetall(keys.waiting(execution_id))

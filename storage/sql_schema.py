@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older versions this code upgrades in place (storage/sql_migrations.py): 1 lacked the
 # Blueprint digest, replay_of, and the blueprints and node_outputs tables; 2 lacked the node
-# runs' profile columns.
-UPGRADABLE_VERSIONS = frozenset({1, 2})
+# runs' profile columns; 3 lacked a child execution's parent_id and parent_node.
+UPGRADABLE_VERSIONS = frozenset({1, 2, 3})
 
 metadata = sa.MetaData()
 
@@ -21,6 +21,8 @@ executions = sa.Table(
     sa.Column("blueprint_version", sa.Text),
     sa.Column("blueprint_hash", sa.Text),  # -> blueprints.digest: the Blueprint as submitted
     sa.Column("replay_of", sa.Text),  # the execution this one replays
+    sa.Column("parent_id", sa.Text),  # a child execution's parent (docs/children.md)
+    sa.Column("parent_node", sa.Text),  # and the `blueprint` node there that runs it
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("status_seq", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),

@@ -85,6 +85,10 @@ class Waits(Protocol):
     def parked(self, execution_id: str) -> dict[str, str]:
         """Parked node key -> the signal it waits for ('' for the time alone)."""
 
+    def await_wakeup(self, timeout_s: float) -> bool:
+        """Until a wake-up is made due at once (a child execution ended: docs/children.md) or
+        `timeout_s` passed; whether one was."""
+
 
 def arrival_of(text: str) -> Arrival:
     """An arrival as stored on its node: `{"signal", "payload"}` or `{"signal", "timedOut"}`."""

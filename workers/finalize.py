@@ -7,11 +7,12 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from conductor.model.children import BLUEPRINT_TYPE, child_id
 from conductor.model.errors import error_data
 from conductor.model.problems import ErrorCode
 from storage.blobs import pack, unpack
 from storage.nesting import MAX_DEPTH, check_nesting
-from storage.state import ExecutionStatus, NodeRecord, NodeStatus, now_ms
+from storage.state import ExecutionStatus, NodeRecord, NodeStatus, StateChange, now_ms
 from workers.admission import release_slot
 from workers.stores import Stores
 
@@ -41,7 +42,20 @@ def finalize(
     # Also when another call won: a node that ended after the winner may have lengthened
     # some keys' TTL again (its outcome script sets the running TTL).
     stores.retire(execution_id)
+    if won and status is not ExecutionStatus.SUCCEEDED:
+        cancel_children(execution_id, stores)
     return won
+
+
+def cancel_children(execution_id: str, stores: Stores) -> None:
+    """A failed or cancelled execution's live child executions end cancelled, and theirs
+    (docs/children.md): nothing would take their results."""
+    stored = stores.state.stored_plan(execution_id)
+    for key, node in stored.plan.nodes.items() if stored else ():
+        child = child_id(execution_id, key)
+        if node.type == BLUEPRINT_TYPE and stores.state.cancel(child) is StateChange.DONE:
+            error = error_data(ErrorCode.CANCELLED, f"its parent {execution_id} ended")
+            finalize(child, stores, ExecutionStatus.CANCELLED, error)
 
 
 def fail_bare(execution_id: str, stores: Stores, error: dict[str, Any]) -> bool:

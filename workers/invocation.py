@@ -96,6 +96,7 @@ def prepare(
     context = NodeContext(
         execution_id=execution_id,
         node_id=spec.id,
+        node_key=spec.key,
         inputs=ports,
         variables=load.variables,
         attempt=load.tries or load.attempt,

@@ -70,8 +70,14 @@ def list_blueprints(
 
 @router.post("/validate", response_model=ValidationReport)
 def validate(body: dict[str, Any], request: Request) -> ValidationReport:
-    """Check a Blueprint without storing it: 200 when valid, 422 listing every problem."""
-    _, warnings = _checked(context(request), body)
+    """Check a Blueprint without storing it: 200 when valid, 422 listing every problem (the
+    stored Blueprints its `blueprint` nodes name too, as a submission would)."""
+    ctx = context(request)
+    model, warnings = _checked(ctx, body)
+    try:
+        ctx.dispatcher.pinned(model)
+    except InvalidBlueprint as exc:
+        raise invalid_blueprint(exc) from None
     return ValidationReport(valid=True, warnings=[warning_view(w) for w in warnings])
 
 

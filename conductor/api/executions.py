@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from conductor.api.context import ApiContext
 from conductor.api.models import (
     BlueprintWarning,
     ExecutionAccepted,
+    ExecutionLink,
     ExecutionPage,
     ExecutionRequest,
     ExecutionView,
@@ -24,6 +26,7 @@ from conductor.api.models import (
 )
 from conductor.api.problems import ApiProblem
 from conductor.api.streams import SlotStream
+from conductor.children import Family, family_in_history, family_in_redis
 from conductor.control import Control, ControlOutcome
 from conductor.event_stream import ExecutionNotFound, follow_events
 from conductor.model.breakpoints import InvalidBreakpoints
@@ -139,7 +142,8 @@ def list_executions(
     except InvalidCursor:
         raise ApiProblem(400, "BAD_REQUEST", "cursor is not one this API returned") from None
     return ExecutionPage(
-        items=[_from_history(record, []) for record in page.items], next_cursor=page.next_cursor
+        items=[_from_history(record, [], Family()) for record in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -153,7 +157,8 @@ def get_execution(execution_id: str, request: Request) -> ExecutionView:
     record = ctx.history.execution(execution_id)
     if record is None:
         raise ApiProblem(404, "NOT_FOUND", f"no execution {execution_id!r}")
-    return _from_history(record, ctx.history.node_runs(execution_id))
+    runs = ctx.history.node_runs(execution_id)
+    return _from_history(record, runs, family_in_history(ctx.history, execution_id, runs))
 
 
 @router.get(
@@ -272,6 +277,7 @@ def _from_redis(ctx: ApiContext, execution_id: str, snapshot: Snapshot) -> Execu
         error=(result or {}).get("error"),
         **meta.model_dump(include={"priority", "concurrency_key", "queued_reason"}),
         line_position=_line_position(ctx, execution_id, meta),
+        **_links(family_in_redis(ctx.stores.state, execution_id)),
     )
 
 
@@ -282,8 +288,19 @@ def _line_position(ctx: ApiContext, execution_id: str, meta: ExecutionMeta) -> i
     return ctx.stores.slots.position(meta.concurrency_key, execution_id)
 
 
-def _from_history(record: ExecutionRecord, runs: list[NodeRunRecord]) -> ExecutionView:
+def _links(found: Family) -> dict[str, Any]:
+    parent = found.parent
+    return {
+        "parent": None if parent is None else ExecutionLink(**asdict(parent)),
+        "children": [ExecutionLink(**asdict(child)) for child in found.children],
+    }
+
+
+def _from_history(
+    record: ExecutionRecord, runs: list[NodeRunRecord], found: Family
+) -> ExecutionView:
     return ExecutionView(
+        **_links(found),
         id=record.id,
         status=record.status.value,
         blueprint_id=record.blueprint_id or None,

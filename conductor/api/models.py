@@ -126,6 +126,15 @@ class GraphNode(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
 
 
+class ExecutionLink(BaseModel):
+    """A parent or child execution (docs/children.md): its id, the `blueprint` node that runs
+    the child, and the linked execution's status (None when not known)."""
+
+    id: str
+    node: str
+    status: str | None = None
+
+
 class ExecutionView(BaseModel):
     """GET /v1/executions/{id}: status, per-node states and timings, result or error."""
 
@@ -141,6 +150,8 @@ class ExecutionView(BaseModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     graph: list[GraphNode] | None = None  # the plan's nodes, while the execution is in Redis
+    parent: ExecutionLink | None = None  # a child execution's parent
+    children: list[ExecutionLink] = Field(default_factory=list)  # its `blueprint` nodes' children
     priority: int | None = None  # as submitted (None: the default), while in Redis
     concurrency_key: str | None = None
     queued_reason: str | None = None  # why it is still queued: its key's slots are taken

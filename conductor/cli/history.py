@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
 
+from conductor.children import Family, family_in_history
 from conductor.exit_codes import EXIT_INVALID
 from conductor.model.settings import Settings
 from storage.critical_path import critical_path
@@ -77,6 +79,7 @@ def show(execution_id: str, as_json: bool, with_path: bool) -> None:
     try:
         record = store.execution(execution_id)
         runs = store.node_runs(execution_id) if record else []
+        found = family_in_history(store, execution_id, runs) if record else Family()
     finally:
         store.close()
     if record is None:
@@ -85,13 +88,26 @@ def show(execution_id: str, as_json: bool, with_path: bool) -> None:
         payload = {
             **record.model_dump(mode="json"),
             "nodes": [r.model_dump(mode="json") for r in runs],
+            "parent": None if found.parent is None else asdict(found.parent),
+            "children": [asdict(child) for child in found.children],
         }
         if with_path:
             payload["critical_path"] = critical_path(runs)
         click.echo(json.dumps(payload))
         return
-    for line in describe(record, runs, critical_path(runs) if with_path else None):
+    path = critical_path(runs) if with_path else None
+    for line in [*describe(record, runs, path), *family_lines(found)]:
         click.echo(line)
+
+
+def family_lines(found: Family) -> list[str]:
+    """`parent ID (node N, status)` and one `child ID ...` line per child."""
+    links = [("parent", found.parent)] if found.parent else []
+    links += [("child", child) for child in found.children]
+    return [
+        f"{kind:<7} {link.id}  (node {link.node}, {link.status or 'unknown'})"
+        for kind, link in links
+    ]
 
 
 @history.command()

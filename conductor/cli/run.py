@@ -144,7 +144,7 @@ def _submit(
     )
     try:
         result = submission.run(target)
-    except InvalidBlueprint as exc:  # a --break naming no node: found once there is a plan
+    except InvalidBlueprint as exc:  # --break naming no node; what `blueprint` nodes reference
         runner.print_problems(path, exc)
         sys.exit(EXIT_INVALID)
     except Detached as detached:
@@ -211,9 +211,10 @@ def _value(text: str) -> Any:
 def validate(blueprint: Path, strict: bool) -> None:
     """Check a Blueprint file: exit 0 (warnings on stderr), or 2 listing every problem with
     its path."""
-    from conductor.runner import load_valid  # noqa: PLC0415  (heavy: only when it runs)
+    from conductor.runner import check_references, load_valid  # noqa: PLC0415  (heavy)
     from nodes.registry import default_registry  # noqa: PLC0415
 
-    strict = strict or Settings.from_env().strict_parameters
-    load_valid(blueprint, default_registry(), strict=strict)
+    settings = Settings.from_env()
+    model = load_valid(blueprint, default_registry(), strict=strict or settings.strict_parameters)
+    check_references(blueprint, model, settings)
     click.echo(f"{blueprint}: valid")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from conductor.blob_collection import collect_in_worker
+from conductor.children import ChildLauncher
 from conductor.cli.shared_redis import shared_settings
 from conductor.queues import standard_queues
 from conductor.reconciler import reconcile_in_worker
@@ -38,13 +41,10 @@ def worker(
     services = Services.from_settings(settings)
     app, backend, registry = services.celery, services.backend, services.registry
     announce_presence(app, backend.presence(), consumed)
-    register_tasks(
-        app,
-        services.stores,
-        registry,
-        node_environment(settings, services.stores.blobs),
-        backend.rate_limiter(),
-    )
+    children = ChildLauncher(services.dispatcher, lambda: services.blueprints)
+    environment = node_environment(settings, services.stores.blobs)
+    environment = replace(environment, children=children)
+    register_tasks(app, services.stores, registry, environment, backend.rate_limiter())
     submitter = Submitter(
         services.dispatcher,
         backend.idempotency(),

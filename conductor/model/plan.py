@@ -118,6 +118,9 @@ class ExecutionPlan(BaseModel):
     nodes: dict[str, PlannedNode]
     sinks: list[str]
     breakpoints: list[str] = Field(default_factory=list)  # see conductor.model.breakpoints
+    # A child execution's parent and the `blueprint` node in it that runs it (docs/children.md)
+    parent_id: str | None = None
+    parent_node: str | None = None
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each node key mapped to the keys it waits for."""

@@ -66,6 +66,8 @@ class Settings(BaseModel):
     lease_s: float = Field(default=10.0, ge=2)
     # A `delay` longer than this parks (its worker is free meanwhile) instead of sleeping.
     park_delay_ms: int = Field(default=5000, ge=0)
+    # How deep `blueprint` nodes may nest child executions (docs/children.md).
+    max_child_depth: int = Field(default=10, ge=1, le=100)
     # Executions with one concurrency key running at once, unless the Blueprint says
     # (settings.concurrency.maxRunning).
     max_running_per_key: int = Field(default=1, ge=1)
@@ -127,7 +129,7 @@ class Settings(BaseModel):
 _NUMBERS = (
     "state_ttl_s", "visibility_timeout_s", "blob_threshold_bytes", "finished_ttl_s",
     "stall_s", "reconcile_every_s", "lease_s", "max_output_mb", "park_delay_ms",
-    "max_running_per_key", "blob_gc_grace_s", "blob_gc_every_s",
+    "max_child_depth", "max_running_per_key", "blob_gc_grace_s", "blob_gc_every_s",
     "worker_max_memory_mb",
 )  # fmt: skip
 

@@ -2,10 +2,12 @@
 -- every node that failed or was cancelled (also since the caller looked), lose their outcome
 -- and start a new count of attempts (`base`; their attempt numbers, the fencing tokens, keep
 -- growing). The timeout counts again from now; every key gets the running TTL back; emits
--- execution.resumed {status, retry: true, nodes}. Returns 1, 0 when not failed or cancelled,
+-- execution.resumed {status, retry: true, nodes}. A reset `blueprint` node's child hand-offs
+-- kept from before are dropped (docs/children.md). Returns 1, 0 when not failed or cancelled,
 -- -1 when unknown.
 local meta_key, nodes_key, outputs_key, done_key, result_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local stream_key, log_key, live_key, plan_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local signals_key = KEYS[10]
 local channel = ARGV[1]
 local execution_id = ARGV[2]
 local now = ARGV[3]            -- ms
@@ -31,6 +33,11 @@ for _, key in ipairs(reset_keys) do
   redis.call('HDEL', outputs_key, key)
   redis.call('HDEL', nodes_key, k .. 'error', k .. 'finished_ms', k .. 'lease_ms',
                  k .. 'wake_ms', k .. 'arrival', k .. 'profile')  -- a wait starts anew
+  -- and a `blueprint` node's waits for its child's next end, not an earlier one's hand-off
+  local handoff = 'child/' .. key .. '\n'
+  for _, entry in ipairs(redis.call('LRANGE', signals_key, 0, -1)) do
+    if string.sub(entry, 1, #handoff) == handoff then redis.call('LREM', signals_key, 0, entry) end
+  end
   local attempts = redis.call('HGET', nodes_key, k .. 'attempts') or '0'
   redis.call('HSET', nodes_key, k .. 'status', 'pending', k .. 'base', attempts)
 end

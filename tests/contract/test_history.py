@@ -757,7 +757,7 @@ def test_a_database_from_before_profiles_gains_their_columns_and_keeps_its_runs(
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("node_runs")}
     assert set(PROFILE_COLUMNS) <= columns
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 3
+        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == SCHEMA_VERSION
     runs = {run.node_id: run for run in store.node_runs(before.execution_id)}
     assert runs["a"].status is NodeStatus.SUCCEEDED and runs["a"].cpu_ms is None
     after = eventful_execution()

@@ -17,7 +17,7 @@ from storage.sql_schema import SCHEMA_VERSION, blueprints, metadata, node_output
 from storage.state import ExecutionStatus
 
 T0 = 1_700_000_000.0
-NEW_COLUMNS = {"blueprint_hash", "replay_of"}
+NEW_COLUMNS = {"blueprint_hash", "replay_of", "parent_id", "parent_node"}
 
 
 def _event(execution_id: str, seq: int, kind: EventType, **data: object) -> Event:
@@ -164,7 +164,7 @@ def test_a_version_1_database_is_upgraded_in_place(old_url: str) -> None:
         with store.engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version FROM schema_version")).scalars().all()
             columns = {c["name"] for c in sa.inspect(conn).get_columns("executions")}
-        assert versions == [SCHEMA_VERSION] == [3]
+        assert versions == [SCHEMA_VERSION] == [4]
         assert columns >= NEW_COLUMNS
         record = store.execution("e1")
         assert isinstance(record, ExecutionRecord)

@@ -291,7 +291,7 @@ def test_reopen_resets_failed_and_cancelled_nodes(
     cancel(run, ex)
     finish(run, ex, "cancelled")
     node_keys = [keys.meta(ex), keys.nodes(ex), keys.outputs(ex), keys.done(ex), keys.result(ex)]
-    node_keys += [stream(ex), keys.events_log(ex), live(ex), keys.plan(ex)]
+    node_keys += [stream(ex), keys.events_log(ex), live(ex), keys.plan(ex), keys.signals(ex)]
     assert run("reopen", node_keys, [*emitting(ex), 6000, "r", 60, "[]"]) == 1
     assert client.hmget(keys.nodes(ex), "a:status", "a:base") == ["pending", "1"]
     assert client.get(keys.result(ex)) is None

@@ -396,4 +396,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_behind_sentinels_creations_and_the_recorder_wait_for_a_replica",
         ),
     ),
+    Mutant(
+        name="child-end-not-handed-to-parent",
+        guarantee="a child execution's end reaches its parent's blueprint node, also when it "
+        "ends before the node parks (issue 17 item 1)",
+        path="storage/lua/finish.lua",
+        original="    redis.call('RPUSH', parent_signals, signal .. '\\n' .. payload)\n",
+        replacement="    redis.call('LLEN', parent_signals)\n",
+        tests=(
+            "tests/contract/test_child_handoff.py::"
+            "test_a_child_that_ends_before_its_node_parks_is_kept",
+        ),
+    ),
 )

@@ -409,9 +409,10 @@ def test_json_schema_includes_the_base_parameters(node_type: NodeType) -> None:
     properties = schema["properties"]
     assert {"enabled", "timeout", "retries"} <= set(properties)
     assert properties["enabled"]["default"] is True
-    # a wait for a signal (a person's approval) waits a day unless told otherwise
-    waits = node_type.type_name == "wait-for-signal"
-    assert properties["timeout"]["default"] == (86_400_000 if waits else 30000)
+    # a wait for a signal (a person's approval) waits a day unless told otherwise, a wait for
+    # a child execution as long as a wait may (the child's own timeout bounds it)
+    defaults = {"wait-for-signal": 86_400_000, "blueprint": 7 * 86_400_000}
+    assert properties["timeout"]["default"] == defaults.get(node_type.type_name, 30000)
     assert properties["retries"]["default"] == 1
     assert {"label", "description"} <= set(properties)
     # Unknown keys are dropped with a warning, as Atomiton drops them: not a schema error.
