@@ -109,7 +109,10 @@ class _Helper:
     def start(cls, handler: Handler) -> _Helper:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        parent = os.getpid()
+        # PR_SET_PDEATHSIG fires when the forking *thread* ends: ask for it only from the main
+        # thread (a worker's node code), never from a short-lived thread that would take a
+        # reused helper with it.
+        parent = os.getpid() if threading.current_thread() is threading.main_thread() else 0
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper; checked through its replies
             _serve(handler, requests_r, replies_w, parent)
@@ -193,9 +196,9 @@ def _detach(requests: int, replies: int, parent: int) -> None:  # pragma: no cov
     # when cancelled, a limited node's child killed at a cancel) cannot kill this helper: without
     # this it would run its script on to its alarm, the node's whole timeout.
     prctl = getattr(_LIBC, "prctl", None)
-    if prctl is not None:
+    if parent and prctl is not None:  # 0: forked from another thread, the alarm bounds it
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before prctl
+    if parent and os.getppid() != parent:  # it died before prctl
         os._exit(0)
     keep = {0, 1, 2, requests, replies}
     try:
