@@ -17,7 +17,7 @@ from rich.console import Console
 from conductor.child_references import ChildReferences
 from conductor.control import Control
 from conductor.debugger import Debugger, terminal_line
-from conductor.exit_codes import EXIT_INVALID
+from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
 from conductor.inspection import Inspector
 from conductor.model.admission import Admission
 from conductor.model.blueprint import Blueprint
@@ -136,6 +136,16 @@ def print_problems(path: Path, exc: InvalidBlueprint) -> None:
     click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
     for problem in exc.problems:
         click.echo(f"  {problem}", err=True)
+
+
+def end_command(result: dict[str, Any], *, detach: bool, as_json: bool) -> None:
+    """How `run` and `replay` end: a detached submission prints its id (or JSON); otherwise
+    the result is printed and the exit code says whether the execution succeeded."""
+    if detach:
+        click.echo(json.dumps(result) if as_json else result["id"])
+        return
+    print_result(result, as_json)
+    sys.exit(0 if result["success"] else EXIT_FAILED)
 
 
 def print_result(result: dict[str, Any], as_json: bool) -> None:

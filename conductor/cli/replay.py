@@ -3,7 +3,6 @@ what the history store recorded, as a new execution linked to it."""
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from functools import partial
@@ -13,7 +12,7 @@ import click
 
 from conductor.cli.run import parse_inputs
 from conductor.embedded import embedded
-from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
+from conductor.exit_codes import EXIT_INVALID
 from conductor.model.settings import Settings
 
 
@@ -65,13 +64,9 @@ def replay(
             record_history(private)  # the embedded stack: history outlives its Redis
     else:
         result = submit(settings)
-    if detach:
-        click.echo(json.dumps(result) if as_json else result["id"])
-        return
-    from conductor.runner import print_result  # noqa: PLC0415
+    from conductor.runner import end_command  # noqa: PLC0415  (loaded by the submit already)
 
-    print_result(result, as_json)
-    sys.exit(0 if result["success"] else EXIT_FAILED)
+    end_command(result, detach=detach, as_json=as_json)
 
 
 def _replay(

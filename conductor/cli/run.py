@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from conductor.embedded import embedded
-from conductor.exit_codes import EXIT_FAILED, EXIT_INVALID
+from conductor.exit_codes import EXIT_INVALID
 from conductor.model.admission import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -101,13 +101,9 @@ def run(
             result = submit(private)
     else:
         result = submit(settings)
-    if detach:
-        click.echo(json.dumps(result) if as_json else result["id"])
-        return
-    from conductor.runner import print_result  # noqa: PLC0415  (loaded by _submit already)
+    from conductor.runner import end_command  # noqa: PLC0415  (loaded by the submit already)
 
-    print_result(result, as_json)
-    sys.exit(0 if result["success"] else EXIT_FAILED)
+    end_command(result, detach=detach, as_json=as_json)
 
 
 def _submit(
