@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -212,15 +211,19 @@ def banner(stack: DevStack, out: IO[str] | None = None) -> None:
 
 def run_stack(options: DevOptions) -> int:
     """Run the stack until SIGINT/SIGTERM (0) or until a child dies (1)."""
-    stop = threading.Event()
+    # The handler only appends (no lock): an Event.set() from a handler that interrupts this
+    # thread inside Event.wait() can deadlock on the event's own lock, and then no signal
+    # stops the stack.
+    signals: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda number, _: signals.append(number))
     stack = DevStack(options)
     try:
         stack.start()
         banner(stack)
-        while not stop.wait(POLL_S):
-            if dead := stack.exited():
+        while not signals:
+            time.sleep(POLL_S)  # a signal ends the sleep early; its handler has run
+            if not signals and (dead := stack.exited()):
                 click.echo(f"{dead} stopped on its own (see {stack.logs}); stopping", err=True)
                 return 1
         return 0

@@ -26,7 +26,7 @@ from tests.e2e.fault_stack import assert_sound, chain, delay, wait_until
 from tests.e2e.sentinel_stack import SentinelStack, sentinel_stack
 from tests.e2e.test_api_streams import view_seqs
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(120)]  # a failover timeline: alone
 
 
 @pytest.fixture
